@@ -365,8 +365,8 @@ class CatalogSnapshot:
         """Every record known for a slug, all sources, ordered by source priority then start."""
         return [record for timeline in self._timelines.get(slug, ()) for record in timeline.records]
 
-    def has_overrides(self, organization_id: Any) -> bool:
-        return bool(self._overrides.get(organization_id))
+    def override_slugs(self, organization_id: Any) -> list[str]:
+        return sorted(self._overrides.get(organization_id, ()))
 
     # -- lookups
     def _resolve(self, slug: str) -> str | None:

@@ -22,6 +22,7 @@ Sources:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -604,7 +605,8 @@ def _models_list(document: Any) -> list[Mapping[str, Any]]:
 
 def parse_openrouter_models(document: Any, *, effective_from: datetime | None = None) -> SourceResult:
     """Records from an OpenRouter ``/api/v1/models`` document (one record per model id, plus one
-    per ``canonical_slug`` when it differs: responses often name the dated canonical slug).
+    per ``canonical_slug`` when it differs and only that model claims it: responses often name the
+    dated canonical slug).
 
     The document has no dates: every record gets `effective_from` (None = since the beginning);
     the loader decides when a changed price starts.
@@ -613,6 +615,7 @@ def parse_openrouter_models(document: Any, *, effective_from: datetime | None = 
     skipped: list[SkippedModel] = []
     models = _models_list(document)
     ids = {str(item.get("id")) for item in models}
+    claimed = _claimed_canonical_slugs(item.get("canonical_slug") for item in models)
     for item in models:
         slug = item.get("id")
         if not isinstance(slug, str) or "/" not in slug:
@@ -625,7 +628,7 @@ def parse_openrouter_models(document: Any, *, effective_from: datetime | None = 
         fields, tiers = prices
         aliases = [slug]
         canonical = item.get("canonical_slug")
-        if isinstance(canonical, str) and "/" in canonical and canonical not in ids:
+        if isinstance(canonical, str) and "/" in canonical and canonical not in ids and claimed[canonical] == 1:
             aliases.append(canonical)
         for alias in aliases:
             if alias in records:
@@ -641,6 +644,12 @@ def parse_openrouter_models(document: Any, *, effective_from: datetime | None = 
                 **_with_required(fields),
             )
     return SourceResult(SOURCE_OPENROUTER, tuple(records.values()), tuple(skipped))
+
+
+def _claimed_canonical_slugs(canonical_slugs: Iterable[Any]) -> Counter[str]:
+    """How many models name each canonical slug: one shared by several models (``x`` and
+    ``x:thinking``) is ambiguous and is not made an alias of either."""
+    return Counter(slug for slug in canonical_slugs if isinstance(slug, str))
 
 
 def _with_required(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -681,6 +690,9 @@ def parse_openrouter_history(document: Any) -> SourceResult:
     if not isinstance(document, Mapping) or not isinstance(document.get("models"), Mapping):
         raise SourceFormatError('a pricing history document is {"models": {slug: {"history": [...]}}}')
     models: Mapping[str, Any] = document["models"]
+    claimed = _claimed_canonical_slugs(
+        model.get("canonical_slug") for model in models.values() if isinstance(model, Mapping)
+    )
     records: list[PriceRecord] = []
     skipped: list[SkippedModel] = []
     for slug, model in models.items():
@@ -716,7 +728,7 @@ def parse_openrouter_history(document: Any) -> SourceResult:
         periods = _merge_same_price_periods(periods)
         aliases = [slug]
         canonical = model.get("canonical_slug")
-        if isinstance(canonical, str) and "/" in canonical and canonical != slug and canonical not in models:
+        if isinstance(canonical, str) and "/" in canonical and canonical not in models and claimed[canonical] == 1:
             aliases.append(canonical)
         display_name = str(model.get("name") or slug)
         for alias in aliases:
