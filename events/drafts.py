@@ -33,6 +33,7 @@ class CallDraft:
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    field: str = ""  # where the call came from, for a pricing error ("events[0].vendor_responses[1]")
 
 
 @dataclass(slots=True)
@@ -43,6 +44,7 @@ class EventDraft:
     idempotency_key: str  # already namespaced by dialect (see events.dialects)
     calls: list[CallDraft] = field(default_factory=list)
     properties: dict = field(default_factory=dict)
+    properties_json: str = "{}"  # `properties` as JSON text (checked by the dialect, stored as is)
     cost_microdollars: int | None = None  # given by the client; None = compute it
     revenue_microdollars: int | None = None  # given by the client; None = from the feature's price
     usage_units: Decimal | None = None

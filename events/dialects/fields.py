@@ -6,7 +6,9 @@ fault; a dialect turns that into a per-event error (MarginDash) or a 400 (Metron
 
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+
+import orjson
 
 MAX_TOKENS = 100_000_000
 
@@ -40,6 +42,8 @@ def _string(value, field: str, max_length: int) -> str:
         raise FieldError(field, "must not be empty")
     if len(value) > max_length:
         raise FieldError(field, f"must be at most {max_length} characters, got {len(value)}")
+    if "\x00" in value:
+        raise FieldError(field, "must not contain NUL characters")
     return value
 
 
@@ -61,6 +65,14 @@ def optional_object(data: dict, key: str, field: str) -> dict:
     if type(value) is not dict:
         raise FieldError(field, f"must be an object, got {_json_type(value)}")
     return value
+
+
+def json_text(value: dict, field: str) -> str:
+    """A JSON object as text for a JSONB column; PostgreSQL refuses the NUL character in JSONB."""
+    text = orjson.dumps(value).decode()
+    if "\\u0000" in text:
+        raise FieldError(field, "must not contain NUL characters")
+    return text
 
 
 def token_count(data: dict, key: str, field: str, *, required: bool) -> int:
@@ -132,13 +144,6 @@ def check_window(moment: datetime, field: str, *, now: datetime, max_age, max_ah
         hours = int(max_ahead.total_seconds() // 3600)
         raise FieldError(field, f"must be no more than {hours} hour{'s' if hours != 1 else ''} in the future")
     return moment
-
-
-def to_decimal_or_error(value, field: str) -> Decimal:
-    try:
-        return decimal_number(value, field)
-    except InvalidOperation:
-        raise FieldError(field, "is not a number") from None
 
 
 def _json_type(value) -> str:

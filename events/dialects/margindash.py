@@ -1,4 +1,4 @@
-"""MarginDash `POST /api/v1/events` (seed 000): `{"events": [...]}` of 1–100 events, each validated
+"""MarginDash `POST /api/v1/events` (seed 000): `{"events": [...]}` of 1 to 100 events, each validated
 on its own so one bad event gets its own error result and does not sink the others."""
 
 import uuid
@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from accounts.api.errors import ApiError
 from costcalc.money import cents_to_microdollars
 
+from ..drafts import CallDraft, CustomerRef, EventDraft, EventError
 from . import MARGINDASH_KEY_PREFIX
 from .fields import (
     FieldError,
@@ -17,7 +18,6 @@ from .fields import (
     required_string,
     token_count,
 )
-from ..drafts import CallDraft, CustomerRef, EventDraft, EventError
 
 MAX_EVENTS = 100
 MAX_VENDOR_RESPONSES = 1_000
@@ -120,8 +120,9 @@ def checked_call(
     """Parts may not exceed their whole (the cost engine's token semantics)."""
     if cached + cache_write > input_tokens:
         raise FieldError(
-            f"{field}.cached_input_tokens", "cached and cache-creation tokens are part of input_tokens and cannot exceed it"
+            f"{field}.cached_input_tokens",
+            "cached and cache-creation tokens are part of input_tokens and cannot exceed it",
         )
     if reasoning > output_tokens:
         raise FieldError(f"{field}.reasoning_tokens", "reasoning tokens are part of output_tokens and cannot exceed it")
-    return CallDraft(model, input_tokens, output_tokens, cached, cache_write, reasoning)
+    return CallDraft(model, input_tokens, output_tokens, cached, cache_write, reasoning, field)

@@ -1,4 +1,4 @@
-"""Metronome `POST /api/v1/ingest` (seed 001): a JSON array of 1–100 usage events
+"""Metronome `POST /api/v1/ingest` (seed 001): a JSON array of 1 to 100 usage events
 `{transaction_id, customer_id, event_type, timestamp, properties}`.
 
 Metronome validates a request as a whole: if any event is malformed the request is a 400 that
@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 
 from accounts.api.errors import ApiError
 
-from . import METRONOME_KEY_PREFIX
-from .fields import FieldError, check_window, optional_object, parse_timestamp, required_string
 from ..drafts import CustomerRef, EventDraft
+from . import METRONOME_KEY_PREFIX
+from .fields import FieldError, check_window, json_text, optional_object, parse_timestamp, required_string
 
 MAX_EVENTS = 100
 MAX_TRANSACTION_ID_LENGTH = 128
@@ -67,4 +67,5 @@ def _parse(event, prefix: str, now: datetime) -> EventDraft:
         occurred_at=timestamp,
         idempotency_key=METRONOME_KEY_PREFIX + transaction_id,
         properties=properties,
+        properties_json=json_text(properties, f"{prefix}.properties"),
     )

@@ -17,11 +17,13 @@ from decimal import Decimal
 from accounts.api.errors import ApiError
 from costcalc.money import usd_to_microdollars
 
+from ..drafts import CustomerRef, EventDraft
 from . import TANSO_KEY_PREFIX
 from .fields import (
     FieldError,
     check_window,
     decimal_number,
+    json_text,
     optional_object,
     optional_string,
     optional_uuid,
@@ -29,7 +31,6 @@ from .fields import (
     token_count,
 )
 from .margindash import checked_call
-from ..drafts import CustomerRef, EventDraft
 
 MAX_KEY_LENGTH = 250
 MAX_AMOUNT_USD = Decimal(1_000_000_000)
@@ -113,6 +114,7 @@ def _parse(body, header_key: str | None, now: datetime) -> EventDraft:
         )
 
     meta = dict(optional_object(body, "meta", "meta"))
+    json_text(meta, "meta")
     for link in ("subscriptionId", "entitlementId", "invoiceId"):
         value = optional_uuid(body, link, link)
         if value:
