@@ -55,6 +55,12 @@ SHARED_DIR = Path(
     )
 )
 
+# Stripe API base URL: the real API by default; tests point it at localstripe on 127.0.0.1.
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# Signing secret of the Stripe webhook endpoint (whsec_…), for payment events such as top-ups.
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+
 # --- Applications ------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -189,7 +195,6 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_KEY_RATE_LIMIT", default="6000/min")},
 }
 
 SPECTACULAR_SETTINGS = {

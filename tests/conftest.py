@@ -121,3 +121,20 @@ def celery_worker_process(django_db_setup, django_db_blocker):
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def localstripe_url() -> str:
+    from tests.localstripe_server import start_localstripe
+
+    return start_localstripe()
+
+
+@pytest.fixture
+def localstripe(localstripe_url, settings) -> str:
+    """A clean localstripe, with settings.STRIPE_API_BASE pointing at it. Returns its base URL."""
+    from tests.localstripe_server import flush
+
+    flush(localstripe_url)
+    settings.STRIPE_API_BASE = localstripe_url
+    return localstripe_url
