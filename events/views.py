@@ -83,6 +83,9 @@ class EventsView(OrganizationScopedAPIView):
     )
     def get(self, request):
         params = request.query_params
+        for name, value in params.items():
+            if "\x00" in value:
+                raise ApiError(f"{name} must not contain NUL characters.", details={"field": name})
         customer = None
         if params.get("customer_id"):
             customer = selectors.customer_find(organization=self.organization, identifier=params["customer_id"])
