@@ -1,0 +1,175 @@
+from django import forms
+from django.contrib import admin, messages
+
+from . import services
+from .models import (
+    CustomerHealth,
+    CustomerMapping,
+    MarginSettings,
+    StripeConnection,
+    StripeCustomer,
+    StripeInvoice,
+    SyncRun,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from .stripe_api import StripeSyncError
+from .webhooks import WebhookDeliveryFailed
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Synced and logged rows are read here, never edited by hand."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(StripeConnection)
+class StripeConnectionAdmin(ReadOnlyAdmin):
+    list_display = ["organization", "key_prefix", "status", "last_synced_at", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["organization__name", "key_prefix"]
+    fields = ["organization", "key_prefix", "status", "last_error", "invoices_synced_until", "last_synced_at",
+              "created_at", "updated_at"]  # never the key itself
+    actions = ["sync_now"]
+
+    @admin.action(description="Sync revenue from Stripe now")
+    def sync_now(self, request, queryset):
+        from .tasks import revenue_sync_organization
+
+        failed = 0
+        for connection in queryset:
+            try:
+                revenue_sync_organization.delay(str(connection.organization_id), "manual")
+            except StripeSyncError:  # only when tasks run eagerly; the SyncRun row has the details
+                failed += 1
+        self.message_user(request, f"Queued {queryset.count()} sync(s); {failed} failed at once (see sync runs).")
+
+
+@admin.register(StripeCustomer)
+class StripeCustomerAdmin(ReadOnlyAdmin):
+    list_display = ["stripe_id", "name", "email", "organization", "synced_at"]
+    list_filter = ["organization"]
+    search_fields = ["stripe_id", "name", "email"]
+
+
+@admin.register(StripeInvoice)
+class StripeInvoiceAdmin(ReadOnlyAdmin):
+    list_display = ["stripe_id", "stripe_customer_id", "status", "currency", "amount_paid", "period", "organization"]
+    list_filter = ["status", "currency", "organization"]
+    search_fields = ["stripe_id", "stripe_customer_id"]
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdmin):
+    list_display = ["started_at", "organization", "trigger", "status", "invoices_fetched", "invoices_skipped",
+                    "auto_matches_created", "duration_ms"]
+    list_filter = ["status", "trigger", "organization"]
+
+
+@admin.register(CustomerMapping)
+class CustomerMappingAdmin(admin.ModelAdmin):
+    list_display = ["stripe_customer_id", "tag_key", "tag_value", "match_type", "status", "reason", "confidence",
+                    "organization", "updated_at"]
+    list_filter = ["status", "match_type", "reason", "organization"]
+    search_fields = ["stripe_customer_id", "tag_value"]
+    readonly_fields = ["reason", "confidence", "created_at", "updated_at"]
+    actions = ["approve_selected", "reject_selected"]
+
+    @admin.action(description="Approve selected pending auto-matches")
+    def approve_selected(self, request, queryset):
+        self._review(request, queryset, approve=True)
+
+    @admin.action(description="Reject selected pending auto-matches")
+    def reject_selected(self, request, queryset):
+        self._review(request, queryset, approve=False)
+
+    def _review(self, request, queryset, *, approve: bool) -> None:
+        pending = list(queryset.filter(status=CustomerMapping.Status.PENDING))
+        for mapping in pending:
+            services.customer_mapping_review(mapping=mapping, approve=approve)
+        skipped = queryset.count() - len(pending)
+        verb = "Approved" if approve else "Rejected"
+        self.message_user(request, f"{verb} {len(pending)} mapping(s).")
+        if skipped:
+            self.message_user(request, f"{skipped} selected mapping(s) were not pending.", level=messages.WARNING)
+
+
+@admin.register(MarginSettings)
+class MarginSettingsAdmin(admin.ModelAdmin):
+    list_display = ["organization", "healthy_min_percent", "at_risk_min_percent", "target_margin_percent"]
+
+
+@admin.register(CustomerHealth)
+class CustomerHealthAdmin(ReadOnlyAdmin):
+    list_display = ["tag_value", "tier", "margin_percent", "period", "organization", "updated_at"]
+    list_filter = ["tier", "organization"]
+
+
+class WebhookEndpointAddForm(forms.ModelForm):
+    url = forms.URLField(max_length=2000, assume_scheme="https")
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["organization", "url", "event_types"]
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "event_type", "status", "attempts", "response_status", "last_error"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ["url", "organization", "is_active", "created_at"]
+    list_filter = ["is_active", "organization"]
+    inlines = [WebhookDeliveryInline]
+
+    def get_form(self, request, obj=None, **kwargs):
+        kwargs["form"] = WebhookEndpointAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["organization", "url", "event_types"] + (["is_active"] if obj else [])
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        endpoint, secret = services.webhook_endpoint_create(
+            organization=form.cleaned_data["organization"], url=form.cleaned_data["url"],
+            event_types=form.cleaned_data["event_types"],
+        )
+        obj.pk = endpoint.pk
+        obj.refresh_from_db()
+        messages.warning(request, f"Signing secret for {endpoint.url}: {secret} — copy it now, it is not shown again.")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "event_type", "endpoint", "status", "attempts", "response_status", "last_error"]
+    list_filter = ["status", "event_type", "organization"]
+    actions = ["retry_selected"]
+
+    @admin.action(description="Send selected deliveries again")
+    def retry_selected(self, request, queryset):
+        from .tasks import webhook_deliver
+
+        rows = list(queryset.exclude(status=WebhookDelivery.Status.SUCCEEDED))
+        for delivery in rows:
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(status=WebhookDelivery.Status.PENDING)
+            try:
+                webhook_deliver.delay(str(delivery.id))
+            except WebhookDeliveryFailed:  # only when tasks run eagerly; the row shows the error
+                continue
+        self.message_user(request, f"Queued {len(rows)} delivery(ies).")

@@ -1,0 +1,85 @@
+"""Helpers for margins tests: a fake Stripe account on localstripe, driven through the real `stripe` library.
+
+localstripe produces invoices from subscriptions (a customer with a default card, a plan, a
+subscription → one paid invoice), stamps every object with the current time, and accepts only
+`sk_…` keys. Tests that need an invoice in an earlier month move its timestamps inside localstripe's
+in-process store (`backdate`), which is what a real Stripe account with history would return.
+"""
+
+from datetime import UTC, datetime
+
+import pytest
+from localstripe.resources import store
+
+from accounts.stripe_client import stripe_client
+from margins import services
+from margins.models import StripeConnection
+
+STRIPE_TEST_KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"
+
+
+class FakeStripeAccount:
+    def __init__(self, key: str = STRIPE_TEST_KEY):
+        self.client = stripe_client(key)
+        self._plans: dict[tuple[int, str], str] = {}
+        self._product = None
+
+    def customer(self, name: str = "", email: str = "", customer_id: str | None = None) -> str:
+        card = self.client.v1.payment_methods.create(
+            params={"type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034,
+                                             "cvc": "123"}}
+        )
+        params = {"payment_method": card.id, "invoice_settings": {"default_payment_method": card.id}}
+        if name:
+            params["name"] = name
+        if email:
+            params["email"] = email
+        if customer_id is not None:
+            params["metadata"] = {"customer_id": customer_id}
+        return self.client.v1.customers.create(params=params).id
+
+    def set_customer_id(self, stripe_customer_id: str, customer_id: str) -> None:
+        self.client.v1.customers.update(stripe_customer_id, params={"metadata": {"customer_id": customer_id}})
+
+    def _plan(self, amount: int, currency: str) -> str:
+        if self._product is None:
+            self._product = self.client.v1.products.create(params={"name": "AI assistant"}).id
+        key = (amount, currency)
+        if key not in self._plans:
+            self._plans[key] = self.client.v1.plans.create(
+                params={"product": self._product, "amount": amount, "currency": currency, "interval": "month"}
+            ).id
+        return self._plans[key]
+
+    def paid_invoices(self, stripe_customer_id: str, *, count: int = 1, amount: int = 1000,
+                      currency: str = "usd") -> list[str]:
+        """Create ``count`` subscriptions, each yielding one paid invoice of ``amount`` minor units."""
+        plan = self._plan(amount, currency)
+        invoice_ids = []
+        for _ in range(count):
+            subscription = self.client.v1.subscriptions.create(
+                params={"customer": stripe_customer_id, "items": [{"plan": plan}]}
+            )
+            invoice_ids.append(subscription.latest_invoice)
+        return invoice_ids
+
+
+def backdate(invoice_id: str, when: datetime) -> None:
+    """Move an invoice's creation and payment time to ``when`` inside localstripe (same process)."""
+    invoice = store["invoice:" + invoice_id]
+    timestamp = int(when.replace(tzinfo=when.tzinfo or UTC).timestamp())
+    invoice.created = timestamp
+    invoice.date = timestamp
+    if invoice.status_transitions.get("paid_at"):
+        invoice.status_transitions["paid_at"] = timestamp
+
+
+@pytest.fixture
+def stripe_account(localstripe) -> FakeStripeAccount:
+    return FakeStripeAccount()
+
+
+@pytest.fixture
+def connected(organization, localstripe) -> StripeConnection:
+    """The Pro `organization` connected to localstripe with a test key."""
+    return services.stripe_connect(organization=organization, stripe_key=STRIPE_TEST_KEY)
