@@ -83,3 +83,30 @@ def stripe_account(localstripe) -> FakeStripeAccount:
 def connected(organization, localstripe) -> StripeConnection:
     """The Pro `organization` connected to localstripe with a test key."""
     return services.stripe_connect(organization=organization, stripe_key=STRIPE_TEST_KEY)
+
+
+def record_usage(customer, *, when: datetime, cost: int = 0, revenue: int = 0, models=()) -> None:
+    """Put one usage event in the ledger (as events' ingest would store it) with its model calls.
+
+    ``models`` is a sequence of (model slug, cost in microdollars or None when unpriced).
+    """
+    import uuid
+
+    from events.models import UsageEvent, VendorResponse
+
+    event = UsageEvent.objects.create(
+        organization=customer.organization,
+        customer=customer,
+        event_type="llm.call",
+        occurred_at=when,
+        received_at=when,
+        idempotency_key=str(uuid.uuid4()),
+        source=UsageEvent.Source.INTERNAL,
+        cost_microdollars=cost,
+        revenue_microdollars=revenue,
+    )
+    for model, model_cost in models:
+        VendorResponse.objects.create(
+            organization=customer.organization, event=event, model=model, input_tokens=100, output_tokens=50,
+            cost_microdollars=model_cost,
+        )
