@@ -14,7 +14,7 @@ from .models import (
     WebhookEndpoint,
 )
 from .stripe_api import StripeSyncError
-from .webhooks import WebhookDeliveryFailed
+from .webhooks import WebhookDeliveryFailed, webhook_attempt, webhook_give_up
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -38,15 +38,17 @@ class StripeConnectionAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Sync revenue from Stripe now")
     def sync_now(self, request, queryset):
-        from .tasks import revenue_sync_organization
-
-        failed = 0
-        for connection in queryset:
+        for connection in queryset.select_related("organization"):
             try:
-                revenue_sync_organization.delay(str(connection.organization_id), "manual")
-            except StripeSyncError:  # only when tasks run eagerly; the SyncRun row has the details
-                failed += 1
-        self.message_user(request, f"Queued {queryset.count()} sync(s); {failed} failed at once (see sync runs).")
+                result = services.revenue_sync(organization=connection.organization, trigger=SyncRun.Trigger.MANUAL)
+            except StripeSyncError as exc:
+                self.message_user(request, f"{connection.organization}: sync failed: {exc}", level=messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"{connection.organization}: {result.invoices_fetched} invoice(s), "
+                    f"{result.customers_processed} customer(s), {result.auto_matches_created} new auto-match(es).",
+                )
 
 
 @admin.register(StripeCustomer)
@@ -161,15 +163,15 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["status", "event_type", "organization"]
     actions = ["retry_selected"]
 
-    @admin.action(description="Send selected deliveries again")
+    @admin.action(description="Send selected deliveries again now (one attempt each)")
     def retry_selected(self, request, queryset):
-        from .tasks import webhook_deliver
-
-        rows = list(queryset.exclude(status=WebhookDelivery.Status.SUCCEEDED))
-        for delivery in rows:
-            WebhookDelivery.objects.filter(pk=delivery.pk).update(status=WebhookDelivery.Status.PENDING)
+        sent = failed = 0
+        for delivery in queryset.exclude(status=WebhookDelivery.Status.SUCCEEDED):
             try:
-                webhook_deliver.delay(str(delivery.id))
-            except WebhookDeliveryFailed:  # only when tasks run eagerly; the row shows the error
-                continue
-        self.message_user(request, f"Queued {len(rows)} delivery(ies).")
+                webhook_attempt(delivery_id=delivery.pk)
+            except WebhookDeliveryFailed:
+                webhook_give_up(delivery_id=delivery.pk)
+                failed += 1
+            else:
+                sent += 1
+        self.message_user(request, f"Delivered {sent}; {failed} failed again (see last error).")
