@@ -99,7 +99,8 @@ def test_margin_percent_is_at_most_100_and_close_to_exact(revenue, cost):
 def test_budget_suggestion():
     assert calculations.budget_suggestion(revenue=100_000_000, cost=60_000_000,
                                           target_margin_percent=Decimal(50)) == 50_000_000
-    assert calculations.budget_suggestion(revenue=100_000_000, cost=50_000_000, target_margin_percent=Decimal(50)) is None
+    at_target = calculations.budget_suggestion(revenue=100_000_000, cost=50_000_000, target_margin_percent=Decimal(50))
+    assert at_target is None
     assert calculations.budget_suggestion(revenue=3, cost=3, target_margin_percent=Decimal(50)) == 2  # 1.5 → 2
     assert calculations.budget_suggestion(revenue=0, cost=5, target_margin_percent=Decimal(50)) == 0
     assert calculations.budget_suggestion(revenue=0, cost=0, target_margin_percent=Decimal(50)) is None

@@ -96,9 +96,8 @@ def test_sync_all_fans_out_to_connected_pro_organizations(localstripe, stripe_ac
     OrganizationFactory()  # not connected
 
     assert tasks.revenue_sync_all.delay().get() == 2
-    assert set(SyncRun.objects.filter(status="succeeded", trigger="schedule").values_list("organization", flat=True)) == {
-        pro_1.pk, pro_2.pk
-    }
+    synced = SyncRun.objects.filter(status="succeeded", trigger="schedule").values_list("organization", flat=True)
+    assert set(synced) == {pro_1.pk, pro_2.pk}
 
 
 def test_sync_task_for_a_disconnected_organization_is_a_no_op(organization):
