@@ -250,7 +250,8 @@ class MarginsView(MarginsAPIView):
 
 
 class MarginCustomerView(MarginsAPIView):
-    @extend_schema(parameters=[OpenApiParameter("period", str)], responses={200: dict})
+    @extend_schema(operation_id="margins_customer_retrieve", parameters=[OpenApiParameter("period", str)],
+                   responses={200: dict})
     def get(self, request, customer: str):
         period = _period(request)
         if not selectors.customer_exists(organization=self.organization, tag_value=customer):

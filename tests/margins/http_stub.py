@@ -36,7 +36,8 @@ def start_stub(statuses: list[int] | None = None, body: dict | None = None) -> t
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             payload = self.rfile.read(length) if length else b""
-            stub.received.append(Received(self.command, self.path, dict(self.headers.items()), payload))
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            stub.received.append(Received(self.command, self.path, headers, payload))
             status = stub.next_status()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
