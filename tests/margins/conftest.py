@@ -63,6 +63,30 @@ class FakeStripeAccount:
             invoice_ids.append(subscription.latest_invoice)
         return invoice_ids
 
+    def open_invoice(self, *, amount: int = 1000) -> tuple[str, str]:
+        """A customer whose card is declined, so its first invoice stays open. Returns (customer, invoice)."""
+        card = self.client.v1.payment_methods.create(
+            params={"type": "card", "card": {"number": "4000000000000341", "exp_month": 12, "exp_year": 2034,
+                                             "cvc": "123"}}
+        )
+        customer = self.client.v1.customers.create(
+            params={"name": "Late Payer", "payment_method": card.id,
+                    "invoice_settings": {"default_payment_method": card.id}}
+        ).id
+        subscription = self.client.v1.subscriptions.create(
+            params={"customer": customer, "items": [{"plan": self._plan(amount, "usd")}]}
+        )
+        return customer, subscription.latest_invoice
+
+    def pay_with_a_good_card(self, customer: str, invoice_id: str) -> None:
+        card = self.client.v1.payment_methods.create(
+            params={"type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034,
+                                             "cvc": "123"}}
+        )
+        self.client.v1.payment_methods.attach(card.id, params={"customer": customer})
+        self.client.v1.customers.update(customer, params={"invoice_settings": {"default_payment_method": card.id}})
+        self.client.v1.invoices.pay(invoice_id)
+
 
 def backdate(invoice_id: str, when: datetime) -> None:
     """Move an invoice's creation and payment time to ``when`` inside localstripe (same process)."""

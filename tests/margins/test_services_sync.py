@@ -76,6 +76,25 @@ def test_second_sync_reads_only_new_invoices_and_is_idempotent(organization, con
     assert CustomerMapping.objects.filter(organization=organization).count() == 1
 
 
+def test_an_invoice_paid_after_it_was_synced_is_rechecked_and_counted(organization, connected, stripe_account):
+    CustomerFactory(organization=organization, external_id="late")
+    customer, invoice_id = stripe_account.open_invoice(amount=4200)
+    stripe_account.set_customer_id(customer, "late")
+    services.revenue_sync(organization=organization)
+    assert StripeInvoice.objects.get(stripe_id=invoice_id).status == "open"
+    week_ago = timezone.now() - timedelta(days=7)
+    backdate(invoice_id, week_ago)  # created long before the next sync's cursor
+    StripeConnection.objects.filter(pk=connected.pk).update(invoices_synced_until=int(week_ago.timestamp()) + 86400)
+
+    stripe_account.pay_with_a_good_card(customer, invoice_id)
+    result = services.revenue_sync(organization=organization)
+
+    invoice = StripeInvoice.objects.get(stripe_id=invoice_id)
+    assert (invoice.status, invoice.amount_paid_microdollars) == ("paid", 42_000_000)
+    assert result.invoices_fetched == 1 and result.periods_updated == 1
+    assert _revenue_by_tag(organization, invoice.period) == {"late": 42_000_000}
+
+
 def test_invoices_count_in_the_month_they_were_paid(organization, connected, stripe_account):
     CustomerFactory(organization=organization, external_id="acme")
     cus = stripe_account.customer(customer_id="acme")
