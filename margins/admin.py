@@ -36,6 +36,9 @@ class StripeConnectionAdmin(ReadOnlyAdmin):
               "created_at", "updated_at"]  # never the key itself
     actions = ["sync_now"]
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("secret_key")  # the list never needs (or shows) the key
+
     @admin.action(description="Sync revenue from Stripe now")
     def sync_now(self, request, queryset):
         for connection in queryset.select_related("organization"):

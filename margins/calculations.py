@@ -59,7 +59,7 @@ def parse_period(period: str) -> tuple[int, int]:
     if len(period) != 7 or period[4] != "-" or not (period[:4].isdigit() and period[5:].isdigit()):
         raise ValueError("period must be YYYY-MM")
     year, month = int(period[:4]), int(period[5:])
-    if not (1 <= month <= 12 and year >= 1970):
+    if not (1 <= month <= 12 and 1 <= year <= 9999):
         raise ValueError("period must be YYYY-MM with a month from 01 to 12")
     return year, month
 

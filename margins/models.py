@@ -230,7 +230,7 @@ class CustomerHealth(models.Model):
     tag_value = models.CharField(max_length=255)
     period = models.CharField(max_length=7)
     tier = models.CharField(max_length=16)
-    margin_percent = models.DecimalField(max_digits=12, decimal_places=1, null=True, blank=True)
+    margin_percent = models.DecimalField(max_digits=30, decimal_places=1, null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.api.errors import ApiError, Conflict
+from accounts.crypto import DecryptionError
 from accounts.models import Organization
 from events.models import Customer
 
@@ -80,7 +81,9 @@ def stripe_connect(*, organization: Organization, stripe_key: str) -> StripeConn
 @transaction.atomic
 def stripe_disconnect(*, organization: Organization) -> None:
     """Remove the connection and, as the seed says, all revenue data and customer mappings of the organization."""
-    connection = StripeConnection.objects.select_for_update().filter(organization=organization).first()
+    connection = (
+        StripeConnection.objects.select_for_update().defer("secret_key").filter(organization=organization).first()
+    )
     if connection is None:
         raise StripeNotConnected()
     CustomerMapping.objects.filter(organization=organization).delete()
@@ -142,7 +145,7 @@ def revenue_sync(*, organization: Organization, trigger: str = SyncRun.Trigger.M
     so a failed sync changes nothing but its SyncRun row. Raises StripeNotConnected, or a
     `stripe_api.StripeSyncError` subclass (transient ones are retried by the Celery task).
     """
-    connection = StripeConnection.objects.filter(organization=organization).first()
+    connection = StripeConnection.objects.defer("secret_key").filter(organization=organization).first()
     if connection is None:
         raise StripeNotConnected()
     started = timezone.now()
@@ -158,7 +161,7 @@ def revenue_sync(*, organization: Organization, trigger: str = SyncRun.Trigger.M
     )
     try:
         snapshot = stripe_api.fetch_snapshot(
-            key=connection.secret_key, invoices_created_since=since, recheck_invoice_ids=recheck
+            key=_stored_key(connection), invoices_created_since=since, recheck_invoice_ids=recheck
         )
     except stripe_api.StripeSyncError as exc:
         _record_failure(run=run, connection=connection, error=exc, clock=clock)
@@ -169,6 +172,15 @@ def revenue_sync(*, organization: Organization, trigger: str = SyncRun.Trigger.M
     result.duration_ms = int((time.monotonic() - clock) * 1000)
     SyncRun.objects.filter(pk=run.pk).update(duration_ms=result.duration_ms)
     return result
+
+
+def _stored_key(connection: StripeConnection) -> str:
+    try:
+        return StripeConnection.objects.values_list("secret_key", flat=True).get(pk=connection.pk)
+    except DecryptionError as exc:
+        raise stripe_api.StripeKeyRejected(
+            "The stored Stripe key cannot be decrypted with SECRETS_ENCRYPTION_KEYS; reconnect Stripe."
+        ) from exc
 
 
 def _record_failure(*, run: SyncRun, connection: StripeConnection, error: Exception, clock: float) -> None:
@@ -189,7 +201,7 @@ def _store_snapshot(
     *, organization: Organization, connection_id, run: SyncRun, snapshot: stripe_api.StripeSnapshot, started: datetime
 ) -> SyncResult:
     # Serializes concurrent syncs of one organization (cron and a manual click, say).
-    connection = StripeConnection.objects.select_for_update().get(pk=connection_id)
+    connection = StripeConnection.objects.select_for_update().defer("secret_key").get(pk=connection_id)
     now = timezone.now()
     result = SyncResult(organization_id=organization.pk, sync_run_id=run.pk)
 
@@ -439,9 +451,11 @@ def margin_settings_update(*, organization: Organization, **values: Decimal) -> 
 @transaction.atomic
 def health_recompute(*, organization: Organization, now: datetime | None = None) -> list[dict]:
     """Compute every customer's tier for the current month; for each tier that changed since the last
-    computation, queue a `margin.threshold_crossed` webhook. Returns the crossings.
+    computation in the same month, queue a `margin.threshold_crossed` webhook. Returns the crossings.
 
-    A customer seen for the first time has no previous tier, so nothing is sent for it.
+    A customer seen for the first time, or for the first time in a new month, sets a baseline and
+    sends nothing: at a month's start revenue is usually not yet invoiced, and a tier drop caused by
+    the calendar alone is not an alert. Customers no longer in the table lose their baseline.
     """
     from . import selectors, webhooks
 
@@ -450,14 +464,14 @@ def health_recompute(*, organization: Organization, now: datetime | None = None)
     known = {row.tag_value: row for row in CustomerHealth.objects.select_for_update().filter(organization=organization)}
     crossings = []
     for row in table.customers:
-        previous = known.get(row.tag_value)
+        previous = known.pop(row.tag_value, None)
         if previous is None:
             CustomerHealth.objects.create(
                 organization=organization, tag_value=row.tag_value, period=period, tier=row.health_tier,
                 margin_percent=row.margin_percent,
             )
             continue
-        if previous.tier != row.health_tier:
+        if previous.period == period and previous.tier != row.health_tier:
             crossings.append(
                 {
                     "customer": row.tag_value,
@@ -477,6 +491,8 @@ def health_recompute(*, organization: Organization, now: datetime | None = None)
         if (previous.tier, previous.margin_percent, previous.period) != (row.health_tier, row.margin_percent, period):
             previous.tier, previous.margin_percent, previous.period = row.health_tier, row.margin_percent, period
             previous.save(update_fields=["tier", "margin_percent", "period", "updated_at"])
+    if known:
+        CustomerHealth.objects.filter(pk__in=[row.pk for row in known.values()]).delete()
     for crossing in crossings:
         webhooks.webhook_event_queue(
             organization=organization, event_type=webhooks.THRESHOLD_CROSSED, data=crossing

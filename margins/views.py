@@ -22,7 +22,6 @@ from rest_framework.response import Response
 
 from accounts.api.permissions import IsOrganizationMember, RequiresPlan
 from accounts.api.views import OrganizationScopedAPIView
-from accounts.crypto import DecryptionError
 from accounts.models import Organization, Role
 from costcalc.money import ROUNDING, microdollars_to_usd
 
@@ -45,14 +44,19 @@ class MarginsAPIView(OrganizationScopedAPIView):
     content_negotiation_class = IgnoreFormatParameter
 
 
+MIN_YEAR, MAX_YEAR = 1971, 9998  # so the trailing and projected months are dates too
+
+
 def _period(request) -> str:
     value = request.query_params.get("period")
     if value is None or value == "":
         return calculations.period_of(timezone.now())
     try:
-        calculations.parse_period(value)
+        year, _ = calculations.parse_period(value)
     except ValueError as exc:
         raise ValidationError({"period": ["Invalid period format: expected YYYY-MM, e.g. 2026-04."]}) from exc
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ValidationError({"period": [f"The year must be between {MIN_YEAR} and {MAX_YEAR}."]})
     return value
 
 
@@ -127,7 +131,7 @@ class RevenueSyncView(MarginsAPIView):
         for organization in Organization.objects.filter(pk__in=services.connected_organization_ids()):
             try:
                 services.revenue_sync(organization=organization, trigger=SyncRun.Trigger.CRON)
-            except (StripeSyncError, services.StripeNotConnected, DecryptionError):
+            except (StripeSyncError, services.StripeNotConnected):
                 errors += 1  # recorded on the organization's SyncRun / connection
             else:
                 synced += 1

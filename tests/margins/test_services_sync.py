@@ -195,3 +195,24 @@ def test_customers_are_upserted_with_raw_payload(organization, connected, stripe
 def test_sync_without_connection_is_not_found(organization):
     with pytest.raises(services.StripeNotConnected):
         services.revenue_sync(organization=organization)
+
+
+def test_a_key_that_can_no_longer_be_decrypted_fails_the_sync_but_not_the_reads(
+    organization, connected, settings, member_client
+):
+    from cryptography.fernet import Fernet
+
+    from accounts.crypto import reset_key_cache
+    from margins.stripe_api import StripeKeyRejected
+
+    settings.SECRETS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the key it was stored with is gone
+    reset_key_cache()
+    try:
+        with pytest.raises(StripeKeyRejected, match="decrypted"):
+            services.revenue_sync(organization=organization)
+        assert StripeConnection.objects.filter(pk=connected.pk).values_list("status", flat=True).get() == "error"
+        client = member_client(role="admin")
+        assert client.get("/api/margins").json()["data"]["summary"]["syncStatus"] == "error"
+        assert client.delete("/api/stripe/disconnect").status_code == 200
+    finally:
+        reset_key_cache()

@@ -317,3 +317,9 @@ def test_settings_defaults_and_validation(member_client, organization):
     assert inverted.status_code == 400 and inverted.json()["error"]["details"]["field"] == "atRiskMinPercent"
     assert out_of_range.status_code == 400 and out_of_range.json()["error"]["details"]["field"] == "targetMarginPercent"
     assert by_member.status_code == 403
+
+
+def test_period_years_outside_the_supported_range_are_400(member_client, organization):
+    assert member_client().get("/api/margins?period=1970-01").status_code == 400
+    assert member_client().get("/api/margins?period=9999-12").status_code == 400
+    assert member_client().get("/api/margins?period=1971-01").status_code == 200

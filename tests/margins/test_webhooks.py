@@ -4,11 +4,12 @@ detection of tier changes after a sync."""
 import json
 import time
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
-from margins import services, tasks, webhooks
+from margins import calculations, services, tasks, webhooks
 from margins.models import CustomerHealth, WebhookDelivery, WebhookEndpoint
 from tests.factories import CustomerFactory, OrganizationFactory
 from tests.margins.conftest import record_usage
@@ -254,3 +255,29 @@ def test_delete_endpoint_is_tenant_scoped(member_client, organization):
     assert admin.delete(f"/api/webhook-endpoints?id={theirs.id}").status_code == 404
     assert admin.delete(f"/api/webhook-endpoints?id={mine.id}").status_code == 200
     assert list(WebhookEndpoint.objects.all()) == [theirs]
+
+
+def test_a_new_month_sets_a_baseline_instead_of_alerting(organization, receiver, django_capture_on_commit_callbacks):
+    stub = receiver([200])
+    _endpoint(organization, stub.url)
+    customer = CustomerFactory(organization=organization, external_id="monthly")
+    last_month = timezone.now().replace(day=1) - timedelta(days=3)
+    record_usage(customer, when=last_month, cost=1_000_000, revenue=10_000_000)  # healthy last month
+    services.health_recompute(organization=organization, now=last_month)
+    record_usage(customer, when=timezone.now(), cost=9_000_000, revenue=10_000_000)  # critical this month
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.health_recompute(organization=organization)
+
+    assert stub.received == []
+    health = CustomerHealth.objects.get(organization=organization, tag_value="monthly")
+    assert (health.tier, health.period) == ("critical", calculations.period_of(timezone.now()))
+
+
+def test_extreme_losses_are_stored(organization):
+    customer = CustomerFactory(organization=organization, external_id="whale")
+    record_usage(customer, when=timezone.now(), cost=10**15, revenue=1)
+
+    services.health_recompute(organization=organization)
+
+    assert CustomerHealth.objects.get(tag_value="whale").margin_percent == Decimal("-99999999999999900.0")
