@@ -97,7 +97,7 @@ def _list_all(resource, params: dict, *, stop=None) -> list[dict]:
     params = {**params, "limit": PAGE_SIZE}
     while True:
         page = resource.list(params=params)
-        data = [item.to_dict() for item in page.data]
+        data = [item.to_dict(for_json=True) for item in page.data]  # Decimal fields → str, JSONB-safe
         for item in data:
             if stop is not None and stop(item):
                 return items
@@ -129,7 +129,7 @@ def fetch_snapshot(*, key: str, invoices_created_since: int | None, recheck_invo
             if invoice_id in seen:
                 continue
             try:
-                invoices.append(client.v1.invoices.retrieve(invoice_id).to_dict())
+                invoices.append(client.v1.invoices.retrieve(invoice_id).to_dict(for_json=True))
             except stripe.InvalidRequestError as exc:
                 if exc.http_status != 404:
                     raise

@@ -22,6 +22,7 @@ class Received:
 class StubServer:
     statuses: list[int] = field(default_factory=lambda: [200])  # the last one repeats
     body: bytes = b"{}"
+    routes: dict[str, bytes] = field(default_factory=dict)  # path prefix → body, else `body`
     received: list[Received] = field(default_factory=list)
     url: str = ""
 
@@ -29,8 +30,14 @@ class StubServer:
         return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
 
 
-def start_stub(statuses: list[int] | None = None, body: dict | None = None) -> tuple[StubServer, ThreadingHTTPServer]:
-    stub = StubServer(statuses=list(statuses or [200]), body=json.dumps(body or {}).encode())
+def start_stub(
+    statuses: list[int] | None = None, body: dict | None = None, routes: dict[str, dict] | None = None
+) -> tuple[StubServer, ThreadingHTTPServer]:
+    stub = StubServer(
+        statuses=list(statuses or [200]),
+        body=json.dumps(body or {}).encode(),
+        routes={prefix: json.dumps(value).encode() for prefix, value in (routes or {}).items()},
+    )
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
@@ -39,11 +46,12 @@ def start_stub(statuses: list[int] | None = None, body: dict | None = None) -> t
             headers = {key.lower(): value for key, value in self.headers.items()}
             stub.received.append(Received(self.command, self.path, headers, payload))
             status = stub.next_status()
+            body = next((b for prefix, b in stub.routes.items() if self.path.startswith(prefix)), stub.body)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(stub.body)))
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(stub.body)
+            self.wfile.write(body)
 
         do_GET = do_POST = do_DELETE = _answer
 

@@ -216,3 +216,34 @@ def test_a_key_that_can_no_longer_be_decrypted_fails_the_sync_but_not_the_reads(
         assert client.delete("/api/stripe/disconnect").status_code == 200
     finally:
         reset_key_cache()
+
+
+def test_stripe_decimal_fields_are_stored_in_the_raw_payload(organization, settings):
+    """Real invoices carry `*_decimal` fields the stripe library turns into Decimal; they must reach JSONB.
+    localstripe omits them, so a stub serves a Stripe-shaped page here."""
+    from tests.margins.http_stub import start_stub
+
+    invoice = {
+        "id": "in_dec1", "object": "invoice", "customer": "cus_dec1", "status": "paid", "currency": "usd",
+        "amount_paid": 1250, "created": 1775000000, "status_transitions": {"paid_at": 1775000000},
+        "lines": {"object": "list", "has_more": False, "data": [
+            {"id": "il_1", "object": "line_item", "amount": 1250,
+             "price": {"id": "price_1", "object": "price", "unit_amount_decimal": "12.5"}},
+        ]},
+    }
+    stub, server = start_stub(routes={
+        "/v1/customers": {"object": "list", "has_more": False, "data": []},
+        "/v1/invoices": {"object": "list", "has_more": False, "data": [invoice]},
+    })
+    try:
+        settings.STRIPE_API_BASE = stub.url
+        StripeConnection.objects.create(
+            organization=organization, secret_key="rk_live_4eC39HqLyjWDarjtT1zdp7dc", key_prefix="rk_live_4eC3...p7dc"
+        )
+        services.revenue_sync(organization=organization)
+    finally:
+        server.shutdown()
+
+    row = StripeInvoice.objects.get(stripe_id="in_dec1")
+    assert row.raw["lines"]["data"][0]["price"]["unit_amount_decimal"] == "12.5"
+    assert (row.amount_paid_microdollars, row.period) == (12_500_000, "2026-03")
