@@ -281,3 +281,26 @@ def test_extreme_losses_are_stored(organization):
     services.health_recompute(organization=organization)
 
     assert CustomerHealth.objects.get(tag_value="whale").margin_percent == Decimal("-99999999999999900.0")
+
+
+@pytest.mark.broker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_retries_a_failing_receiver_with_backoff(celery_worker_process, receiver):
+    """On the `webhooks` queue of a real worker: the first answer is a 500, the retry (after its backoff
+    countdown) succeeds, and both requests carry the same webhook-id with valid signatures."""
+    organization = OrganizationFactory()
+    stub = receiver([500, 200])
+    delivery = _delivery(organization, _endpoint(organization, stub.url))
+
+    tasks.webhook_deliver.delay(str(delivery.id)).get(timeout=60, propagate=False)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        delivery.refresh_from_db()
+        if delivery.status == "succeeded":
+            break
+        time.sleep(0.2)
+
+    assert (delivery.status, delivery.attempts) == ("succeeded", 2)
+    assert [r.headers["webhook-id"] for r in stub.received] == [str(delivery.id)] * 2
+    for request in stub.received:
+        webhooks.verify_webhook(body=request.body, headers=request.headers, secret=SECRET)
