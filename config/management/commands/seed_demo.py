@@ -20,6 +20,7 @@ from costcalc.models import ModelPrice
 from events.dialects import margindash
 from events.models import Budget, Customer
 from events.services import blocklist_recompute, budget_create, ingest_events
+from margins.models import MarginSettings
 
 DEMO_ORGANIZATION = "Demo AI Co"
 DEMO_USERNAME = "admin"
@@ -57,6 +58,7 @@ class Command(BaseCommand):
                 Customer.objects.get_or_create(
                     organization=organization, external_id=external_id, defaults={"name": name, "email": email}
                 )
+            MarginSettings.objects.get_or_create(organization=organization)
             if not Budget.objects.filter(organization=organization).exists():
                 budget_create(
                     organization=organization,
@@ -74,6 +76,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Health:    {base_url}/healthz")
         self.stdout.write(f"Usage:     {created} new demo events over the last {DEMO_DAYS} days and today")
         self.stdout.write(f"API key:   {raw_key}")
+        self.stdout.write(f"Margins:   sign in at /admin/, then open {base_url}/api/margins (session auth, Pro plan)")
         self.stdout.write(f"Try:       curl -H 'Authorization: Bearer {raw_key}' {base_url}/api/v1/organization")
 
     def _usage(self, organization) -> int:
