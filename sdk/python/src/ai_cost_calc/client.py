@@ -348,9 +348,9 @@ class AiCostCalc:
     ) -> str | None:
         """Queue one event carrying every pending usage of this context.
 
-        Returns the event's idempotency key, or None when there was no pending
-        usage (the server requires at least one vendor response; a warning is
-        logged). Never blocks and never does I/O.
+        Returns the event's idempotency key, or None when nothing was queued:
+        no pending usage (the server requires at least one vendor response) or
+        the client is shut down; a warning is logged. Never blocks, no I/O.
         """
         bucket = self._pending.get()
         if bucket is not None and bucket.owner is not None and bucket.owner != _owner():
@@ -400,9 +400,10 @@ class AiCostCalc:
                 customer_id,
             )
             return None
-        self._deliverer.put(
+        if not self._deliverer.put(
             PendingEvent(customer_id, event_type, revenue, when, usages, idempotency_key)
-        )
+        ):
+            return None
         return idempotency_key
 
     # -- budgets -----------------------------------------------------------

@@ -217,7 +217,7 @@ class Deliverer:
                 dropped_log,
                 self._counters["dropped"],
             )
-        if full:
+        if full and not self._wake.is_set():  # Event.set() takes a lock: skip when set
             self._wake.set()
         return True
 
