@@ -1,0 +1,36 @@
+# TokenLedger: `make demo` runs the demo server, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SDK    := $(wildcard sdk/python/pyproject.toml)
+
+.PHONY: demo test lint worker beat db-stop clean
+
+$(STAMP): pyproject.toml $(SDK)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[test]' $(if $(SDK),-e sdk/python)
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py runserver 127.0.0.1:8000 --noreload
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+worker: $(STAMP)
+	$(BIN)/celery -A config worker -Q default,ingest,billing,sync,webhooks -l info
+
+beat: $(STAMP)
+	$(BIN)/celery -A config beat -l info
+
+db-stop: $(STAMP)
+	$(BIN)/python manage.py embedded_postgres stop
+
+clean:
+	rm -rf $(VENV) .data

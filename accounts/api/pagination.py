@@ -1,0 +1,25 @@
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+
+class EnvelopeCursorPagination(CursorPagination):
+    """Cursor pagination in our envelope: `{"data": [...], "next": url|null, "previous": url|null}`."""
+
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 500
+    ordering = "-created_at"
+
+    def get_paginated_response(self, data):
+        return Response({"data": data, "next": self.get_next_link(), "previous": self.get_previous_link()})
+
+    def get_paginated_response_schema(self, schema):
+        return {
+            "type": "object",
+            "required": ["data", "next", "previous"],
+            "properties": {
+                "data": schema,
+                "next": {"type": "string", "nullable": True, "format": "uri"},
+                "previous": {"type": "string", "nullable": True, "format": "uri"},
+            },
+        }

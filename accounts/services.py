@@ -1,0 +1,98 @@
+"""Write operations on organizations, memberships and API keys."""
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .models import ApiKey, Membership, Organization, Role
+
+API_KEY_PREFIX = "tl_live_"
+_LOOKUP_CHARS = 12  # random characters after "tl_live_" that are stored in clear for lookup
+_LAST_USED_RESOLUTION = timedelta(minutes=1)  # last_used_at is written at most once a minute per key
+
+
+def hash_api_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def _lookup_prefix(raw_key: str) -> str:
+    return raw_key[: len(API_KEY_PREFIX) + _LOOKUP_CHARS]
+
+
+@transaction.atomic
+def organization_get_or_create(*, name: str, plan: str | None = None) -> tuple[Organization, bool]:
+    organization, created = Organization.objects.get_or_create(
+        name=name, defaults={"plan": plan or Organization.Plan.FREE}
+    )
+    if plan and organization.plan != plan:
+        organization.plan = plan
+        organization.save(update_fields=["plan"])
+    return organization, created
+
+
+@transaction.atomic
+def membership_set(*, organization: Organization, user, role: str = Role.MEMBER) -> Membership:
+    membership, _ = Membership.objects.update_or_create(
+        organization=organization, user=user, defaults={"role": role}
+    )
+    return membership
+
+
+def user_create_with_organization(*, username: str, password: str, organization: Organization, role: str):
+    """Create (or update the password of) a user and make them a member of ``organization``."""
+    user_model = get_user_model()
+    with transaction.atomic():
+        user, _ = user_model.objects.get_or_create(username=username)
+        user.set_password(password)
+        user.save()
+        membership_set(organization=organization, user=user, role=role)
+    return user
+
+
+def api_key_create(*, organization: Organization, name: str = "", created_by=None) -> tuple[ApiKey, str]:
+    """Create an API key and return it with its secret, which is never stored and never shown again."""
+    for _ in range(5):
+        raw_key = API_KEY_PREFIX + secrets.token_urlsafe(32).replace("-", "x").replace("_", "y")
+        try:
+            with transaction.atomic():
+                api_key = ApiKey.objects.create(
+                    organization=organization,
+                    name=name,
+                    prefix=_lookup_prefix(raw_key),
+                    key_hash=hash_api_key(raw_key),
+                    created_by=created_by,
+                )
+            return api_key, raw_key
+        except IntegrityError:  # lookup prefix collision: astronomically rare, draw again
+            continue
+    raise RuntimeError("could not allocate a unique API key prefix")
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_key_authenticate(raw_key: str) -> ApiKey | None:
+    """Return the active key for ``raw_key``, or None. Constant-time hash comparison."""
+    if not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) < len(API_KEY_PREFIX) + _LOOKUP_CHARS:
+        return None
+    api_key = (
+        ApiKey.objects.select_related("organization").filter(prefix=_lookup_prefix(raw_key)).first()
+    )
+    if api_key is None or not hmac.compare_digest(api_key.key_hash, hash_api_key(raw_key)):
+        return None
+    if api_key.revoked_at is not None:
+        return None
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > _LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class BillingConfig(AppConfig):
+    """Revenue side: billable metrics, products, rate cards, contracts, draft invoices, credits."""
+
+    name = "billing"
+    verbose_name = "Billing"

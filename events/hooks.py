@@ -1,0 +1,81 @@
+"""Registries through which upper apps plug into events without events importing them.
+
+Ingest hooks run inside the ingest transaction with the events that were newly stored (never
+duplicates), so a hook's writes (billing's usage pre-aggregation, say) commit or roll back with
+the events themselves: there is no window in which an event exists but is not aggregated.
+
+Block sources contribute to the SDK blocklist (`GET /api/v1/budgets/blocklist`): events computes
+the union of its own budgets and every registered source (billing's spending limits, say).
+
+Apps register in `AppConfig.ready()`.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """A usage event as stored, handed to ingest hooks."""
+
+    id: int
+    organization_id: object
+    customer_id: int
+    event_type: str
+    occurred_at: datetime
+    properties: dict
+    cost_microdollars: int
+    revenue_microdollars: int
+    usage_units: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class BlockedSet:
+    """What a block source says is blocked for one organization."""
+
+    organization: bool = False
+    event_types: frozenset[str] = field(default_factory=frozenset)
+    customer_ids: frozenset[str] = field(default_factory=frozenset)  # customers' external ids
+
+    def union(self, other: "BlockedSet") -> "BlockedSet":
+        return BlockedSet(
+            organization=self.organization or other.organization,
+            event_types=self.event_types | other.event_types,
+            customer_ids=self.customer_ids | other.customer_ids,
+        )
+
+
+IngestHook = Callable[..., None]  # called as hook(organization=..., events=Sequence[RecordedEvent])
+BlockSource = Callable[..., BlockedSet]  # called as source(organization=...)
+
+_ingest_hooks: list[IngestHook] = []
+_block_sources: list[BlockSource] = []
+
+
+def register_ingest_hook(hook: IngestHook) -> IngestHook:
+    if hook not in _ingest_hooks:
+        _ingest_hooks.append(hook)
+    return hook
+
+
+def register_block_source(source: BlockSource) -> BlockSource:
+    if source not in _block_sources:
+        _block_sources.append(source)
+    return source
+
+
+def run_ingest_hooks(*, organization, events: Sequence[RecordedEvent]) -> None:
+    """Call every ingest hook; the caller is inside the ingest transaction."""
+    if not events:
+        return
+    for hook in _ingest_hooks:
+        hook(organization=organization, events=events)
+
+
+def blocked_by_sources(*, organization) -> BlockedSet:
+    blocked = BlockedSet()
+    for source in _block_sources:
+        blocked = blocked.union(source(organization=organization))
+    return blocked

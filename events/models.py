@@ -1,0 +1,108 @@
+import uuid
+
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.db.models import Q
+
+
+class Customer(models.Model):
+    """A customer of an organization, the one its usage and revenue are attributed to.
+
+    Identifiers: `external_id` (the organization's own id: MarginDash/Tanso `customer_id` /
+    `customerReferenceId`), `uuid` (ours: Metronome/Tanso `customerId`), any of `ingest_aliases`
+    (Metronome), and `stripe_customer_id`.
+    """
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="customers")
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    external_id = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, blank=True)
+    email = models.EmailField(blank=True)
+    ingest_aliases = ArrayField(models.CharField(max_length=255), default=list, blank=True)
+    # NULL (not "") when unknown, so the partial unique constraint below ignores customers without one.
+    stripe_customer_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization", "external_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "external_id"], name="customer_unique_external_id"),
+            models.UniqueConstraint(
+                fields=["organization", "stripe_customer_id"],
+                condition=Q(stripe_customer_id__isnull=False),
+                name="customer_unique_stripe_id",
+            ),
+        ]
+        indexes = [GinIndex(fields=["ingest_aliases"], name="customer_aliases_gin")]
+
+    def __str__(self) -> str:
+        return self.name or self.external_id
+
+
+class UsageEvent(models.Model):
+    """One usage event in the ledger, whatever dialect it arrived in. Unique per (organization, idempotency key)."""
+
+    class Source(models.TextChoices):
+        MARGINDASH = "margindash", "MarginDash /api/v1/events"
+        METRONOME = "metronome", "Metronome /api/v1/ingest"
+        TANSO = "tanso", "Tanso /api/v1/usage-events"
+        INTERNAL = "internal", "Created by TokenLedger"
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="usage_events")
+    event_type = models.CharField(max_length=255)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    idempotency_key = models.CharField(max_length=255)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    properties = models.JSONField(default=dict, blank=True)
+    flow_id = models.CharField(max_length=255, blank=True)
+    feature_key = models.CharField(max_length=255, blank=True)
+    usage_units = models.DecimalField(max_digits=30, decimal_places=9, null=True, blank=True)
+    cost_microdollars = models.BigIntegerField(default=0)
+    revenue_microdollars = models.BigIntegerField(default=0)
+    unpriced = models.BooleanField(default=False, help_text="Some of its model calls could not be priced")
+    meta = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "idempotency_key"], name="usage_event_unique_idempotency"),
+            models.CheckConstraint(condition=Q(cost_microdollars__gte=0), name="usage_event_cost_not_negative"),
+            models.CheckConstraint(condition=Q(revenue_microdollars__gte=0), name="usage_event_revenue_not_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "customer", "occurred_at"], name="usage_event_customer_time"),
+            models.Index(fields=["organization", "occurred_at"], name="usage_event_org_time"),
+            models.Index(fields=["organization", "event_type", "occurred_at"], name="usage_event_type_time"),
+            models.Index(fields=["customer", "id"], name="usage_event_customer_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} for {self.customer_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class VendorResponse(models.Model):
+    """One model call inside a usage event: the model, its token counts and what it cost."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    event = models.ForeignKey(UsageEvent, on_delete=models.CASCADE, related_name="vendor_responses")
+    model = models.CharField(max_length=255)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost_microdollars = models.BigIntegerField(null=True, blank=True, help_text="Null when the model was unpriced")
+    price = models.ForeignKey("costcalc.ModelPrice", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    price_override = models.ForeignKey(
+        "costcalc.OrganizationPriceOverride", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["event", "id"]
+        indexes = [models.Index(fields=["organization", "model"], name="vendor_response_org_model")]
+
+    def __str__(self) -> str:
+        return f"{self.model} ({self.input_tokens}+{self.output_tokens} tokens)"

@@ -1,0 +1,140 @@
+"""Fixtures shared by every app's tests.
+
+- `organization` (Pro) / `free_organization`, `api_key` (secret string) and `api_client` (a DRF
+  client authenticated with it), `member_client(role=...)` for session-authenticated callers.
+- `celery_worker_process`: a real Celery worker subprocess on the test database, for tests marked
+  `broker` (they run only when REDIS_URL is set).
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+from accounts.models import Organization, Role
+from accounts.services import api_key_create
+from tests.factories import MembershipFactory, OrganizationFactory
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("REDIS_URL"):
+        return
+    skip = pytest.mark.skip(reason="needs a Redis broker: set REDIS_URL (CI does)")
+    for item in items:
+        if "broker" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def organization(db) -> Organization:
+    return OrganizationFactory(name="Acme AI", plan=Organization.Plan.PRO)
+
+
+@pytest.fixture
+def free_organization(db) -> Organization:
+    return OrganizationFactory(name="Tiny Free", plan=Organization.Plan.FREE)
+
+
+@pytest.fixture
+def api_key(organization) -> str:
+    _, raw_key = api_key_create(organization=organization, name="tests")
+    return raw_key
+
+
+@pytest.fixture
+def api_client(api_key) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+    return client
+
+
+@pytest.fixture
+def anonymous_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def member_client(organization):
+    """Factory: a session-authenticated client for a new user with ``role`` in ``org`` (default: organization)."""
+
+    def make(role: str = Role.MEMBER, org: Organization | None = None) -> APIClient:
+        membership = MembershipFactory(organization=org or organization, role=role)
+        client = APIClient()
+        client.force_login(membership.user)
+        client.user = membership.user
+        return client
+
+    return make
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not settings.SHARED_DIR.exists():
+        pytest.fail(f"shared data folder not found at {settings.SHARED_DIR}; set TOKENLEDGER_SHARED_DIR")
+    return settings.SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    """Start a real Celery worker (all queues) against REDIS_URL and the test database; stop it after."""
+    from config.celery import app
+
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        pytest.skip("needs REDIS_URL")
+    env = {
+        **os.environ,
+        "DATABASE_NAME": connection.settings_dict["NAME"],
+        "REDIS_URL": redis_url,
+        "CONN_MAX_AGE": "0",
+    }
+    hostname = f"test-worker-{os.getpid()}@%h"
+    log_path = REPO_ROOT / ".data" / f"celery-worker-{os.getpid()}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,ingest,billing,sync,webhooks",
+             "--pool", "solo", "-n", hostname, "-l", "info", "--without-gossip", "--without-mingle"],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"celery worker exited early:\n{log_path.read_text()[-4000:]}")
+            if app.control.ping(timeout=0.5):
+                break
+        else:
+            pytest.fail(f"celery worker did not answer ping within 60s:\n{log_path.read_text()[-4000:]}")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def localstripe_url() -> str:
+    from tests.localstripe_server import start_localstripe
+
+    return start_localstripe()
+
+
+@pytest.fixture
+def localstripe(localstripe_url, settings) -> str:
+    """A clean localstripe, with settings.STRIPE_API_BASE pointing at it. Returns its base URL."""
+    from tests.localstripe_server import flush
+
+    flush(localstripe_url)
+    settings.STRIPE_API_BASE = localstripe_url
+    return localstripe_url
