@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+from ai_cost_calc.backoff import full_jitter_delay, parse_retry_after
 from hypothesis import given
 from hypothesis import strategies as st
-
-from ai_cost_calc.backoff import full_jitter_delay, parse_retry_after
 
 
 @given(

@@ -12,7 +12,6 @@ import logging
 import time
 
 import pytest
-
 from ai_cost_calc import BudgetError, BudgetExceeded, BudgetUnavailable
 
 

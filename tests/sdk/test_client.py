@@ -11,7 +11,6 @@ import threading
 from datetime import datetime
 
 import pytest
-
 from ai_cost_calc import AiCostCalc
 
 

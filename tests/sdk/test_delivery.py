@@ -7,12 +7,12 @@ guarantees against the real server are in ``test_live_server.py``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from ai_cost_calc.delivery import format_occurred_at
 
 
@@ -145,7 +145,7 @@ def test_backoff_grows_between_failures(stand_in_server, make_client):
     rng = random.Random(7)
     expected = [rng.uniform(0, 0.2 * 2 ** (n - 1)) for n in (1, 2, 3)]
     at = [r.at for r in stand_in_server.event_requests()]
-    gaps = [b - a for a, b in zip(at, at[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(at)]
     for gap, want in zip(gaps, expected, strict=True):
         assert want - 0.01 <= gap <= want + 0.15
     stand_in_server.wait_for(lambda: md.stats()["undelivered"] == 1)

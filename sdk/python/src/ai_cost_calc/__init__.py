@@ -7,9 +7,9 @@ Standard library only; no Django needed.
 
 __version__ = "0.1.0"
 
-from ai_cost_calc.client import AiCostCalc, UsageSession  # noqa: E402
-from ai_cost_calc.errors import BudgetError, BudgetExceeded, BudgetUnavailable  # noqa: E402
-from ai_cost_calc.extract import (  # noqa: E402
+from ai_cost_calc.client import AiCostCalc, UsageSession
+from ai_cost_calc.errors import BudgetError, BudgetExceeded, BudgetUnavailable
+from ai_cost_calc.extract import (
     Usage,
     anthropic_usage,
     extract_usage,

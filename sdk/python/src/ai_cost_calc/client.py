@@ -66,7 +66,7 @@ def _owner() -> tuple[int, int]:
 class _Bucket:
     """Usages waiting for ``track``; ``owner`` None means shared (a session)."""
 
-    __slots__ = ("owner", "items", "lock")
+    __slots__ = ("items", "lock", "owner")
 
     def __init__(self, owner: tuple[int, int] | None) -> None:
         self.owner = owner
@@ -83,9 +83,8 @@ class _Bucket:
 def _tokens(name: str, value: object) -> int:
     if value is None:  # the seed's examples pass `usage?.prompt_tokens`
         return 0
-    if type(value) is not int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if not 0 <= value <= MAX_TOKENS:
         raise ValueError(f"{name} must be between 0 and {MAX_TOKENS}, got {value}")
     return value
@@ -97,7 +96,7 @@ def _usage_tuple(
     output_tokens: object,
     cached_input_tokens: object,
     reasoning_tokens: object,
-    cache_creation_input_tokens: object,
+    cache_write_tokens: object,
 ) -> _UsageTuple:
     if type(model) is not str or not model:
         raise TypeError("model must be a non-empty string such as 'openai/gpt-4o'")
@@ -107,10 +106,10 @@ def _usage_tuple(
         _tokens("output_tokens", output_tokens),
         _tokens("cached_input_tokens", cached_input_tokens),
         _tokens("reasoning_tokens", reasoning_tokens),
-        _tokens("cache_creation_input_tokens", cache_creation_input_tokens),
+        _tokens("cache_write_tokens", cache_write_tokens),
     )
     if usage[3] + usage[5] > usage[1]:
-        raise ValueError("cached and cache-creation input tokens are part of input_tokens")
+        raise ValueError("cached_input_tokens and cache_write_tokens are part of input_tokens")
     if usage[4] > usage[2]:
         raise ValueError("reasoning_tokens are part of output_tokens")
     return usage
@@ -147,7 +146,7 @@ class UsageSession:
         output_tokens: int | None,
         cached_input_tokens: int | None = 0,
         reasoning_tokens: int | None = 0,
-        cache_creation_input_tokens: int | None = 0,
+        cache_write_tokens: int | None = 0,
     ) -> None:
         usage = _usage_tuple(
             model,
@@ -155,7 +154,7 @@ class UsageSession:
             output_tokens,
             cached_input_tokens,
             reasoning_tokens,
-            cache_creation_input_tokens,
+            cache_write_tokens,
         )
         if _is_empty(usage):
             return
@@ -170,7 +169,7 @@ class UsageSession:
             output_tokens=u.output_tokens,
             cached_input_tokens=u.cached_input_tokens,
             reasoning_tokens=u.reasoning_tokens,
-            cache_creation_input_tokens=u.cache_creation_input_tokens,
+            cache_write_tokens=u.cache_write_tokens,
         )
 
     def track(
@@ -301,7 +300,7 @@ class AiCostCalc:
         output_tokens: int | None,
         cached_input_tokens: int | None = 0,
         reasoning_tokens: int | None = 0,
-        cache_creation_input_tokens: int | None = 0,
+        cache_write_tokens: int | None = 0,
     ) -> None:
         """Record one model call's tokens; the next ``track`` in this context sends them."""
         usage = _usage_tuple(
@@ -310,7 +309,7 @@ class AiCostCalc:
             output_tokens,
             cached_input_tokens,
             reasoning_tokens,
-            cache_creation_input_tokens,
+            cache_write_tokens,
         )
         if _is_empty(usage):
             return
@@ -330,7 +329,7 @@ class AiCostCalc:
             output_tokens=u.output_tokens,
             cached_input_tokens=u.cached_input_tokens,
             reasoning_tokens=u.reasoning_tokens,
-            cache_creation_input_tokens=u.cache_creation_input_tokens,
+            cache_write_tokens=u.cache_write_tokens,
         )
 
     def session(self) -> UsageSession:

@@ -48,10 +48,10 @@ class PendingEvent:
     __slots__ = (
         "customer_id",
         "event_type",
-        "revenue_amount_in_cents",
-        "occurred_at",
-        "usages",
         "idempotency_key",
+        "occurred_at",
+        "revenue_amount_in_cents",
+        "usages",
     )
 
     def __init__(
@@ -75,17 +75,14 @@ def format_occurred_at(value: float | datetime | str) -> str:
     """ISO 8601 in UTC with a ``Z`` suffix; strings are sent as given."""
     if isinstance(value, str):
         return value
-    if isinstance(value, datetime):
-        moment = value.astimezone(UTC)
-    else:
-        moment = datetime.fromtimestamp(value, UTC)
+    moment = value.astimezone(UTC) if isinstance(value, datetime) else datetime.fromtimestamp(value, UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def encode_event(event: PendingEvent) -> dict[str, object]:
     """The MarginDash event object for one pending event."""
     vendor_responses = []
-    for model, input_tokens, output_tokens, cached, reasoning, cache_creation in event.usages:
+    for model, input_tokens, output_tokens, cached, reasoning, cache_write in event.usages:
         response: dict[str, object] = {
             "model": model,
             "input_tokens": input_tokens,
@@ -97,8 +94,8 @@ def encode_event(event: PendingEvent) -> dict[str, object]:
             response["cached_input_tokens"] = cached
         if reasoning:
             response["reasoning_tokens"] = reasoning
-        if cache_creation:
-            response["cache_creation_input_tokens"] = cache_creation
+        if cache_write:
+            response["cache_write_tokens"] = cache_write
         vendor_responses.append(response)
     return {
         "customer_id": event.customer_id,
