@@ -109,7 +109,7 @@ ANTHROPIC_USAGE = Usage(
     input_tokens=12 + 2051 + 4096,  # Anthropic's input_tokens exclude cache reads/writes
     output_tokens=503,
     cached_input_tokens=4096,
-    cache_write_tokens=2051,
+    cache_creation_input_tokens=2051,
 )
 
 
@@ -222,6 +222,6 @@ def test_add_usage_from_sends_the_extracted_numbers(stand_in_server, make_client
             "input_tokens": 6159,
             "output_tokens": 503,
             "cached_input_tokens": 4096,
-            "cache_write_tokens": 2051,
+            "cache_creation_input_tokens": 2051,
         },
     ]

@@ -96,7 +96,7 @@ def _usage_tuple(
     output_tokens: object,
     cached_input_tokens: object,
     reasoning_tokens: object,
-    cache_write_tokens: object,
+    cache_creation_input_tokens: object,
 ) -> _UsageTuple:
     if type(model) is not str or not model:
         raise TypeError("model must be a non-empty string such as 'openai/gpt-4o'")
@@ -106,10 +106,10 @@ def _usage_tuple(
         _tokens("output_tokens", output_tokens),
         _tokens("cached_input_tokens", cached_input_tokens),
         _tokens("reasoning_tokens", reasoning_tokens),
-        _tokens("cache_write_tokens", cache_write_tokens),
+        _tokens("cache_creation_input_tokens", cache_creation_input_tokens),
     )
     if usage[3] + usage[5] > usage[1]:
-        raise ValueError("cached_input_tokens and cache_write_tokens are part of input_tokens")
+        raise ValueError("cached_input_tokens and cache_creation_input_tokens are part of input_tokens")
     if usage[4] > usage[2]:
         raise ValueError("reasoning_tokens are part of output_tokens")
     return usage
@@ -146,7 +146,7 @@ class UsageSession:
         output_tokens: int | None,
         cached_input_tokens: int | None = 0,
         reasoning_tokens: int | None = 0,
-        cache_write_tokens: int | None = 0,
+        cache_creation_input_tokens: int | None = 0,
     ) -> None:
         usage = _usage_tuple(
             model,
@@ -154,7 +154,7 @@ class UsageSession:
             output_tokens,
             cached_input_tokens,
             reasoning_tokens,
-            cache_write_tokens,
+            cache_creation_input_tokens,
         )
         if _is_empty(usage):
             return
@@ -169,7 +169,7 @@ class UsageSession:
             output_tokens=u.output_tokens,
             cached_input_tokens=u.cached_input_tokens,
             reasoning_tokens=u.reasoning_tokens,
-            cache_write_tokens=u.cache_write_tokens,
+            cache_creation_input_tokens=u.cache_creation_input_tokens,
         )
 
     def track(
@@ -300,7 +300,7 @@ class AiCostCalc:
         output_tokens: int | None,
         cached_input_tokens: int | None = 0,
         reasoning_tokens: int | None = 0,
-        cache_write_tokens: int | None = 0,
+        cache_creation_input_tokens: int | None = 0,
     ) -> None:
         """Record one model call's tokens; the next ``track`` in this context sends them."""
         usage = _usage_tuple(
@@ -309,7 +309,7 @@ class AiCostCalc:
             output_tokens,
             cached_input_tokens,
             reasoning_tokens,
-            cache_write_tokens,
+            cache_creation_input_tokens,
         )
         if _is_empty(usage):
             return
@@ -329,7 +329,7 @@ class AiCostCalc:
             output_tokens=u.output_tokens,
             cached_input_tokens=u.cached_input_tokens,
             reasoning_tokens=u.reasoning_tokens,
-            cache_write_tokens=u.cache_write_tokens,
+            cache_creation_input_tokens=u.cache_creation_input_tokens,
         )
 
     def session(self) -> UsageSession:

@@ -82,7 +82,7 @@ def format_occurred_at(value: float | datetime | str) -> str:
 def encode_event(event: PendingEvent) -> dict[str, object]:
     """The MarginDash event object for one pending event."""
     vendor_responses = []
-    for model, input_tokens, output_tokens, cached, reasoning, cache_write in event.usages:
+    for model, input_tokens, output_tokens, cached, reasoning, cache_creation in event.usages:
         response: dict[str, object] = {
             "model": model,
             "input_tokens": input_tokens,
@@ -94,8 +94,8 @@ def encode_event(event: PendingEvent) -> dict[str, object]:
             response["cached_input_tokens"] = cached
         if reasoning:
             response["reasoning_tokens"] = reasoning
-        if cache_write:
-            response["cache_write_tokens"] = cache_write
+        if cache_creation:
+            response["cache_creation_input_tokens"] = cache_creation
         vendor_responses.append(response)
     return {
         "customer_id": event.customer_id,

@@ -4,8 +4,8 @@ Conventions of the numbers returned (and of ``add_usage``):
 
 * ``input_tokens`` counts every input token, cached or not;
   ``cached_input_tokens`` is the part read from the prompt cache and
-  ``cache_write_tokens`` the part written to it (Anthropic's
-  ``cache_creation_input_tokens``).
+  ``cache_creation_input_tokens`` the part written to it (Anthropic only;
+  the ledger stores it as ``cache_write_tokens``).
 * ``output_tokens`` counts every output token; ``reasoning_tokens`` is the part
   spent on reasoning (OpenAI reports it; Anthropic includes thinking in
   ``output_tokens`` without a separate count, so it is 0 there).
@@ -33,7 +33,7 @@ class Usage:
     output_tokens: int
     cached_input_tokens: int = 0
     reasoning_tokens: int = 0
-    cache_write_tokens: int = 0
+    cache_creation_input_tokens: int = 0
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -109,7 +109,7 @@ def anthropic_usage(response: Any, *, prefix_vendor: bool = True) -> Usage:
         input_tokens=_count(usage, "input_tokens") + cache_read + cache_creation,
         output_tokens=_count(usage, "output_tokens"),
         cached_input_tokens=cache_read,
-        cache_write_tokens=cache_creation,
+        cache_creation_input_tokens=cache_creation,
     )
 
 
