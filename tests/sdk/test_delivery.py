@@ -299,3 +299,21 @@ def test_track_never_blocks_while_the_server_hangs(stand_in_server, make_client)
     stand_in_server.release()
     assert md.flush(5)
     assert md.stats()["created"] == 101
+
+
+def test_a_response_cut_off_on_the_wire_is_retried_as_a_duplicate(stand_in_server, make_client):
+    from tests.sdk.faulty_proxy import FaultyProxy
+
+    host, port = stand_in_server.url.removeprefix("http://").split(":")
+    proxy = FaultyProxy(host, int(port))
+    try:
+        proxy.drop_responses(1)
+        md = make_client(proxy.url)
+        key = record(md)
+        assert md.flush(5)
+    finally:
+        proxy.close()
+    assert proxy.dropped == 1
+    assert [r.events[0]["idempotency_key"] for r in stand_in_server.event_requests()] == [key, key]
+    stats = md.stats()
+    assert (stats["created"], stats["duplicate"]) == (0, 1)
