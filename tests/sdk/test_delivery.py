@@ -147,7 +147,7 @@ def test_backoff_grows_between_failures(stand_in_server, make_client):
     at = [r.at for r in stand_in_server.event_requests()]
     gaps = [b - a for a, b in itertools.pairwise(at)]
     for gap, want in zip(gaps, expected, strict=True):
-        assert want - 0.01 <= gap <= want + 0.15
+        assert want - 0.01 <= gap <= want + 0.3  # upper slack: scheduling on a busy CI box
     stand_in_server.wait_for(lambda: md.stats()["undelivered"] == 1)
 
 
