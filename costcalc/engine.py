@@ -163,7 +163,7 @@ def _scaled(value: Decimal, scale: int) -> int:
 
 
 def _decimals(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
+    exponent = value.normalize(_EXACT).as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
@@ -191,7 +191,7 @@ class CompiledPrice:
             )
             if price is not None
         ]
-        fee_microdollars = record.request_fee_usd * _MICRODOLLARS_PER_USD
+        fee_microdollars = _EXACT.multiply(record.request_fee_usd, Decimal(_MICRODOLLARS_PER_USD))
         scale = max([_decimals(price) for price in prices] + [_decimals(fee_microdollars)])
         self.unit = 10**scale
         self.half = self.unit // 2  # ROUND_HALF_UP of a non-negative integer / unit

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from .engine import CatalogSnapshot
 from .models import ModelPrice, OrganizationPriceOverride
-from .sources import PriceRecord, tiers_from_json, vendor_of
+from .sources import PriceRecord, canonical_decimal, tiers_from_json, vendor_of
 
 OVERRIDE_SOURCE = "override"
 #: `effective_from` stored for a price that applies "since the beginning" (the column is NOT NULL);
@@ -68,17 +68,21 @@ def source_priority() -> tuple[str, ...]:
     return tuple(settings.COSTCALC_SOURCE_PRIORITY)
 
 
+def _optional(value: Decimal | None) -> Decimal | None:
+    return None if value is None else canonical_decimal(value)
+
+
 def record_from_values(row: dict[str, Any], **extra: Any) -> PriceRecord:
     return PriceRecord(
         slug=row["slug"],
         vendor=extra.get("vendor", row.get("vendor", "")),
         display_name=extra.get("display_name", row.get("display_name") or row["slug"]),
-        input_per_mtok=row["input_per_mtok"],
-        output_per_mtok=row["output_per_mtok"],
-        cache_read_per_mtok=row["cache_read_per_mtok"],
-        cache_write_per_mtok=row["cache_write_per_mtok"],
-        reasoning_per_mtok=row["reasoning_per_mtok"],
-        request_fee_usd=row["request_fee_usd"],
+        input_per_mtok=canonical_decimal(row["input_per_mtok"]),
+        output_per_mtok=canonical_decimal(row["output_per_mtok"]),
+        cache_read_per_mtok=_optional(row["cache_read_per_mtok"]),
+        cache_write_per_mtok=_optional(row["cache_write_per_mtok"]),
+        reasoning_per_mtok=_optional(row["reasoning_per_mtok"]),
+        request_fee_usd=canonical_decimal(row["request_fee_usd"]),
         tiers=tiers_from_json(row["tiers"]),
         effective_from=None if row["effective_from"] <= CATALOG_BEGINNING else row["effective_from"],
         effective_until=row["effective_until"],

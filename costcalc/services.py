@@ -399,8 +399,11 @@ def sync_model_prices(
             progress(position, total)
 
     if closes:
+        written_at = timezone.now()
         ModelPrice.objects.bulk_update(
-            [ModelPrice(id=row_id, effective_until=until, updated_at=now) for row_id, until in closes.items()],
+            # updated_at is the wall clock (not `now`, which may be in the past) so the catalog
+            # fingerprint moves and every process rebuilds its snapshot.
+            [ModelPrice(id=row_id, effective_until=until, updated_at=written_at) for row_id, until in closes.items()],
             ["effective_until", "updated_at"],
             batch_size=1000,
         )

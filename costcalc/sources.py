@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "SkippedModel",
     "SourceFormatError",
     "SourceResult",
+    "canonical_decimal",
     "genai_prices_version",
     "load_genai_prices_bundled",
     "parse_genai_prices_document",
@@ -57,6 +58,8 @@ SOURCES = (SOURCE_GENAI_PRICES, SOURCE_OPENROUTER, SOURCE_OPENROUTER_HISTORY)
 GENAI_PRICES_PROVIDER_ID = "openrouter"
 _PER_MILLION = 1_000_000
 _ZERO = Decimal(0)
+# Decimal's default context keeps 28 digits; price conversions here must never round.
+_WIDE = Context(prec=100)
 
 
 class SourceFormatError(ValueError):
@@ -168,21 +171,21 @@ def _decimal(value: Any) -> Decimal:
         raise SourceFormatError(f"price {value!r} is not a number")
     if not result.is_finite() or result < 0:
         raise SourceFormatError(f"price {value!r} is not a finite non-negative number")
-    return _canonical(result)
+    return canonical_decimal(result)
 
 
-def _canonical(value: Decimal) -> Decimal:
+def canonical_decimal(value: Decimal) -> Decimal:
     """Strip trailing zeros without switching to exponent notation (``2.000000`` → ``2``)."""
     if value == 0:
         return _ZERO
-    value = value.normalize()
+    value = value.normalize(_WIDE)
     if value.as_tuple().exponent > 0:  # type: ignore[operator]
-        value = value.quantize(Decimal(1))
+        value = value.quantize(Decimal(1), context=_WIDE)
     return value
 
 
 def _per_token_to_per_mtok(value: Any) -> Decimal:
-    return _canonical(_decimal(value).scaleb(6))
+    return canonical_decimal(_decimal(value).scaleb(6, _WIDE))
 
 
 def _midnight_utc(day: date) -> datetime:
@@ -354,7 +357,7 @@ def _genai_price_fields(raw_prices: Mapping[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         if key == "requests_kcount":
-            fields["request_fee_usd"] = _canonical(_decimal(value) / 1000)
+            fields["request_fee_usd"] = canonical_decimal(_WIDE.divide(_decimal(value), Decimal(1000)))
             continue
         ours = _GENAI_FIELDS.get(key)
         if ours is None:
