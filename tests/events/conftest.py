@@ -54,3 +54,30 @@ def md_event(customer_id: str = "cust-1", key: str | None = None, **extra) -> di
         event["idempotency_key"] = key
     event.update(extra)
     return event
+
+
+@pytest.fixture
+def other_client(db):
+    """An API client of a second organization (for tenant isolation tests); `.organization` is it."""
+    from rest_framework.test import APIClient
+
+    from accounts.services import api_key_create
+    from tests.factories import OrganizationFactory
+
+    other = OrganizationFactory(name="Other Tenant")
+    _, raw_key = api_key_create(organization=other, name="other")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    client.organization = other
+    return client
+
+
+@pytest.fixture
+def recorded_hook_calls(monkeypatch):
+    """Register a recording ingest hook (alone) for the duration of a test."""
+    from events import hooks
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(hooks, "_ingest_hooks", [])
+    hooks.register_ingest_hook(lambda *, organization, events: calls.append((organization, list(events))))
+    return calls
