@@ -87,8 +87,11 @@ def _create_draft(contract: Contract, start: datetime, end: datetime) -> Invoice
     try:
         with transaction.atomic():
             return Invoice.objects.create(
-                organization_id=contract.organization_id, customer_id=contract.customer_id, contract=contract,
-                period_start=start, period_end=end,
+                organization_id=contract.organization_id,
+                customer_id=contract.customer_id,
+                contract=contract,
+                period_start=start,
+                period_end=end,
             )
     except IntegrityError:  # created concurrently: the unique (contract, period_start) row wins
         return Invoice.objects.get(contract=contract, period_start=start)
@@ -100,8 +103,10 @@ def contract_drafts_ensure(*, contract: Contract, now: datetime | None = None) -
     existing = set(Invoice.objects.filter(contract=contract).values_list("period_start", flat=True))
     created = []
     for start, end in periods.periods(
-        contract_start=contract.starting_at, contract_end=contract.ending_before,
-        schedule=contract.usage_statement_day, until=now,
+        contract_start=contract.starting_at,
+        contract_end=contract.ending_before,
+        schedule=contract.usage_statement_day,
+        until=now,
     ):
         if start not in existing:
             created.append(_create_draft(contract, start, end))
@@ -122,13 +127,23 @@ def _recompute_locked(invoice: Invoice) -> Invoice:
         product = products[line.product_id]
         rows.append(
             InvoiceLine(
-                invoice=invoice, position=position, product_id=line.product_id, product_name=product.name,
-                product_type=product.type, group_values=dict(line.group),
+                invoice=invoice,
+                position=position,
+                product_id=line.product_id,
+                product_name=product.name,
+                product_type=product.type,
+                group_values=dict(line.group),
                 presentation_group=rating.group_label(line.group),
-                period_start=line.period_start, period_end=line.period_end,
-                quantity=_fit(line.quantity, 12), quantity_unit=product.conversion_name,
-                unit_price=_fit(line.unit_price, 12), rate_type=line.rate_type, tier_index=line.tier_index,
-                tier_floor=line.tier_floor, tier_ceiling=line.tier_ceiling, amount_cents=line.amount_cents,
+                period_start=line.period_start,
+                period_end=line.period_end,
+                quantity=_fit(line.quantity, 12),
+                quantity_unit=product.conversion_name,
+                unit_price=_fit(line.unit_price, 12),
+                rate_type=line.rate_type,
+                tier_index=line.tier_index,
+                tier_floor=line.tier_floor,
+                tier_ceiling=line.tier_ceiling,
+                amount_cents=line.amount_cents,
             )
         )
     saved = InvoiceLine.objects.bulk_create(rows)
@@ -137,7 +152,9 @@ def _recompute_locked(invoice: Invoice) -> Invoice:
     invoice.credits_applied_cents = max(0, min(credits, max(invoice.total_cents, 0)))
     invoice.amount_due_cents = invoice.total_cents - invoice.credits_applied_cents
     invoice.computed_at = timezone.now()
-    invoice.save(update_fields=["total_cents", "credits_applied_cents", "amount_due_cents", "computed_at", "updated_at"])
+    invoice.save(
+        update_fields=["total_cents", "credits_applied_cents", "amount_due_cents", "computed_at", "updated_at"]
+    )
     return invoice
 
 

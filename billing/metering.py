@@ -170,8 +170,16 @@ def store(organization_id, accumulated: Accumulated) -> None:
             customer_id, metric_id, hour, group = key
             partial = accumulated.partials[key]
             values = (
-                customer_id, metric_id, _group_json(group), hour, partial.total, partial.count,
-                partial.maximum, partial.latest_value, partial.latest_at, partial.latest_seq,
+                customer_id,
+                metric_id,
+                _group_json(group),
+                hour,
+                partial.total,
+                partial.count,
+                partial.maximum,
+                partial.latest_value,
+                partial.latest_at,
+                partial.latest_seq,
             )
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
@@ -297,4 +305,3 @@ def _closed_at(closings: Sequence[tuple[datetime, datetime]], instant: datetime)
     """The end of the latest period that was already closed at ``instant``."""
     ends = [period_end for finalized_at, period_end in closings if finalized_at <= instant]
     return max(ends) if ends else None
-

@@ -53,7 +53,10 @@ def period_containing(
     if at < contract_start or (contract_end is not None and at >= contract_end):
         return None
     found = periods(
-        contract_start=contract_start, contract_end=contract_end, schedule=schedule, until=at + timedelta(microseconds=1)
+        contract_start=contract_start,
+        contract_end=contract_end,
+        schedule=schedule,
+        until=at + timedelta(microseconds=1),
     )
     if found and found[-1][0] <= at < found[-1][1]:
         return found[-1]

@@ -126,7 +126,11 @@ def numeric_value(value: object) -> Decimal | None:
         return None
     with localcontext() as ctx:
         ctx.prec = PRECISION
-        return number.quantize(VALUE_PLACES, rounding=ROUNDING).normalize(ctx) if number.as_tuple().exponent < -18 else number
+        return (
+            number.quantize(VALUE_PLACES, rounding=ROUNDING).normalize(ctx)
+            if number.as_tuple().exponent < -18
+            else number
+        )
 
 
 def _canonical(number: Decimal) -> str:

@@ -40,7 +40,9 @@ def _group(text: str, keys: Sequence[str]) -> rating.Group:
     return tuple((key, values.get(key)) for key in keys)
 
 
-def usage_cells(*, customer_id: int, product: rating.ProductDefinition, plan: Sequence[rating.Segment]) -> list[rating.UsageCell]:
+def usage_cells(
+    *, customer_id: int, product: rating.ProductDefinition, plan: Sequence[rating.Segment]
+) -> list[rating.UsageCell]:
     """The product's metric value per presentation group and plan segment, from hourly rollups.
 
     The rows read grow with hours x groups, never with the number of raw events.
@@ -109,15 +111,25 @@ def usage_history(
     Usage is counted in its billing hour (see billing.metering), across all group values.
     """
     aggregation = rating.AggregationType(metric.aggregation_type)
-    params = {"size": WINDOW_SIZES[window_size], "customer": customer_id, "metric": metric.pk, "start": start, "end": end}
+    params = {
+        "size": WINDOW_SIZES[window_size],
+        "customer": customer_id,
+        "metric": metric.pk,
+        "start": start,
+        "end": end,
+    }
     with connection.cursor() as cursor:
         if aggregation is rating.AggregationType.UNIQUE:
             cursor.execute(_UNIQUE_HISTORY, params)
             return [(window, Decimal(count)) for window, count in cursor.fetchall()]
         cursor.execute(_HISTORY, params)
         return [
-            (window, rating.final_quantity(aggregation, rating.Partial(total=total, count=int(count), maximum=maximum,
-                                                                       latest_value=latest)))
+            (
+                window,
+                rating.final_quantity(
+                    aggregation, rating.Partial(total=total, count=int(count), maximum=maximum, latest_value=latest)
+                ),
+            )
             for window, total, count, maximum, latest in cursor.fetchall()
         ]
 

@@ -51,7 +51,13 @@ def _save(instance) -> None:
 
 # --- Billable metrics ------------------------------------------------------------------------------
 
-METRIC_DEFINITION_FIELDS = ("event_type_filter", "property_filters", "aggregation_type", "aggregation_key", "group_keys")
+METRIC_DEFINITION_FIELDS = (
+    "event_type_filter",
+    "property_filters",
+    "aggregation_type",
+    "aggregation_key",
+    "group_keys",
+)
 
 
 @transaction.atomic
@@ -68,8 +74,13 @@ def billable_metric_create(
     """Create a metric. Usage that arrived before it is not counted until its rollups are rebuilt
     (`metric_rollups_rebuild`, the admin action or `manage.py billing_rebuild_rollups`)."""
     metric = BillableMetric(
-        organization=organization, name=name, aggregation_type=aggregation_type, aggregation_key=aggregation_key or "",
-        event_type_filter=event_type_filter or {}, property_filters=property_filters or [], group_keys=list(group_keys),
+        organization=organization,
+        name=name,
+        aggregation_type=aggregation_type,
+        aggregation_key=aggregation_key or "",
+        event_type_filter=event_type_filter or {},
+        property_filters=property_filters or [],
+        group_keys=list(group_keys),
     )
     _save(metric)
     return metric
@@ -114,12 +125,16 @@ def product_create(
 ) -> Product:
     conversion = quantity_conversion or {}
     product = Product(
-        organization=organization, name=name, type=type, billable_metric=billable_metric,
+        organization=organization,
+        name=name,
+        type=type,
+        billable_metric=billable_metric,
         presentation_group_key=list(presentation_group_key),
         conversion_factor=conversion.get("conversion_factor"),
         conversion_operation=conversion.get("operation", "") or "",
         conversion_name=conversion.get("name", "") or "",
-        external_id=external_id, stripe_product_id=stripe_product_id,
+        external_id=external_id,
+        stripe_product_id=stripe_product_id,
     )
     errors = composite_references_errors(product, list(composite_products))
     if errors:
@@ -155,11 +170,19 @@ def rate_create(
 ) -> Rate:
     """Add a rate. Overlapping another rate of the product on the card is a validation error on starting_at."""
     rate = Rate(
-        rate_card=rate_card, product=product, starting_at=starting_at, ending_before=ending_before,
-        entitled=entitled, rate_type=rate_type, price=price, quantity=quantity,
+        rate_card=rate_card,
+        product=product,
+        starting_at=starting_at,
+        ending_before=ending_before,
+        entitled=entitled,
+        rate_type=rate_type,
+        price=price,
+        quantity=quantity,
     )
-    tier_rows = [RateTier(position=index, size=tier.get("size"), price=tier["price"]) for index, tier in
-                 enumerate(tiers, start=1)]
+    tier_rows = [
+        RateTier(position=index, size=tier.get("size"), price=tier["price"])
+        for index, tier in enumerate(tiers, start=1)
+    ]
     errors = tier_errors(rate_type, tier_rows)
     if errors:
         raise ValidationError(errors)
@@ -202,16 +225,22 @@ def contract_create(
     """Put a customer on a rate card. Drafts for the periods that have started are created at once,
     and usage already recorded for the customer (rollups) shows on them after the recompute."""
     contract = Contract(
-        organization=organization, customer=customer, rate_card=rate_card, starting_at=starting_at,
-        ending_before=ending_before, name=name, usage_statement_day=usage_statement_day,
+        organization=organization,
+        customer=customer,
+        rate_card=rate_card,
+        starting_at=starting_at,
+        ending_before=ending_before,
+        name=name,
+        usage_statement_day=usage_statement_day,
     )
     _save(contract)
     for index, spec in enumerate(overrides):
         try:
             contract_override_create(contract=contract, **spec)
         except ValidationError as error:
-            raise ValidationError({f"overrides[{index}].{field}": messages for field, messages in
-                                   error.message_dict.items()}) from error
+            raise ValidationError(
+                {f"overrides[{index}].{field}": messages for field, messages in error.message_dict.items()}
+            ) from error
     contract_drafts_ensure(contract=contract)
     customer_id = contract.customer_id
     transaction.on_commit(lambda: _queue_recompute(customer_id))
@@ -237,8 +266,14 @@ def contract_override_create(
     multiplier: Decimal | None = None,
 ) -> ContractOverride:
     override = ContractOverride(
-        contract=contract, product=product, starting_at=starting_at or contract.starting_at,
-        ending_before=ending_before, entitled=entitled, type=type or "", price=price, multiplier=multiplier,
+        contract=contract,
+        product=product,
+        starting_at=starting_at or contract.starting_at,
+        ending_before=ending_before,
+        entitled=entitled,
+        type=type or "",
+        price=price,
+        multiplier=multiplier,
     )
     _save(override)
     return override
@@ -251,7 +286,9 @@ LINK_SALT = "billing.invoice-link"
 
 def invoice_link_token(*, invoice: Invoice, expires_at: datetime) -> str:
     """A signed token naming the invoice and its expiry. Anyone holding it may view that invoice until then."""
-    return signing.dumps({"invoice": str(invoice.pk), "exp": int(expires_at.timestamp())}, salt=LINK_SALT, compress=True)
+    return signing.dumps(
+        {"invoice": str(invoice.pk), "exp": int(expires_at.timestamp())}, salt=LINK_SALT, compress=True
+    )
 
 
 class LinkExpired(Exception):

@@ -26,6 +26,8 @@ def usage_event_rows(*, organization, event_types=None, chunk_size: int = 5000) 
     events = UsageEvent.objects.filter(organization=organization)
     if event_types is not None:
         events = events.filter(event_type__in=list(event_types))
-    yield from events.order_by("id").values_list(
-        "id", "customer_id", "event_type", "occurred_at", "received_at", "properties"
-    ).iterator(chunk_size=chunk_size)
+    yield from (
+        events.order_by("id")
+        .values_list("id", "customer_id", "event_type", "occurred_at", "received_at", "properties")
+        .iterator(chunk_size=chunk_size)
+    )

@@ -34,14 +34,18 @@ def draft_of(customer, start=None):
 
 
 def lines(invoice):
-    return [(line.product_name, line.presentation_group, line.quantity, line.unit_price, line.amount_cents)
-            for line in invoice.lines.all()]
+    return [
+        (line.product_name, line.presentation_group, line.quantity, line.unit_price, line.amount_cents)
+        for line in invoice.lines.all()
+    ]
 
 
 @pytest.fixture
 def contract(organization, customer, seed_pricing):
     return services.contract_create(
-        organization=organization, customer=customer, rate_card=seed_pricing["rate_card"],
+        organization=organization,
+        customer=customer,
+        rate_card=seed_pricing["rate_card"],
         starting_at=previous_month_start(),
     )
 
@@ -69,24 +73,34 @@ def test_contract_opens_a_draft_per_started_period(contract, customer):
 
 def test_presentation_groups_split_lines_and_recompute_is_idempotent(organization, customer, seed_pricing, contract):
     Product.objects.filter(pk=seed_pricing["product"].pk).update(presentation_group_key=["user_id"])
-    ingest(organization, customer, [tokens(recent(), 1_500_000), tokens(recent(), 250_000, user="bob"),
-                                    tokens(recent(), 999, event_type="other")])
+    ingest(
+        organization,
+        customer,
+        [tokens(recent(), 1_500_000), tokens(recent(), 250_000, user="bob"), tokens(recent(), 999, event_type="other")],
+    )
 
     invoicing.customer_drafts_recompute(customer_id=customer.pk)
     first = lines(draft_of(customer))
     invoicing.customer_drafts_recompute(customer_id=customer.pk)
     second = draft_of(customer)
 
-    assert first == lines(second) == [
-        ("Language Model 4 Tokens (millions)", "user_id: alice", Decimal("1.5"), Decimal(50), 75),
-        ("Language Model 4 Tokens (millions)", "user_id: bob", Decimal("0.25"), Decimal(50), 13),  # 12.5 → 13
-    ]
+    assert (
+        first
+        == lines(second)
+        == [
+            ("Language Model 4 Tokens (millions)", "user_id: alice", Decimal("1.5"), Decimal(50), 75),
+            ("Language Model 4 Tokens (millions)", "user_id: bob", Decimal("0.25"), Decimal(50), 13),  # 12.5 → 13
+        ]
+    )
     assert second.total_cents == 88
 
 
 def test_usage_is_billed_in_the_period_it_occurred(organization, customer, contract):
-    ingest(organization, customer, [tokens(previous_month_start() + timedelta(days=3), 2_000_000),
-                                    tokens(recent(), 1_000_000)])
+    ingest(
+        organization,
+        customer,
+        [tokens(previous_month_start() + timedelta(days=3), 2_000_000), tokens(recent(), 1_000_000)],
+    )
 
     invoicing.customer_drafts_recompute(customer_id=customer.pk)
 
@@ -112,7 +126,9 @@ def test_finalize_after_the_grace_period_numbers_from_a_sequence_and_opens_the_n
     assert invoice.total_cents == 100 and invoice.finalized_at is not None
     assert draft_of(customer).period_start == month_start()
     other = services.contract_create(
-        organization=organization, customer=_another_customer(organization), rate_card=contract.rate_card,
+        organization=organization,
+        customer=_another_customer(organization),
+        rate_card=contract.rate_card,
         starting_at=previous_month_start(),
     )
     (second,) = invoicing.invoices_finalize_due(now=month_start() + timedelta(hours=25))
@@ -172,16 +188,26 @@ def test_tiers_overrides_and_effective_dates_on_a_real_invoice(organization, cus
     product = seed_pricing["product"]
     change = month_start() + timedelta(days=10)
     services.rate_create(
-        rate_card=card, product=product, starting_at=utc(2020, 1, 1), ending_before=change, rate_type="TIERED",
+        rate_card=card,
+        product=product,
+        starting_at=utc(2020, 1, 1),
+        ending_before=change,
+        rate_type="TIERED",
         tiers=[{"size": Decimal(1), "price": Decimal(100)}, {"price": Decimal(10)}],
     )
     services.rate_create(rate_card=card, product=product, starting_at=change, price=Decimal(5))
     services.contract_create(
-        organization=organization, customer=customer, rate_card=card, starting_at=month_start(),
+        organization=organization,
+        customer=customer,
+        rate_card=card,
+        starting_at=month_start(),
         overrides=[{"product": product, "type": "MULTIPLIER", "multiplier": Decimal("0.5")}],
     )
-    ingest(organization, customer, [tokens(month_start() + timedelta(days=1), 3_000_000),
-                                    tokens(change + timedelta(hours=1), 2_000_000)])
+    ingest(
+        organization,
+        customer,
+        [tokens(month_start() + timedelta(days=1), 3_000_000), tokens(change + timedelta(hours=1), 2_000_000)],
+    )
 
     invoicing.customer_drafts_recompute(customer_id=customer.pk)
 

@@ -9,7 +9,9 @@ def dt(*args) -> datetime:
 
 def test_calendar_months_cut_by_the_contract_start_and_end():
     result = periods.periods(
-        contract_start=dt(2026, 1, 15, 6), contract_end=dt(2026, 3, 10), schedule=periods.FIRST_OF_MONTH,
+        contract_start=dt(2026, 1, 15, 6),
+        contract_end=dt(2026, 3, 10),
+        schedule=periods.FIRST_OF_MONTH,
         until=dt(2030, 1, 1),
     )
 
