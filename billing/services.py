@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import rating
-from .invoicing import contract_drafts_ensure
+from .invoicing import contract_drafts_ensure, drafts_refresh_later
 from .models import (
     BillableMetric,
     Contract,
@@ -199,6 +199,7 @@ def rate_create(
     for tier in tier_rows:
         tier.rate = rate
     RateTier.objects.bulk_create(tier_rows)
+    drafts_refresh_later(rate_card_id=rate_card.pk)
     return rate
 
 

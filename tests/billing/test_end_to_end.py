@@ -28,16 +28,25 @@ def wait_for_total(invoice_id, expected_cents: int, timeout: float = 20.0) -> tu
 def test_ingested_usage_reaches_the_draft_through_a_real_worker(celery_worker_process, api_client, organization):
     customer = CustomerFactory(organization=organization, external_id="c-e2e", ingest_aliases=["team@example.com"])
     metric = services.billable_metric_create(
-        organization=organization, name="tokens", aggregation_type="SUM", aggregation_key="tokens",
+        organization=organization,
+        name="tokens",
+        aggregation_type="SUM",
+        aggregation_key="tokens",
         event_type_filter={"in_values": ["langModel4"]},
     )
     product = services.product_create(
-        organization=organization, name="Language Model 4 Tokens (millions)", billable_metric=metric,
+        organization=organization,
+        name="Language Model 4 Tokens (millions)",
+        billable_metric=metric,
         quantity_conversion={"conversion_factor": Decimal(1_000_000), "operation": "DIVIDE"},
     )
     card = services.rate_card_create(organization=organization, name="Standard")
-    services.rate_create(rate_card=card, product=product, starting_at=timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=400),
-                         price=Decimal(50))
+    services.rate_create(
+        rate_card=card,
+        product=product,
+        starting_at=timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=400),
+        price=Decimal(50),
+    )
     start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     services.contract_create(organization=organization, customer=customer, rate_card=card, starting_at=start)
     draft = Invoice.objects.get(customer=customer, period_start=start)
@@ -45,8 +54,15 @@ def test_ingested_usage_reaches_the_draft_through_a_real_worker(celery_worker_pr
     at = max(timezone.now() - timedelta(minutes=1), start).isoformat()
 
     def post(transaction_id: str, tokens: int):
-        body = [{"transaction_id": transaction_id, "customer_id": "team@example.com", "event_type": "langModel4",
-                 "timestamp": at, "properties": {"tokens": tokens}}]
+        body = [
+            {
+                "transaction_id": transaction_id,
+                "customer_id": "team@example.com",
+                "event_type": "langModel4",
+                "timestamp": at,
+                "properties": {"tokens": tokens},
+            }
+        ]
         response = api_client.post("/api/v1/ingest", body, format="json")
         assert response.status_code == 200, response.content
 
