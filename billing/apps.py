@@ -6,3 +6,13 @@ class BillingConfig(AppConfig):
 
     name = "billing"
     verbose_name = "Billing"
+
+    def ready(self) -> None:
+        from events.hooks import register_ingest_hook
+        from events.signals import usage_recorded
+
+        from .metering import aggregate_usage
+        from .receivers import queue_draft_recompute
+
+        register_ingest_hook(aggregate_usage)
+        usage_recorded.connect(queue_draft_recompute, dispatch_uid="billing.queue_draft_recompute")
