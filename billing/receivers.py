@@ -1,9 +1,23 @@
 """Reactions to events' signals (connected in BillingConfig.ready)."""
 
+from .models import Contract
 from .tasks import schedule_draft_recompute
 
 
 def queue_draft_recompute(sender=None, *, customer_ids=(), **kwargs) -> None:
-    """events.signals.usage_recorded (sent on commit): recompute the customers' drafts, debounced."""
+    """events.signals.usage_recorded (sent on commit): recompute the customers' drafts, debounced.
+
+    Only customers with a contract can have drafts (an invoice belongs to a contract, which cannot
+    be deleted while it has one), so the others are left out with one query: for them a recompute
+    does nothing, yet scheduling it costs a cache round trip and a task per customer (run inline,
+    per ingest batch, when Celery is eager). A contract created after this query queues its own
+    recompute when it commits, which sees this usage.
+    """
+    if not customer_ids:
+        return
+    billed = set(
+        Contract.objects.filter(customer_id__in=list(customer_ids)).values_list("customer_id", flat=True).distinct()
+    )
     for customer_id in customer_ids:
-        schedule_draft_recompute(customer_id)
+        if customer_id in billed:
+            schedule_draft_recompute(customer_id)
