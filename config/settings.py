@@ -183,6 +183,9 @@ AUTH_PASSWORD_VALIDATORS = [
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 UPGRADE_URL = env.str("UPGRADE_URL", default="/admin/accounts/organization/")
+# How long a process trusts an API key it has verified before looking it up again (0: every request).
+# A revocation or plan change made in another process takes effect there within this many seconds.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
