@@ -127,6 +127,12 @@ else:
 # by the test suite uses it to share the test database).
 _database["NAME"] = env.str("DATABASE_NAME", default=_database["NAME"])
 _database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# Server-side prepared statements for the few raw statements of the ingest path (Django's own
+# queries bind client-side and are never prepared). Django turns them off by default for
+# connection poolers; set DATABASE_PREPARED_STATEMENTS=0 behind a pooler that cannot keep them
+# (PgBouncer in transaction mode before 1.21).
+if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+    _database.setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 _database["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
