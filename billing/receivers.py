@@ -1,5 +1,7 @@
 """Reactions to events' signals (connected in BillingConfig.ready)."""
 
+from django.db import connection
+
 from .models import Contract
 from .tasks import schedule_draft_recompute
 
@@ -15,9 +17,12 @@ def queue_draft_recompute(sender=None, *, customer_ids=(), **kwargs) -> None:
     """
     if not customer_ids:
         return
-    billed = set(
-        Contract.objects.filter(customer_id__in=list(customer_ids)).values_list("customer_id", flat=True).distinct()
-    )
+    with connection.cursor() as cursor:  # one array parameter, not one placeholder per customer
+        cursor.execute(
+            f"SELECT DISTINCT customer_id FROM {Contract._meta.db_table} WHERE customer_id = ANY(%s::bigint[])",  # noqa: S608
+            [list(customer_ids)],
+        )
+        billed = {customer_id for (customer_id,) in cursor.fetchall()}
     for customer_id in customer_ids:
         if customer_id in billed:
             schedule_draft_recompute(customer_id)

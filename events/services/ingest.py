@@ -1,11 +1,12 @@
 """The one ingest core behind every dialect.
 
-validate (done by the dialect) → drop keys already stored (one query) → resolve customers (set-based,
-creating unknown ones) → price (costcalc's batch API over its in-process snapshot) → one multi-row
-`INSERT … ON CONFLICT (organization_id, idempotency_key) DO NOTHING RETURNING` for the events and
-one for their vendor responses → the original ids of keys that another request stored meanwhile →
-ingest hooks (inside the transaction, new events only) → on commit: `usage_recorded` and the
-debounced budget evaluation.
+validate (done by the dialect) → one round trip for the organization's ingest state, the keys
+already stored, the customers the batch names and the price catalog's version → drop the stored
+keys → resolve customers (set-based, creating unknown ones) → price (costcalc's batch API over its
+in-process snapshot) → one statement: a multi-row `INSERT … ON CONFLICT (organization_id,
+idempotency_key) DO NOTHING RETURNING` for the events and one for their vendor responses → the
+original ids of keys that another request stored meanwhile → ingest hooks (inside the transaction,
+new events only) → on commit: `usage_recorded` and the debounced budget evaluation.
 
 Exactly once: the unique constraint on (organization, idempotency_key) decides. A request that
 races another with the same keys waits on the conflicting row until the other commits, then skips
@@ -22,11 +23,12 @@ from decimal import Decimal, localcontext
 from functools import partial
 
 import orjson
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from costcalc.money import usd_to_microdollars
+from costcalc.selectors import CATALOG_VERSION_SQL
 
 from .. import hooks, signals
 from ..drafts import (
@@ -39,9 +41,9 @@ from ..drafts import (
     IngestResult,
 )
 from ..models import BlocklistState, Budget, Feature, IngestSettings, UsageEvent, VendorResponse
-from .customers import customers_resolve
+from .customers import customers_lookup_statement, customers_resolve
 from .pricing import price_calls, pricing_error, record_unpriced
-from .sql import fetch_all, fetch_one
+from .sql import fetch_all, fetch_one, fetch_pipelined
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +59,26 @@ class _OrganizationState:
     has_budgets: bool
 
 
+_STATE_SQL = (
+    f"SELECT (SELECT accept_unpriced_models FROM {IngestSettings._meta.db_table} "  # noqa: S608
+    "WHERE organization_id = %(organization)s), "
+    f"(SELECT version FROM {BlocklistState._meta.db_table} WHERE organization_id = %(organization)s), "
+    f"EXISTS (SELECT 1 FROM {Budget._meta.db_table} WHERE organization_id = %(organization)s AND enabled)"
+)
+_STORED_SQL = (
+    f"SELECT idempotency_key, id FROM {_EVENTS} "  # noqa: S608
+    "WHERE organization_id = %s AND idempotency_key = ANY(%s::text[])"
+)
+
+
+def _state(row) -> _OrganizationState:
+    accept, version, has_budgets = row
+    return _OrganizationState(bool(accept), version or 0, has_budgets)
+
+
 def organization_ingest_state(organization_id) -> _OrganizationState:
     """Everything ingest needs to know about the organization, in one query."""
-    accept, version, has_budgets = fetch_one(
-        f"SELECT (SELECT accept_unpriced_models FROM {IngestSettings._meta.db_table} "  # noqa: S608
-        "WHERE organization_id = %(organization)s), "
-        f"(SELECT version FROM {BlocklistState._meta.db_table} WHERE organization_id = %(organization)s), "
-        f"EXISTS (SELECT 1 FROM {Budget._meta.db_table} WHERE organization_id = %(organization)s AND enabled)",
-        {"organization": organization_id},
-    )
-    return _OrganizationState(bool(accept), version or 0, has_budgets)
+    return _state(fetch_one(_STATE_SQL, {"organization": organization_id}))
 
 
 def ingest_events(
@@ -78,13 +90,15 @@ def ingest_events(
 ) -> IngestResult:
     """Store the drafts exactly once; one outcome per item, in order (errors pass through)."""
     received_at = now or timezone.now()
+    # The raw statements below bypass Django's cursors, which check a reused connection once per
+    # request (CONN_HEALTH_CHECKS); check it here, before the transaction, as they would.
+    connection.close_if_health_check_failed()
     with transaction.atomic():
-        state = organization_ingest_state(organization.pk)
-        outcomes = _ingest(organization, source, items, received_at, state)
+        outcomes, state = _ingest(organization, source, items, received_at)
     return IngestResult(outcomes=outcomes, budget_state_version=state.budget_state_version)
 
 
-def _ingest(organization, source, items, received_at, state) -> list[EventOutcome]:
+def _ingest(organization, source, items, received_at) -> tuple[list[EventOutcome], _OrganizationState]:
     outcomes: list[EventOutcome | None] = [None] * len(items)
     first_by_key: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []  # (index, index of the first draft with the same key)
@@ -96,8 +110,24 @@ def _ingest(organization, source, items, received_at, state) -> list[EventOutcom
         else:
             first_by_key[item.idempotency_key] = index
 
-    # Keys already stored are duplicates before any other work: a replayed batch costs one query.
-    stored = _stored_ids(organization.pk, list(first_by_key))
+    # One round trip for what every batch needs to know; keys already stored are duplicates before
+    # any other work, so a replayed batch costs just this.
+    if first_by_key:
+        state_row, stored_rows, customer_rows, version_rows = fetch_pipelined(
+            [
+                (_STATE_SQL, {"organization": organization.pk}),
+                (_STORED_SQL, [organization.pk, list(first_by_key)]),
+                customers_lookup_statement(
+                    organization_id=organization.pk, refs=[items[index].customer for index in first_by_key.values()]
+                ),
+                (CATALOG_VERSION_SQL, None),
+            ]
+        )
+        state = _state(state_row[0])
+    else:
+        state = organization_ingest_state(organization.pk)
+        stored_rows = customer_rows = version_rows = []
+    stored = dict(stored_rows)
     pending: list[int] = []
     for key, index in first_by_key.items():
         if key in stored:
@@ -106,7 +136,8 @@ def _ingest(organization, source, items, received_at, state) -> list[EventOutcom
             pending.append(index)
 
     if pending:
-        _store(organization, source, items, pending, outcomes, received_at, state)
+        catalog_version = version_rows[0][0] if version_rows else None
+        _store(organization, source, items, pending, outcomes, received_at, state, customer_rows, catalog_version)
 
     for index, first in repeats:
         original = outcomes[first]
@@ -115,19 +146,13 @@ def _ingest(organization, source, items, received_at, state) -> list[EventOutcom
             if original.status == ERROR
             else EventOutcome(DUPLICATE, id=original.id, draft=items[index])
         )
-    return outcomes  # type: ignore[return-value]
+    return outcomes, state  # type: ignore[return-value]
 
 
 def _stored_ids(organization_id, keys: list[str]) -> dict[str, int]:
     if not keys:
         return {}
-    return dict(
-        fetch_all(
-            f"SELECT idempotency_key, id FROM {_EVENTS} "  # noqa: S608
-            "WHERE organization_id = %s AND idempotency_key = ANY(%s::text[])",
-            [organization_id, keys],
-        )
-    )
+    return dict(fetch_all(_STORED_SQL, [organization_id, keys]))
 
 
 @dataclass(slots=True)
@@ -142,11 +167,11 @@ class _Row:
     unpriced_models: tuple[str, ...] = ()
 
 
-def _store(organization, source, items, pending, outcomes, received_at, state) -> None:
+def _store(organization, source, items, pending, outcomes, received_at, state, customer_rows, catalog_version):
     drafts = {index: items[index] for index in pending}
 
     customers = customers_resolve(
-        organization=organization, refs=[d.customer for d in drafts.values()], now=received_at
+        organization=organization, refs=[d.customer for d in drafts.values()], now=received_at, found=customer_rows
     )
     for index, draft in list(drafts.items()):
         if (draft.customer.kind, draft.customer.value) not in customers:
@@ -157,7 +182,7 @@ def _store(organization, source, items, pending, outcomes, received_at, state) -
             del drafts[index]
 
     features = _features(organization.pk, drafts.values())
-    priced = _price(organization, drafts)
+    priced = _price(organization, drafts, catalog_version)
     rows: list[_Row] = []
     sightings: list[tuple[str, datetime]] = []
     for index, draft in drafts.items():
@@ -253,14 +278,15 @@ def _store(organization, source, items, pending, outcomes, received_at, state) -
             transaction.on_commit(partial(_schedule_budget_evaluation, organization.pk), robust=True)
 
 
-def _price(organization, drafts: dict[int, EventDraft]) -> dict[int, list]:
+def _price(organization, drafts: dict[int, EventDraft], catalog_version) -> dict[int, list]:
     calls, owners = [], []
     for index, draft in drafts.items():
         for call in draft.calls:
             calls.append((call, draft.occurred_at))
             owners.append(index)
     results: dict[int, list] = {}
-    for owner, result in zip(owners, price_calls(organization=organization, calls=calls), strict=True):
+    priced = price_calls(organization=organization, calls=calls, catalog_version=catalog_version)
+    for owner, result in zip(owners, priced, strict=True):
         results.setdefault(owner, []).append(result)
     return results
 

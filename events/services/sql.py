@@ -4,7 +4,12 @@ Django's psycopg backend binds parameters client-side, so PostgreSQL parses and 
 statement again; the ingest statements are few and fixed, so preparing them once per connection
 saves that work (several milliseconds per batch for the write statement). They run on Django's own
 connection, inside whatever transaction Django has open.
+
+`fetch_pipelined` sends several statements in one round trip (psycopg's pipeline mode): the
+server runs them in order, each with its own snapshot, as if they had been sent one by one.
 """
+
+from collections.abc import Sequence
 
 import psycopg
 from django.db import connection
@@ -20,3 +25,18 @@ def fetch_all(sql: str, params) -> list[tuple]:
 def fetch_one(sql: str, params) -> tuple | None:
     rows = fetch_all(sql, params)
     return rows[0] if rows else None
+
+
+def fetch_pipelined(statements: Sequence[tuple[str, object]]) -> list[list[tuple]]:
+    """The rows of each `(sql, params)` statement, in order, for one round trip to the server."""
+    connection.ensure_connection()
+    raw = connection.connection
+    cursors = [psycopg.Cursor(raw) for _ in statements]
+    try:
+        with raw.pipeline():
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(sql, params, prepare=True)
+        return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
