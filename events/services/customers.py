@@ -89,7 +89,8 @@ def _select_statement(organization_id, external_ids: set, aliases: set, uuids: s
 
 
 def _select(organization_id, external_ids: set, aliases: set, uuids: set, stripes: set) -> list[tuple]:
-    return fetch_all(*_select_statement(organization_id, external_ids, aliases, uuids, stripes))
+    # Unprepared: planned for the customer table as it is (see events.services.sql).
+    return fetch_all(*_select_statement(organization_id, external_ids, aliases, uuids, stripes), prepare=False)
 
 
 def _match(rows: Sequence[tuple], ids: set, uuids: set, stripes: set) -> dict[tuple[str, str], int]:

@@ -23,6 +23,7 @@ from decimal import Decimal, localcontext
 from functools import partial
 
 import orjson
+import psycopg
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -90,15 +91,28 @@ def ingest_events(
 ) -> IngestResult:
     """Store the drafts exactly once; one outcome per item, in order (errors pass through)."""
     received_at = now or timezone.now()
-    # The raw statements below bypass Django's cursors, which check a reused connection once per
-    # request (CONN_HEALTH_CHECKS); check it here, before the transaction, as they would.
-    connection.close_if_health_check_failed()
-    with transaction.atomic():
-        outcomes, state = _ingest(organization, source, items, received_at)
-    return IngestResult(outcomes=outcomes, budget_state_version=state.budget_state_version)
+    while True:
+        # With CONN_HEALTH_CHECKS, Django checks a reused connection with a round trip of its own
+        # (SELECT 1) when this transaction starts. Ingest lets its first round trip, which only
+        # reads, be that check: should it find the connection closed by the server, nothing was
+        # written, so the transaction is dropped and run again once on a new connection.
+        unchecked = connection.connection is not None and connection.health_check_enabled
+        unchecked = unchecked and not connection.health_check_done
+        connection.health_check_done = True
+        try:
+            with transaction.atomic():
+                outcomes, state = _ingest(organization, source, items, received_at, unchecked)
+        except _ReusedConnectionLost:
+            connection.close()
+            continue
+        return IngestResult(outcomes=outcomes, budget_state_version=state.budget_state_version)
 
 
-def _ingest(organization, source, items, received_at) -> tuple[list[EventOutcome], _OrganizationState]:
+class _ReusedConnectionLost(Exception):
+    """The first statement of a request found its reused connection closed (nothing was written)."""
+
+
+def _ingest(organization, source, items, received_at, unchecked) -> tuple[list[EventOutcome], _OrganizationState]:
     outcomes: list[EventOutcome | None] = [None] * len(items)
     first_by_key: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []  # (index, index of the first draft with the same key)
@@ -112,21 +126,30 @@ def _ingest(organization, source, items, received_at) -> tuple[list[EventOutcome
 
     # One round trip for what every batch needs to know; keys already stored are duplicates before
     # any other work, so a replayed batch costs just this.
-    if first_by_key:
-        state_row, stored_rows, customer_rows, version_rows = fetch_pipelined(
-            [
-                (_STATE_SQL, {"organization": organization.pk}),
-                (_STORED_SQL, [organization.pk, list(first_by_key)]),
-                customers_lookup_statement(
-                    organization_id=organization.pk, refs=[items[index].customer for index in first_by_key.values()]
-                ),
-                (CATALOG_VERSION_SQL, None),
-            ]
-        )
-        state = _state(state_row[0])
-    else:
-        state = organization_ingest_state(organization.pk)
-        stored_rows = customer_rows = version_rows = []
+    try:
+        if first_by_key:
+            state_row, stored_rows, customer_rows, version_rows = fetch_pipelined(
+                [
+                    (_STATE_SQL, {"organization": organization.pk}, True),
+                    (_STORED_SQL, [organization.pk, list(first_by_key)], False),
+                    (
+                        *customers_lookup_statement(
+                            organization_id=organization.pk,
+                            refs=[items[index].customer for index in first_by_key.values()],
+                        ),
+                        False,
+                    ),
+                    (CATALOG_VERSION_SQL, None, True),
+                ]
+            )
+            state = _state(state_row[0])
+        else:
+            state = organization_ingest_state(organization.pk)
+            stored_rows = customer_rows = version_rows = []
+    except psycopg.OperationalError as error:
+        if unchecked and connection.connection is not None and connection.connection.closed:
+            raise _ReusedConnectionLost from error
+        raise
     stored = dict(stored_rows)
     pending: list[int] = []
     for key, index in first_by_key.items():
@@ -152,7 +175,7 @@ def _ingest(organization, source, items, received_at) -> tuple[list[EventOutcome
 def _stored_ids(organization_id, keys: list[str]) -> dict[str, int]:
     if not keys:
         return {}
-    return dict(fetch_all(_STORED_SQL, [organization_id, keys]))
+    return dict(fetch_all(_STORED_SQL, [organization_id, keys], prepare=False))
 
 
 @dataclass(slots=True)
