@@ -18,6 +18,8 @@ _TABLE = Customer._meta.db_table
 
 
 def _as_uuid(value: str) -> str | None:
+    if len(value) < 32:  # every form uuid.UUID accepts has 32 hex digits; skip the failed parse
+        return None
     try:
         return str(uuid.UUID(value))
     except ValueError:
