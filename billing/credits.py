@@ -205,8 +205,8 @@ def failure_disables(*, consecutive_failures: int, max_failures: int) -> bool:
 
 # --- Spending limits ---------------------------------------------------------------------------
 
-DURATIONS = ("day", "week", "month")
-STRATEGIES = ("fixed", "rolling")
+DURATIONS = ("daily", "weekly", "monthly")  # Cloudflare AI Gateway spending-limit values
+STRATEGIES = ("fixed", "sliding")
 
 
 def _months_back(moment: datetime, months: int) -> datetime:
@@ -221,7 +221,7 @@ def spending_window(*, now: datetime, duration: str, strategy: str) -> tuple[dat
     """[start, end) of the period a spending limit counts, for a timezone-aware UTC ``now``.
 
     fixed: the calendar day / ISO week (Monday) / month containing now, reset at its start.
-    rolling: the last 24 hours / 7 days / calendar month ending now.
+    sliding: the last 24 hours / 7 days / calendar month ending now.
     """
     if duration not in DURATIONS:
         raise ValueError(f"duration must be one of {', '.join(DURATIONS)}")
@@ -229,16 +229,16 @@ def spending_window(*, now: datetime, duration: str, strategy: str) -> tuple[dat
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    if strategy == "rolling":
-        if duration == "day":
+    if strategy == "sliding":
+        if duration == "daily":
             return now - timedelta(days=1), now
-        if duration == "week":
+        if duration == "weekly":
             return now - timedelta(days=7), now
         return _months_back(now, 1), now
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if duration == "day":
+    if duration == "daily":
         return midnight, midnight + timedelta(days=1)
-    if duration == "week":
+    if duration == "weekly":
         start = midnight - timedelta(days=midnight.weekday())
         return start, start + timedelta(days=7)
     start = midnight.replace(day=1)

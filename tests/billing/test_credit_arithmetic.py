@@ -215,29 +215,29 @@ def test_repeated_failures_disable_auto_topup():
 
 
 def test_fixed_windows_are_calendar_periods():
-    assert spending_window(now=NOW, duration="day", strategy="fixed") == (
+    assert spending_window(now=NOW, duration="daily", strategy="fixed") == (
         datetime(2025, 3, 15, tzinfo=UTC), datetime(2025, 3, 16, tzinfo=UTC))
-    assert spending_window(now=NOW, duration="week", strategy="fixed") == (  # 2025-03-15 is a Saturday
+    assert spending_window(now=NOW, duration="weekly", strategy="fixed") == (  # 2025-03-15 is a Saturday
         datetime(2025, 3, 10, tzinfo=UTC), datetime(2025, 3, 17, tzinfo=UTC))
-    assert spending_window(now=NOW, duration="month", strategy="fixed") == (
+    assert spending_window(now=NOW, duration="monthly", strategy="fixed") == (
         datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC))
     december = datetime(2025, 12, 31, 23, 59, tzinfo=UTC)
-    assert spending_window(now=december, duration="month", strategy="fixed") == (
+    assert spending_window(now=december, duration="monthly", strategy="fixed") == (
         datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
 
 
-def test_rolling_windows_end_now():
-    assert spending_window(now=NOW, duration="day", strategy="rolling") == (NOW - timedelta(days=1), NOW)
-    assert spending_window(now=NOW, duration="week", strategy="rolling") == (NOW - timedelta(days=7), NOW)
+def test_sliding_windows_end_now():
+    assert spending_window(now=NOW, duration="daily", strategy="sliding") == (NOW - timedelta(days=1), NOW)
+    assert spending_window(now=NOW, duration="weekly", strategy="sliding") == (NOW - timedelta(days=7), NOW)
     march_31 = datetime(2025, 3, 31, 8, tzinfo=UTC)
-    assert spending_window(now=march_31, duration="month", strategy="rolling") == (
+    assert spending_window(now=march_31, duration="monthly", strategy="sliding") == (
         datetime(2025, 2, 28, 8, tzinfo=UTC), march_31)
 
 
 @given(
     st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)),
-    st.sampled_from(["day", "week", "month"]),
-    st.sampled_from(["fixed", "rolling"]),
+    st.sampled_from(["daily", "weekly", "monthly"]),
+    st.sampled_from(["fixed", "sliding"]),
 )
 def test_every_window_contains_now(now, duration, strategy):
     start, end = spending_window(now=now, duration=duration, strategy=strategy)
@@ -246,7 +246,7 @@ def test_every_window_contains_now(now, duration, strategy):
     assert end - start <= timedelta(days=31)
 
 
-@pytest.mark.parametrize(("duration", "strategy"), [("year", "fixed"), ("day", "sliding")])
+@pytest.mark.parametrize(("duration", "strategy"), [("yearly", "fixed"), ("day", "fixed"), ("daily", "rolling")])
 def test_unknown_durations_and_strategies_are_refused(duration, strategy):
     with pytest.raises(ValueError):
         spending_window(now=NOW, duration=duration, strategy=strategy)
