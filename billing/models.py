@@ -1,0 +1,661 @@
+"""Billing configuration (Metronome's concepts and field names), usage rollups and invoices.
+
+Configuration: BillableMetric → Product → RateCard with Rates (and RateTiers) → Contract (a
+customer on a rate card, with ContractOverrides). Metering: UsageRollup / UniqueValueRollup,
+written by the ingest hook inside the ingest transaction (billing.metering). Invoices: Invoice
+with InvoiceLines, recomputed from rollups while draft (billing.invoicing).
+
+Instants that bound prices and periods (rates, overrides, contracts) are whole UTC hours, because
+usage is pre-aggregated per hour: an hour never straddles two prices.
+"""
+
+import uuid
+from decimal import Decimal
+
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import ArrayField, DateTimeRangeField, RangeBoundary, RangeOperators
+from django.core.exceptions import ValidationError
+from django.db import models, router
+from django.db.models import F, Func, Q
+
+from . import rating
+
+PRICE_DIGITS = {"max_digits": 30, "decimal_places": 12}  # cents per unit, e.g. 0.000050000000
+QUANTITY_DIGITS = {"max_digits": 38, "decimal_places": 12}
+
+
+class TsTzRange(Func):
+    function = "TSTZRANGE"
+    output_field = DateTimeRangeField()
+
+
+def _active_range():
+    return TsTzRange("starting_at", "ending_before", RangeBoundary())
+
+
+def validate_whole_hour(value, field: str) -> dict[str, str]:
+    if value is not None and (value.minute or value.second or value.microsecond):
+        return {field: "Must be a whole hour in UTC (usage is rated per hour), e.g. 2026-01-01T00:00:00Z."}
+    return {}
+
+
+def validate_range(starting_at, ending_before) -> dict[str, str]:
+    errors = {**validate_whole_hour(starting_at, "starting_at"), **validate_whole_hour(ending_before, "ending_before")}
+    if starting_at and ending_before and ending_before <= starting_at:
+        errors["ending_before"] = "Must be after starting_at."
+    return errors
+
+
+def ranges_overlap(a_start, a_end, b_start, b_end) -> bool:
+    """[a_start, a_end) and [b_start, b_end) intersect; None ends are unbounded."""
+    return (b_end is None or a_start < b_end) and (a_end is None or b_start < a_end)
+
+
+class ExclusionCheckedInClean(models.Model):
+    """Models whose overlap rule is reported by clean() with the field at fault.
+
+    The database exclusion constraint stays the last word under concurrency; validating it again
+    in full_clean() would only repeat clean()'s message without a field.
+    """
+
+    class Meta:
+        abstract = True
+
+    def validate_constraints(self, exclude=None):
+        using = router.db_for_write(self.__class__, instance=self)
+        errors: dict = {}
+        for model_class, constraints in self.get_constraints():
+            for constraint in constraints:
+                if isinstance(constraint, ExclusionConstraint):
+                    continue
+                try:
+                    constraint.validate(model_class, self, exclude=exclude, using=using)
+                except ValidationError as error:
+                    errors = error.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+
+# --- Billable metrics ------------------------------------------------------------------------
+
+
+class BillableMetric(models.Model):
+    """What to count: which events match and how their values aggregate (Metronome billable metric)."""
+
+    class AggregationType(models.TextChoices):
+        SUM = "SUM", "Sum"
+        COUNT = "COUNT", "Count"
+        MAX = "MAX", "Max"
+        UNIQUE = "UNIQUE", "Unique (distinct count)"
+        LATEST = "LATEST", "Latest value"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=255)
+    event_type_filter = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='{"in_values": ["chat"], "not_in_values": ["test"]}; empty matches every event type.',
+    )
+    property_filters = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='[{"name": "region", "exists": true, "in_values": ["eu"], "not_in_values": []}]',
+    )
+    aggregation_type = models.CharField(max_length=8, choices=AggregationType.choices)
+    aggregation_key = models.CharField(
+        max_length=255, blank=True, help_text="Property aggregated (SUM, MAX, LATEST) or counted once (UNIQUE)."
+    )
+    group_keys = ArrayField(
+        models.CharField(max_length=255),
+        default=list,
+        blank=True,
+        help_text="Properties that split usage into groups, like GROUP BY (comma-separated).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="billable_metric_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        from .definitions import metric_definition_errors
+
+        errors = metric_definition_errors(
+            event_type_filter=self.event_type_filter,
+            property_filters=self.property_filters,
+            aggregation_type=self.aggregation_type,
+            aggregation_key=self.aggregation_key,
+            group_keys=self.group_keys,
+        )
+        if errors:
+            raise ValidationError(errors)
+
+
+# --- Products --------------------------------------------------------------------------------
+
+
+class Product(models.Model):
+    """How a metric (or a fixed charge) appears on invoices (Metronome product)."""
+
+    class Type(models.TextChoices):
+        USAGE = "usage", "Usage"
+        FIXED = "fixed", "Fixed (one-time, first period)"
+        COMPOSITE = "composite", "Composite (% of other usage products)"
+        SUBSCRIPTION = "subscription", "Subscription (every period)"
+
+    class Operation(models.TextChoices):
+        MULTIPLY = "MULTIPLY", "Multiply"
+        DIVIDE = "DIVIDE", "Divide"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=255, help_text="Shown on invoices, e.g. Language Model 4 Tokens (millions).")
+    type = models.CharField(max_length=16, choices=Type.choices, default=Type.USAGE)
+    billable_metric = models.ForeignKey(
+        BillableMetric, null=True, blank=True, on_delete=models.PROTECT, related_name="products"
+    )
+    presentation_group_key = ArrayField(
+        models.CharField(max_length=255),
+        default=list,
+        blank=True,
+        help_text="Group keys of the metric that split this product into one invoice line per value.",
+    )
+    conversion_factor = models.DecimalField(null=True, blank=True, **QUANTITY_DIGITS)
+    conversion_operation = models.CharField(max_length=8, choices=Operation.choices, blank=True)
+    conversion_name = models.CharField(
+        max_length=255, blank=True, help_text="Unit after conversion, e.g. million tokens."
+    )
+    composite_products = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="composites",
+        help_text="Usage products whose line amounts a composite product charges a percentage of.",
+    )
+    external_id = models.CharField(max_length=255, blank=True)
+    stripe_product_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(conversion_factor__isnull=True, conversion_operation="")
+                | Q(conversion_factor__gt=0) & ~Q(conversion_operation=""),
+                name="product_conversion_complete",
+                violation_error_message="A quantity conversion needs a positive factor and an operation.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def quantity_conversion(self) -> rating.QuantityConversion | None:
+        if self.conversion_factor is None:
+            return None
+        return rating.QuantityConversion(self.conversion_factor, rating.ConversionOperation(self.conversion_operation))
+
+    def clean(self):
+        errors: dict[str, str] = {}
+        metric = self.billable_metric if self.billable_metric_id else None
+        if self.type == self.Type.USAGE and metric is None:
+            errors["billable_metric"] = "A usage product needs a billable metric."
+        if self.type != self.Type.USAGE and metric is not None:
+            errors["billable_metric"] = f"Only usage products have a billable metric (this one is {self.type})."
+        if metric is not None and self.organization_id and metric.organization_id != self.organization_id:
+            errors["billable_metric"] = "The billable metric belongs to another organization."
+        keys = list(self.presentation_group_key or [])
+        if keys:
+            available = list(metric.group_keys) if metric else []
+            unknown = [key for key in keys if key not in available]
+            if unknown:
+                errors["presentation_group_key"] = (
+                    f"{', '.join(unknown)} is not a group key of the billable metric (group keys: "
+                    f"{', '.join(available) or 'none'})."
+                )
+            elif len(set(keys)) != len(keys):
+                errors["presentation_group_key"] = "Keys must not repeat."
+        if (self.conversion_factor is None) != (not self.conversion_operation):
+            errors["conversion_factor" if self.conversion_factor is None else "conversion_operation"] = (
+                "A quantity conversion needs both a factor and an operation."
+            )
+        elif self.conversion_factor is not None and self.conversion_factor <= 0:
+            errors["conversion_factor"] = "Must be greater than 0."
+        if errors:
+            raise ValidationError(errors)
+
+
+def composite_references_errors(product: Product, referenced: list[Product]) -> dict[str, str]:
+    """A composite product references usage products of its own organization (checked by forms and services)."""
+    if product.type != Product.Type.COMPOSITE:
+        return {"composite_products": "Only composite products reference other products."} if referenced else {}
+    if not referenced:
+        return {"composite_products": "A composite product needs at least one usage product."}
+    for other in referenced:
+        if other.organization_id != product.organization_id:
+            return {"composite_products": f"{other} belongs to another organization."}
+        if other.type != Product.Type.USAGE:
+            return {"composite_products": f"{other} is a {other.type} product; composites reference usage products."}
+    return {}
+
+
+# --- Rate cards and rates --------------------------------------------------------------------
+
+
+class RateCard(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "name"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="rate_card_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Rate(ExclusionCheckedInClean):
+    """A product's price on a rate card for [starting_at, ending_before). One at a time per product."""
+
+    class RateType(models.TextChoices):
+        FLAT = "FLAT", "Flat"
+        TIERED = "TIERED", "Tiered (graduated)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    rate_card = models.ForeignKey(RateCard, on_delete=models.CASCADE, related_name="rates")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="rates")
+    entitled = models.BooleanField(
+        default=True, help_text="Shows on invoices by default; if off, only when a contract override entitles it."
+    )
+    rate_type = models.CharField(max_length=8, choices=RateType.choices, default=RateType.FLAT)
+    price = models.DecimalField(
+        null=True,
+        blank=True,
+        help_text="FLAT: cents per unit (composite products: the fraction, 0.1 = 10%).",
+        **PRICE_DIGITS,
+    )
+    quantity = models.DecimalField(
+        default=Decimal(1), help_text="Fixed and subscription products: units charged per period.", **QUANTITY_DIGITS
+    )
+    starting_at = models.DateTimeField()
+    ending_before = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["rate_card", "product__name", "starting_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ending_before__isnull=True) | Q(ending_before__gt=F("starting_at")),
+                name="rate_ends_after_it_starts",
+            ),
+            models.CheckConstraint(
+                condition=~Q(rate_type="FLAT") | Q(price__isnull=False),
+                name="rate_flat_has_price",
+                violation_error_message="A FLAT rate needs a price.",
+            ),
+            ExclusionConstraint(
+                name="rate_no_overlap_per_product",
+                expressions=[
+                    ("rate_card", RangeOperators.EQUAL),
+                    ("product", RangeOperators.EQUAL),
+                    (_active_range(), RangeOperators.OVERLAPS),
+                ],
+                violation_error_message="Another rate for this product on this rate card overlaps this time range.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        price = f"{self.price}¢" if self.rate_type == self.RateType.FLAT else "tiered"
+        return f"{self.product} at {price} from {self.starting_at:%Y-%m-%d %H:%M}"
+
+    def clean(self):
+        errors = validate_range(self.starting_at, self.ending_before)
+        if self.rate_type == self.RateType.FLAT and self.price is None:
+            errors["price"] = "A FLAT rate needs a price (in cents)."
+        if self.rate_type == self.RateType.TIERED and self.price is not None:
+            errors["price"] = "A TIERED rate takes its prices from its tiers; leave price empty."
+        if self.quantity is not None and self.quantity <= 0:
+            errors["quantity"] = "Must be greater than 0."
+        if self.rate_card_id and self.product_id and self.product.organization_id != self.rate_card.organization_id:
+            errors["product"] = "The product belongs to another organization."
+        if not errors and self.rate_card_id and self.product_id and self.starting_at:
+            clash = overlapping(
+                Rate.objects.filter(rate_card_id=self.rate_card_id, product_id=self.product_id).exclude(pk=self.pk),
+                self.starting_at,
+                self.ending_before,
+            )
+            if clash is not None:
+                errors["starting_at"] = (
+                    f"Overlaps another rate for {self.product} on this rate card ({clash.range_text})."
+                )
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def range_text(self) -> str:
+        end = f"{self.ending_before:%Y-%m-%d %H:%M}" if self.ending_before else "open-ended"
+        return f"{self.starting_at:%Y-%m-%d %H:%M} to {end}"
+
+
+def overlapping(queryset, starting_at, ending_before):
+    """The first row of ``queryset`` whose [starting_at, ending_before) intersects the given range."""
+    condition = Q(ending_before__isnull=True) | Q(ending_before__gt=starting_at)
+    if ending_before is not None:
+        condition &= Q(starting_at__lt=ending_before)
+    return queryset.filter(condition).order_by("starting_at").first()
+
+
+class RateTier(models.Model):
+    """One graduated tier of a TIERED rate: ``size`` units (empty: the unbounded last tier) at ``price`` cents."""
+
+    rate = models.ForeignKey(Rate, on_delete=models.CASCADE, related_name="tiers")
+    position = models.PositiveSmallIntegerField(help_text="1 for the first tier, 2 for the next, ...")
+    size = models.DecimalField(null=True, blank=True, **QUANTITY_DIGITS)
+    price = models.DecimalField(**PRICE_DIGITS)
+
+    class Meta:
+        ordering = ["rate", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["rate", "position"], name="rate_tier_unique_position"),
+            models.CheckConstraint(condition=Q(size__isnull=True) | Q(size__gt=0), name="rate_tier_size_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"tier {self.position}: {self.size or '∞'} at {self.price}¢"
+
+
+# --- Contracts -------------------------------------------------------------------------------
+
+
+class Contract(ExclusionCheckedInClean):
+    """A customer billed from a rate card for [starting_at, ending_before), in monthly periods."""
+
+    class StatementDay(models.TextChoices):
+        FIRST_OF_MONTH = "FIRST_OF_MONTH", "Calendar months (1st of the month, UTC)"
+        CONTRACT_START = "CONTRACT_START", "Monthly from the contract start"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey("events.Customer", on_delete=models.PROTECT, related_name="+")
+    rate_card = models.ForeignKey(RateCard, on_delete=models.PROTECT, related_name="contracts")
+    name = models.CharField(max_length=255, blank=True)
+    starting_at = models.DateTimeField()
+    ending_before = models.DateTimeField(null=True, blank=True)
+    usage_statement_day = models.CharField(
+        max_length=16,
+        choices=StatementDay.choices,
+        default=StatementDay.FIRST_OF_MONTH,
+        help_text="Billing periods are monthly: calendar months, or months from the contract start.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "-starting_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ending_before__isnull=True) | Q(ending_before__gt=F("starting_at")),
+                name="contract_ends_after_it_starts",
+            ),
+            ExclusionConstraint(
+                name="contract_no_overlap_per_customer",
+                expressions=[("customer", RangeOperators.EQUAL), (_active_range(), RangeOperators.OVERLAPS)],
+                violation_error_message="The customer already has a contract in this time range.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"{self.customer} on {self.rate_card}"
+
+    def clean(self):
+        errors = validate_range(self.starting_at, self.ending_before)
+        if self.organization_id and self.customer_id and self.customer.organization_id != self.organization_id:
+            errors["customer"] = "The customer belongs to another organization."
+        if self.organization_id and self.rate_card_id and self.rate_card.organization_id != self.organization_id:
+            errors["rate_card"] = "The rate card belongs to another organization."
+        if not errors and self.customer_id and self.starting_at:
+            clash = overlapping(
+                Contract.objects.filter(customer_id=self.customer_id).exclude(pk=self.pk),
+                self.starting_at,
+                self.ending_before,
+            )
+            if clash is not None:
+                errors["starting_at"] = (
+                    f"{self.customer} already has a contract from {clash.starting_at:%Y-%m-%d %H:%M}."
+                )
+        if errors:
+            raise ValidationError(errors)
+
+
+class ContractOverride(ExclusionCheckedInClean):
+    """A per-product change to the rate card inside one contract: price and/or entitlement."""
+
+    class Type(models.TextChoices):
+        NONE = "", "Entitlement only"
+        OVERWRITE = "OVERWRITE", "Overwrite price"
+        MULTIPLIER = "MULTIPLIER", "Multiply price"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="overrides")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    starting_at = models.DateTimeField()
+    ending_before = models.DateTimeField(null=True, blank=True)
+    entitled = models.BooleanField(null=True, blank=True, help_text="Empty: keep the rate card's entitlement.")
+    type = models.CharField(max_length=10, choices=Type.choices, blank=True, default=Type.NONE)
+    price = models.DecimalField(null=True, blank=True, help_text="OVERWRITE: a FLAT price in cents.", **PRICE_DIGITS)
+    multiplier = models.DecimalField(
+        null=True, blank=True, help_text="MULTIPLIER: e.g. 0.9 for 10% off.", **PRICE_DIGITS
+    )
+
+    class Meta:
+        ordering = ["contract", "product__name", "starting_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ending_before__isnull=True) | Q(ending_before__gt=F("starting_at")),
+                name="override_ends_after_it_starts",
+            ),
+            ExclusionConstraint(
+                name="override_no_overlap_per_product",
+                expressions=[
+                    ("contract", RangeOperators.EQUAL),
+                    ("product", RangeOperators.EQUAL),
+                    (_active_range(), RangeOperators.OVERLAPS),
+                ],
+                violation_error_message="Another override for this product overlaps this time range.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"override of {self.product}"
+
+    def clean(self):
+        errors = validate_range(self.starting_at, self.ending_before)
+        if self.type == self.Type.OVERWRITE and self.price is None:
+            errors["price"] = "An OVERWRITE override needs a price (in cents)."
+        if self.type == self.Type.MULTIPLIER and (self.multiplier is None or self.multiplier < 0):
+            errors["multiplier"] = "A MULTIPLIER override needs a multiplier of 0 or more."
+        if self.type != self.Type.OVERWRITE and self.price is not None:
+            errors["price"] = "Only OVERWRITE overrides take a price."
+        if self.type != self.Type.MULTIPLIER and self.multiplier is not None:
+            errors["multiplier"] = "Only MULTIPLIER overrides take a multiplier."
+        if self.type == self.Type.NONE and self.entitled is None:
+            errors["entitled"] = "An override changes the price (type) or the entitlement; this one changes neither."
+        if self.contract_id and self.product_id and self.product.organization_id != self.contract.organization_id:
+            errors["product"] = "The product belongs to another organization."
+        if not errors and self.contract_id and self.product_id and self.starting_at:
+            clash = overlapping(
+                ContractOverride.objects.filter(contract_id=self.contract_id, product_id=self.product_id).exclude(
+                    pk=self.pk
+                ),
+                self.starting_at,
+                self.ending_before,
+            )
+            if clash is not None:
+                errors["starting_at"] = f"Overlaps another override for {self.product}."
+        if errors:
+            raise ValidationError(errors)
+
+    def as_rating(self) -> rating.Override:
+        return rating.Override(
+            starting_at=self.starting_at,
+            ending_before=self.ending_before,
+            entitled=self.entitled,
+            overwrite_price=self.price if self.type == self.Type.OVERWRITE else None,
+            multiplier=self.multiplier if self.type == self.Type.MULTIPLIER else None,
+            id=self.pk,
+        )
+
+
+# --- Usage rollups ---------------------------------------------------------------------------
+
+
+class UsageRollup(models.Model):
+    """Usage of one metric for one customer, group value and billing hour, kept up to date at ingest.
+
+    ``hour`` is the hour usage is billed in: the event's own hour, or, for an event that arrives
+    after its period was finalized, the hour it arrived (so it lands on the current draft).
+    """
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey("events.Customer", on_delete=models.CASCADE, related_name="+")
+    metric = models.ForeignKey(BillableMetric, on_delete=models.CASCADE, related_name="+")
+    group_values = models.JSONField(default=dict)
+    hour = models.DateTimeField()
+    total = models.DecimalField(default=Decimal(0), **QUANTITY_DIGITS)
+    event_count = models.BigIntegerField(default=0)
+    maximum = models.DecimalField(null=True, **QUANTITY_DIGITS)
+    latest_value = models.DecimalField(null=True, **QUANTITY_DIGITS)
+    latest_at = models.DateTimeField(null=True)
+    latest_event_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "metric", "hour", "group_values"], name="usage_rollup_key"),
+        ]
+        indexes = [models.Index(fields=["metric", "hour"], name="usage_rollup_metric_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.metric_id} {self.group_values} at {self.hour:%Y-%m-%d %H:00}"
+
+
+class UniqueValueRollup(models.Model):
+    """The distinct values of a UNIQUE metric per customer, group value and billing hour."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey("events.Customer", on_delete=models.CASCADE, related_name="+")
+    metric = models.ForeignKey(BillableMetric, on_delete=models.CASCADE, related_name="+")
+    group_values = models.JSONField(default=dict)
+    hour = models.DateTimeField()
+    value = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "metric", "hour", "group_values", "value"], name="unique_value_rollup_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["metric", "hour"], name="unique_rollup_metric_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.metric_id} {self.value!r} at {self.hour:%Y-%m-%d %H:00}"
+
+
+# --- Invoices --------------------------------------------------------------------------------
+
+
+class Invoice(models.Model):
+    """One billing period of one contract. Lines are recomputed from rollups while it is a draft.
+
+    Money is integer cents: ``total_cents`` is the exact sum of the lines; ``amount_due_cents`` is
+    the total minus credits applied (``credits_applied_cents``, filled by invoice adjusters such as
+    a credit ledger; 0 without one).
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        FINALIZED = "finalized", "Finalized"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+        UNCOLLECTIBLE = "uncollectible", "Uncollectible"
+
+    CLOSED = (Status.FINALIZED, Status.PAID, Status.VOID, Status.UNCOLLECTIBLE)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey("events.Customer", on_delete=models.PROTECT, related_name="+")
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="invoices")
+    number = models.CharField(max_length=32, null=True, blank=True, unique=True, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField(help_text="Exclusive.")
+    currency = models.CharField(max_length=3, default="USD")
+    total_cents = models.BigIntegerField(default=0)
+    credits_applied_cents = models.BigIntegerField(default=0)
+    amount_due_cents = models.BigIntegerField(default=0)
+    computed_at = models.DateTimeField(null=True, blank=True, help_text="When the lines were last recomputed.")
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-period_start", "customer"]
+        constraints = [
+            models.UniqueConstraint(fields=["contract", "period_start"], name="invoice_one_per_contract_period"),
+            models.CheckConstraint(condition=Q(period_end__gt=F("period_start")), name="invoice_period_not_empty"),
+            models.CheckConstraint(condition=Q(credits_applied_cents__gte=0), name="invoice_credits_not_negative"),
+            models.CheckConstraint(
+                condition=Q(amount_due_cents=F("total_cents") - F("credits_applied_cents")),
+                name="invoice_amount_due_is_total_minus_credits",
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "status", "period_end"], name="invoice_customer_status")]
+
+    def __str__(self) -> str:
+        label = self.number or "draft"
+        return f"{label} {self.customer} {self.period_start:%Y-%m-%d}-{self.period_end:%Y-%m-%d}"
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == self.Status.DRAFT
+
+
+class InvoiceLine(models.Model):
+    """One priced line: a product (and presentation group value, and tier) over part of the period."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField()
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    product_name = models.CharField(max_length=255)
+    product_type = models.CharField(max_length=16, choices=Product.Type.choices)
+    group_values = models.JSONField(default=dict, blank=True, help_text="Presentation group values of this line.")
+    presentation_group = models.CharField(max_length=500, blank=True)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    quantity = models.DecimalField(**QUANTITY_DIGITS)
+    quantity_unit = models.CharField(max_length=255, blank=True)
+    unit_price = models.DecimalField(help_text="Cents per unit (composite: the fraction).", **PRICE_DIGITS)
+    rate_type = models.CharField(max_length=10)
+    tier_index = models.PositiveSmallIntegerField(null=True, blank=True)
+    tier_floor = models.DecimalField(null=True, blank=True, **QUANTITY_DIGITS)
+    tier_ceiling = models.DecimalField(null=True, blank=True, **QUANTITY_DIGITS)
+    amount_cents = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["invoice", "position"]
+        constraints = [models.UniqueConstraint(fields=["invoice", "position"], name="invoice_line_unique_position")]
+
+    def __str__(self) -> str:
+        return f"{self.product_name} {self.presentation_group}".strip()

@@ -195,7 +195,6 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_KEY_RATE_LIMIT", default="6000/min")},
 }
 
 SPECTACULAR_SETTINGS = {
