@@ -6,3 +6,8 @@ class BillingConfig(AppConfig):
 
     name = "billing"
     verbose_name = "Billing"
+
+    def ready(self) -> None:
+        from billing.credit_setup import connect as connect_credits
+
+        connect_credits()

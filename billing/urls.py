@@ -1,1 +1,5 @@
-urlpatterns: list = []
+from django.urls import include, path
+
+urlpatterns: list = [
+    path("", include("billing.credit_urls")),  # prepaid credits, top-ups, spending limits
+]
