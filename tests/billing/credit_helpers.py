@@ -26,7 +26,7 @@ def stripe_organization(organization, localstripe):
 
 
 @pytest.fixture
-def stripe(localstripe):
+def stripe_api(localstripe):
     """A Stripe client on localstripe, standing in for the customer's browser (Stripe.js) in tests."""
     return stripe_client(STRIPE_KEY)
 
@@ -66,7 +66,7 @@ def signed(payload: dict | str, secret: str = WEBHOOK_SECRET, timestamp: int | N
     return body.encode(), f"t={timestamp},v1={signature}"
 
 
-def payment_intent_event(payment_intent: dict, event_type: str = "payment_intent.succeeded", event_id: str = "") -> dict:
+def payment_intent_event(payment_intent: dict, event_type: str = "payment_intent.succeeded", event_id: str = ""):
     return {
         "id": event_id or f"evt_{payment_intent['id']}_{event_type}",
         "object": "event",
