@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SDK    := $(wildcard sdk/python/pyproject.toml)
+# Dated OpenRouter prices that cover every seed model; loaded by the demo when ../shared is present.
+PRICING_HISTORY ?= ../shared/pricing/openrouter/pricing_history.json
 
 .PHONY: demo test lint worker beat db-stop clean
 
@@ -14,6 +16,9 @@ $(STAMP): pyproject.toml $(SDK)
 
 demo: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py sync_model_prices --source genai-prices
+	if [ -f "$(PRICING_HISTORY)" ]; then \
+	  $(BIN)/python manage.py sync_model_prices --source openrouter-history --file "$(PRICING_HISTORY)"; fi
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runserver 127.0.0.1:8000 --noreload
 

@@ -213,6 +213,20 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# --- costcalc: model price catalog -------------------------------------------------------------
+# Sources the daily refresh (Celery beat) syncs, each "SOURCE" or "SOURCE=URL-or-path":
+# genai-prices (the installed package's bundled catalog, offline; with a URL, a v2 data.json),
+# openrouter=URL (an OpenRouter /api/v1/models document), openrouter-history=URL (pricing_history.json).
+COSTCALC_PRICE_SOURCES = env.list("COSTCALC_PRICE_SOURCES", default=["genai-prices"])
+# When several sources price a slug at the same moment from the same start, the first listed wins.
+COSTCALC_SOURCE_PRIORITY = env.list(
+    "COSTCALC_SOURCE_PRIORITY", default=["manual", "openrouter", "openrouter-history", "genai-prices"]
+)
+# How often a process re-checks whether prices changed (0 = on every use; batches check once).
+COSTCALC_SNAPSHOT_CHECK_SECONDS = env.float("COSTCALC_SNAPSHOT_CHECK_SECONDS", default=0.0)
+COSTCALC_FETCH_TIMEOUT_SECONDS = env.float("COSTCALC_FETCH_TIMEOUT_SECONDS", default=30.0)
+COSTCALC_FETCH_MAX_BYTES = env.int("COSTCALC_FETCH_MAX_BYTES", default=64 * 1024 * 1024)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,7 +1,9 @@
 from django.db import models
 from django.db.models import F, Q
 
-PRICE_FIELD = {"max_digits": 24, "decimal_places": 12}
+# 20 decimal places: OpenRouter publishes per-token prices such as "0.00000090000000000000005",
+# i.e. 0.90000000000000005 USD per million tokens; the catalog keeps them exactly.
+PRICE_FIELD = {"max_digits": 32, "decimal_places": 20}
 
 
 class PriceSource(models.TextChoices):
@@ -62,6 +64,7 @@ class OrganizationPriceOverride(PriceFields):
     slug = models.CharField(max_length=255)
     note = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["organization", "slug", "effective_from"]
