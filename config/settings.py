@@ -227,6 +227,15 @@ COSTCALC_SNAPSHOT_CHECK_SECONDS = env.float("COSTCALC_SNAPSHOT_CHECK_SECONDS", d
 COSTCALC_FETCH_TIMEOUT_SECONDS = env.float("COSTCALC_FETCH_TIMEOUT_SECONDS", default=30.0)
 COSTCALC_FETCH_MAX_BYTES = env.int("COSTCALC_FETCH_MAX_BYTES", default=64 * 1024 * 1024)
 
+# --- events: ingest, budgets and the SDK blocklist ---------------------------------------------
+# The blocklist answer's ttl_seconds: how long the SDK may cache it before polling again.
+BLOCKLIST_TTL_SECONDS = env.int("BLOCKLIST_TTL_SECONDS", default=30)
+# Budget evaluation after ingest is debounced per organization: the first ingest of a burst queues
+# one evaluation this many seconds later; later ones only mark the organization dirty.
+BUDGET_EVALUATION_DEBOUNCE_SECONDS = env.float("BUDGET_EVALUATION_DEBOUNCE_SECONDS", default=2.0)
+# Safety expiry of the debounce lock, should a worker die between queueing and running the task.
+BUDGET_EVALUATION_LOCK_SECONDS = env.int("BUDGET_EVALUATION_LOCK_SECONDS", default=60)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -106,3 +106,147 @@ class VendorResponse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} ({self.input_tokens}+{self.output_tokens} tokens)"
+
+
+class IngestSettings(models.Model):
+    """Per-organization ingest choices, edited in admin. Absent row = defaults."""
+
+    organization = models.OneToOneField(
+        "accounts.Organization", on_delete=models.CASCADE, primary_key=True, related_name="ingest_settings"
+    )
+    accept_unpriced_models = models.BooleanField(
+        default=False,
+        help_text=(
+            "Store events whose model the price catalog cannot price (cost left unknown and listed under "
+            "unpriced models) instead of rejecting them with suggestions."
+        ),
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "ingest settings"
+        verbose_name_plural = "ingest settings"
+
+    def __str__(self) -> str:
+        return f"Ingest settings of {self.organization}"
+
+
+class Feature(models.Model):
+    """A billable feature (seed 003): the cost and price of one usage unit, used when an event brings
+    neither a cost nor a revenue amount of its own (cost = cost per unit x usageUnits, revenue = price
+    per unit x usageUnits). Prices are Decimal USD per unit."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="features")
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    key = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, blank=True)
+    cost_per_unit_usd = models.DecimalField(
+        max_digits=24, decimal_places=12, null=True, blank=True, help_text="Provider cost of one unit, USD"
+    )
+    price_per_unit_usd = models.DecimalField(
+        max_digits=24, decimal_places=12, null=True, blank=True, help_text="What one unit is charged, USD"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "key"], name="feature_unique_key"),
+            models.CheckConstraint(
+                condition=Q(cost_per_unit_usd__isnull=True) | Q(cost_per_unit_usd__gte=0),
+                name="feature_cost_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(price_per_unit_usd__isnull=True) | Q(price_per_unit_usd__gte=0),
+                name="feature_price_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.key
+
+
+class Budget(models.Model):
+    """A spending limit on the cost of usage (seed 000). Scope `organization`: everything; `event_type`
+    or `customer`: the one named by `scope_value` (a customer's external id), or each one separately
+    when `scope_value` is blank. Action `block` puts what is over budget on the SDK blocklist; both
+    actions record a `BudgetAlert` once per period and subject."""
+
+    class Scope(models.TextChoices):
+        ORGANIZATION = "organization", "Organization"
+        EVENT_TYPE = "event_type", "Event type"
+        CUSTOMER = "customer", "Customer"
+
+    class Period(models.TextChoices):
+        DAY = "day", "Day (UTC)"
+        MONTH = "month", "Calendar month (UTC)"
+
+    class Action(models.TextChoices):
+        BLOCK = "block", "Block"
+        ALERT = "alert", "Alert only"
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="budgets")
+    name = models.CharField(max_length=255, blank=True)
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    scope_value = models.CharField(
+        max_length=255, blank=True, help_text="Event type or customer external id; blank = each one separately"
+    )
+    limit_microdollars = models.BigIntegerField(help_text="Cost limit per period, in microdollars (1e-6 USD)")
+    period = models.CharField(max_length=8, choices=Period.choices, default=Period.MONTH)
+    action = models.CharField(max_length=8, choices=Action.choices, default=Action.BLOCK)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "scope", "scope_value", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(limit_microdollars__gte=0), name="budget_limit_not_negative"),
+            models.CheckConstraint(
+                condition=~Q(scope="organization") | Q(scope_value=""), name="budget_organization_scope_has_no_value"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        subject = self.scope_value or ("all" if self.scope == self.Scope.ORGANIZATION else "each")
+        return self.name or f"{self.scope} {subject}: {self.limit_microdollars} µ$ per {self.period}"
+
+
+class BudgetAlert(models.Model):
+    """A budget found reached: one row per budget, period and subject (visible in admin)."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    period_start = models.DateTimeField()
+    subject = models.CharField(max_length=255, blank=True, help_text="Event type or customer external id")
+    action = models.CharField(max_length=8, choices=Budget.Action.choices)
+    spent_microdollars = models.BigIntegerField()
+    limit_microdollars = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "period_start", "subject"], name="budget_alert_once_per_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget} reached for {self.subject or 'organization'} ({self.period_start:%Y-%m-%d})"
+
+
+class BlocklistState(models.Model):
+    """The SDK blocklist of one organization. `version` grows only when `blocked` changes."""
+
+    organization = models.OneToOneField(
+        "accounts.Organization", on_delete=models.CASCADE, primary_key=True, related_name="blocklist_state"
+    )
+    version = models.BigIntegerField(default=0)
+    blocked = models.JSONField(default=dict, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "blocklist state"
+
+    def __str__(self) -> str:
+        return f"Blocklist of {self.organization} (version {self.version})"

@@ -1,0 +1,81 @@
+"""events' read API: customers, the usage ledger and the blocklist, always scoped to an organization."""
+
+import contextlib
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from .budgeting import EMPTY_BLOCKED
+from .dialects import KEY_PREFIXES
+from .models import BlocklistState, Customer, UsageEvent, VendorResponse
+
+
+def customer_list(*, organization) -> QuerySet[Customer]:
+    return Customer.objects.filter(organization=organization).order_by("external_id")
+
+
+def customer_find(*, organization, identifier: str) -> Customer | None:
+    """The organization's customer named by any identifier: external id, ingest alias, our uuid or
+    Stripe customer id (in that order of precedence); None when nothing matches."""
+    query = Q(external_id=identifier) | Q(ingest_aliases__contains=[identifier]) | Q(stripe_customer_id=identifier)
+    with contextlib.suppress(ValueError):
+        query |= Q(uuid=uuid.UUID(identifier))
+    matches = list(Customer.objects.filter(query, organization=organization)[:5])
+    for test in (
+        lambda c: c.external_id == identifier,
+        lambda c: identifier in c.ingest_aliases,
+        lambda c: str(c.uuid) == identifier.lower(),
+        lambda c: c.stripe_customer_id == identifier,
+    ):
+        for customer in matches:
+            if test(customer):
+                return customer
+    return None
+
+
+def customers_by_ids(*, organization, customer_ids: Iterable[int]) -> dict[int, Customer]:
+    """Customers by primary key (as `usage_recorded` hands them out), for upper apps."""
+    return Customer.objects.filter(organization=organization).in_bulk(list(customer_ids))
+
+
+def usage_event_list(
+    *,
+    organization,
+    customer: Customer | None = None,
+    event_type: str | None = None,
+    occurred_after: datetime | None = None,
+    occurred_before: datetime | None = None,
+    idempotency_key: str | None = None,
+) -> QuerySet[UsageEvent]:
+    """The ledger, newest first, with customers and vendor responses loaded in two more queries."""
+    events = UsageEvent.objects.filter(organization=organization)
+    if customer is not None:
+        events = events.filter(customer=customer)
+    if event_type:
+        events = events.filter(event_type=event_type)
+    if occurred_after is not None:
+        events = events.filter(occurred_at__gte=occurred_after)
+    if occurred_before is not None:
+        events = events.filter(occurred_at__lt=occurred_before)
+    if idempotency_key:
+        events = events.filter(idempotency_key__in=[prefix + idempotency_key for prefix in KEY_PREFIXES])
+    return events.select_related("customer").prefetch_related(
+        Prefetch("vendor_responses", queryset=VendorResponse.objects.order_by("id"))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Blocklist:
+    version: int
+    blocked: dict
+
+
+def blocklist_get(*, organization) -> Blocklist:
+    state = BlocklistState.objects.filter(organization=organization).values_list("version", "blocked").first()
+    if state is None:
+        return Blocklist(0, dict(EMPTY_BLOCKED))
+    version, blocked = state
+    return Blocklist(version, {**EMPTY_BLOCKED, **(blocked or {})})

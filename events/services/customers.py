@@ -1,0 +1,172 @@
+"""Customers: created through the API (Metronome-style, with ingest aliases) or on first sight by
+ingest, and resolved from any identifier by one set-based function."""
+
+import uuid
+from collections.abc import Iterable, Sequence
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.api.errors import Conflict
+
+from ..drafts import CustomerRef
+from ..models import Customer
+
+_TABLE = Customer._meta.db_table
+
+
+def _as_uuid(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+def customers_resolve(*, organization, refs: Iterable[CustomerRef], now=None) -> dict[tuple[str, str], int]:
+    """Customer primary keys for `refs`, keyed by `(kind, value)`, in at most three queries.
+
+    - kind "id": the organization's external id, else an ingest alias, else our uuid; an unknown
+      value creates a customer with that external id (seed 000: "auto-creates the customer").
+    - kind "stripe": the Stripe customer id (else a customer whose external id is that id); an
+      unknown one creates a customer with it as both external id and Stripe id.
+    - kind "uuid": our customer uuid; never created, so an unknown one is simply absent.
+
+    Everything is scoped to `organization`: another tenant's uuid or alias does not resolve.
+    Creation is `INSERT … ON CONFLICT DO NOTHING` in a stable order followed by a re-read, so
+    concurrent batches naming the same new customer agree on one row and cannot deadlock.
+    """
+    ids: set[str] = set()
+    uuids: set[str] = set()
+    stripes: set[str] = set()
+    for ref in refs:
+        if ref.kind == "id":
+            ids.add(ref.value)
+            as_uuid = _as_uuid(ref.value)
+            if as_uuid:
+                uuids.add(as_uuid)
+        elif ref.kind == "uuid":
+            uuids.add(ref.value)
+        else:
+            stripes.add(ref.value)
+    if not (ids or uuids or stripes):
+        return {}
+
+    rows = _select(organization.pk, ids | stripes, ids, uuids, stripes)
+    resolved = _match(rows, ids, uuids, stripes)
+    missing_ids = sorted(value for value in ids if ("id", value) not in resolved)
+    missing_stripes = sorted(value for value in stripes if ("stripe", value) not in resolved)
+    if missing_ids or missing_stripes:
+        _insert(organization.pk, missing_ids, missing_stripes, now or timezone.now())
+        rows = _select(organization.pk, set(missing_ids) | set(missing_stripes), set(), set(), set(missing_stripes))
+        resolved.update(_match(rows, set(missing_ids), set(), set(missing_stripes)))
+    return resolved
+
+
+def _select(organization_id, external_ids: set, aliases: set, uuids: set, stripes: set) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, external_id, uuid::text, ingest_aliases, stripe_customer_id FROM {_TABLE} "  # noqa: S608
+            "WHERE organization_id = %s AND (external_id = ANY(%s::text[]) "
+            "OR ingest_aliases && %s::varchar[] OR uuid = ANY(%s::uuid[]) OR stripe_customer_id = ANY(%s::text[]))",
+            [organization_id, list(external_ids), list(aliases), list(uuids), list(stripes)],
+        )
+        return cursor.fetchall()
+
+
+def _match(rows: Sequence[tuple], ids: set, uuids: set, stripes: set) -> dict[tuple[str, str], int]:
+    by_external, by_alias, by_uuid, by_stripe = {}, {}, {}, {}
+    for pk, external_id, customer_uuid, aliases, stripe_id in rows:
+        by_external[external_id] = pk
+        by_uuid[customer_uuid] = pk
+        for alias in aliases or ():
+            by_alias.setdefault(alias, pk)
+        if stripe_id:
+            by_stripe[stripe_id] = pk
+    resolved: dict[tuple[str, str], int] = {}
+    for value in ids:
+        pk = by_external.get(value) or by_alias.get(value) or by_uuid.get(_as_uuid(value) or "")
+        if pk:
+            resolved["id", value] = pk
+    for value in uuids:
+        if value in by_uuid:
+            resolved["uuid", value] = by_uuid[value]
+    for value in stripes:
+        pk = by_stripe.get(value) or by_external.get(value)
+        if pk:
+            resolved["stripe", value] = pk
+    return resolved
+
+
+def _insert(organization_id, external_ids: list[str], stripe_ids: list[str], now) -> None:
+    external = [*external_ids, *stripe_ids]
+    stripe = [None] * len(external_ids) + list(stripe_ids)
+    order = sorted(range(len(external)), key=lambda index: external[index])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_TABLE} (organization_id, uuid, external_id, name, email, ingest_aliases, "  # noqa: S608
+            "stripe_customer_id, created_at) "
+            "SELECT %s, gen_random_uuid(), u.external_id, '', '', '{}', u.stripe_id, %s "
+            "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS u(external_id, stripe_id, position) "
+            "ORDER BY u.position ON CONFLICT DO NOTHING",
+            [organization_id, now, [external[i] for i in order], [stripe[i] for i in order]],
+        )
+
+
+@transaction.atomic
+def customer_create(
+    *,
+    organization,
+    name: str = "",
+    external_id: str = "",
+    email: str = "",
+    ingest_aliases: Sequence[str] = (),
+    stripe_customer_id: str | None = None,
+) -> Customer:
+    """A customer with its identifiers (Metronome: name and `ingest_aliases`).
+
+    Every identifier must be free in the organization: an external id, alias or Stripe id already
+    used by another customer is a 409 `conflict` naming it. Without an external id, the first
+    ingest alias is used, else our uuid, so every customer can be named by ingest.
+    """
+    aliases = list(dict.fromkeys(alias for alias in ingest_aliases if alias))
+    customer_uuid = uuid.uuid4()
+    external_id = external_id or (aliases[0] if aliases else str(customer_uuid))
+    identifiers = list(dict.fromkeys([external_id, *aliases]))
+    # One creation at a time per organization: alias uniqueness is not a database constraint.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"customer-create:{organization.pk}"])
+    clash = Q(external_id__in=identifiers) | Q(ingest_aliases__overlap=identifiers)
+    if stripe_customer_id:
+        clash |= Q(stripe_customer_id=stripe_customer_id)
+    existing = Customer.objects.filter(clash, organization=organization).first()
+    if existing is not None:
+        raise Conflict(
+            "A customer with one of these identifiers already exists.",
+            details={
+                "customer_id": str(existing.uuid),
+                "field": _clashing_field(existing, identifiers, stripe_customer_id),
+            },
+        )
+    try:
+        with transaction.atomic():
+            return Customer.objects.create(
+                organization=organization,
+                uuid=customer_uuid,
+                external_id=external_id,
+                name=name,
+                email=email,
+                ingest_aliases=aliases,
+                stripe_customer_id=stripe_customer_id or None,
+            )
+    except IntegrityError:
+        # Ingest created a customer with the same external id or Stripe id meanwhile.
+        raise Conflict("A customer with one of these identifiers already exists.") from None
+
+
+def _clashing_field(existing: Customer, identifiers: list[str], stripe_customer_id: str | None) -> str:
+    if stripe_customer_id and existing.stripe_customer_id == stripe_customer_id:
+        return "stripe_customer_id"
+    if existing.external_id in identifiers[:1]:
+        return "external_id"
+    return "ingest_aliases"

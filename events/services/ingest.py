@@ -1,0 +1,375 @@
+"""The one ingest core behind every dialect.
+
+validate (done by the dialect) → drop keys already stored (one query) → resolve customers (set-based,
+creating unknown ones) → price (costcalc's batch API over its in-process snapshot) → one multi-row
+`INSERT … ON CONFLICT (organization_id, idempotency_key) DO NOTHING RETURNING` for the events and
+one for their vendor responses → the original ids of keys that another request stored meanwhile →
+ingest hooks (inside the transaction, new events only) → on commit: `usage_recorded` and the
+debounced budget evaluation.
+
+Exactly once: the unique constraint on (organization, idempotency_key) decides. A request that
+races another with the same keys waits on the conflicting row until the other commits, then skips
+it and reads its id, so every client gets the same id for the same key ("created" for exactly one
+of them, "duplicate" for the rest). Rows are inserted in key order so two such requests cannot
+deadlock.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import partial
+
+import orjson
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from costcalc.money import usd_to_microdollars
+
+from .. import hooks, signals
+from ..drafts import (
+    CREATED,
+    DUPLICATE,
+    ERROR,
+    EventDraft,
+    EventError,
+    EventOutcome,
+    IngestResult,
+)
+from ..models import BlocklistState, Feature, IngestSettings, UsageEvent, VendorResponse
+from .customers import customers_resolve
+from .pricing import price_calls, pricing_error, record_unpriced
+
+logger = logging.getLogger(__name__)
+
+_EVENTS = UsageEvent._meta.db_table
+_RESPONSES = VendorResponse._meta.db_table
+
+
+@dataclass(slots=True)
+class _OrganizationState:
+    accept_unpriced_models: bool
+    budget_state_version: int
+
+
+def organization_ingest_state(organization_id) -> _OrganizationState:
+    """Everything ingest needs to know about the organization, in one query."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT accept_unpriced_models FROM {IngestSettings._meta.db_table} "  # noqa: S608
+            "WHERE organization_id = %s), "
+            f"(SELECT version FROM {BlocklistState._meta.db_table} WHERE organization_id = %s)",
+            [organization_id, organization_id],
+        )
+        accept, version = cursor.fetchone()
+    return _OrganizationState(bool(accept), version or 0)
+
+
+def ingest_events(
+    *,
+    organization,
+    source: str,
+    items: Sequence[EventDraft | EventError],
+    now: datetime | None = None,
+) -> IngestResult:
+    """Store the drafts exactly once; one outcome per item, in order (errors pass through)."""
+    received_at = now or timezone.now()
+    with transaction.atomic():
+        state = organization_ingest_state(organization.pk)
+        outcomes = _ingest(organization, source, items, received_at, state)
+    return IngestResult(outcomes=outcomes, budget_state_version=state.budget_state_version)
+
+
+def _ingest(organization, source, items, received_at, state) -> list[EventOutcome]:
+    outcomes: list[EventOutcome | None] = [None] * len(items)
+    first_by_key: dict[str, int] = {}
+    repeats: list[tuple[int, int]] = []  # (index, index of the first draft with the same key)
+    for index, item in enumerate(items):
+        if isinstance(item, EventError):
+            outcomes[index] = EventOutcome(ERROR, error=item)
+        elif item.idempotency_key in first_by_key:
+            repeats.append((index, first_by_key[item.idempotency_key]))
+        else:
+            first_by_key[item.idempotency_key] = index
+
+    # Keys already stored are duplicates before any other work: a replayed batch costs one query.
+    stored = _stored_ids(organization.pk, list(first_by_key))
+    pending: list[int] = []
+    for key, index in first_by_key.items():
+        if key in stored:
+            outcomes[index] = EventOutcome(DUPLICATE, id=stored[key], draft=items[index])
+        else:
+            pending.append(index)
+
+    if pending:
+        _store(organization, source, items, pending, outcomes, received_at, state)
+
+    for index, first in repeats:
+        original = outcomes[first]
+        outcomes[index] = (
+            EventOutcome(ERROR, error=original.error)
+            if original.status == ERROR
+            else EventOutcome(DUPLICATE, id=original.id, draft=items[index])
+        )
+    return outcomes  # type: ignore[return-value]
+
+
+def _stored_ids(organization_id, keys: list[str]) -> dict[str, int]:
+    if not keys:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT idempotency_key, id FROM {_EVENTS} "  # noqa: S608
+            "WHERE organization_id = %s AND idempotency_key = ANY(%s::text[])",
+            [organization_id, keys],
+        )
+        return dict(cursor.fetchall())
+
+
+@dataclass(slots=True)
+class _Row:
+    index: int
+    draft: EventDraft
+    customer_id: int
+    cost: int
+    revenue: int
+    unpriced: bool
+    call_costs: list  # PricedUsage | None per call
+
+
+def _store(organization, source, items, pending, outcomes, received_at, state) -> None:
+    drafts = {index: items[index] for index in pending}
+
+    customers = customers_resolve(
+        organization=organization, refs=[d.customer for d in drafts.values()], now=received_at
+    )
+    for index, draft in list(drafts.items()):
+        if (draft.customer.kind, draft.customer.value) not in customers:
+            outcomes[index] = EventOutcome(
+                ERROR,
+                error=EventError("not_found", "No customer with this id in your organization.", draft.customer.field),
+            )
+            del drafts[index]
+
+    features = _features(organization.pk, drafts.values())
+    priced = _price(organization, drafts)
+    rows: list[_Row] = []
+    sightings: list[tuple[str, datetime]] = []
+    for index, draft in drafts.items():
+        results = priced.get(index, [])
+        failures = [
+            (call, result) for call, result in zip(draft.calls, results, strict=True) if isinstance(result, Exception)
+        ]
+        explicit_cost = draft.cost_microdollars is not None
+        if failures and not explicit_cost and not state.accept_unpriced_models:
+            outcomes[index] = EventOutcome(ERROR, error=pricing_error(*failures[0]))
+            continue
+        feature, feature_error = _feature_for(draft, features)
+        if feature_error is not None:
+            outcomes[index] = EventOutcome(ERROR, error=feature_error)
+            continue
+        call_costs = [None if isinstance(result, Exception) else result for result in results]
+        if explicit_cost:
+            cost = draft.cost_microdollars
+        elif draft.calls:
+            cost = sum(result.cost_microdollars for result in call_costs if result is not None)
+        else:
+            cost = _per_unit(feature and feature.cost_per_unit_usd, draft.usage_units)
+        revenue = (
+            draft.revenue_microdollars
+            if draft.revenue_microdollars is not None
+            else _per_unit(feature and feature.price_per_unit_usd, draft.usage_units)
+        )
+        unpriced = bool(failures) and not explicit_cost
+        rows.append(
+            _Row(
+                index, draft, customers[draft.customer.kind, draft.customer.value], cost, revenue, unpriced, call_costs
+            )
+        )
+
+    if not rows:
+        return
+    rows.sort(key=lambda row: row.draft.idempotency_key)  # a stable lock order between concurrent requests
+    inserted = _insert_events(organization.pk, source, rows, received_at)
+    raced = [row for row in rows if row.draft.idempotency_key not in inserted]
+    originals = _stored_ids(organization.pk, [row.draft.idempotency_key for row in raced]) if raced else {}
+    recorded: list[hooks.RecordedEvent] = []
+    for row in rows:
+        key = row.draft.idempotency_key
+        if key in inserted:
+            outcomes[row.index] = EventOutcome(
+                CREATED,
+                id=inserted[key],
+                draft=row.draft,
+                customer_id=row.customer_id,
+                cost_microdollars=row.cost,
+                revenue_microdollars=row.revenue,
+                unpriced=row.unpriced,
+            )
+            recorded.append(
+                hooks.RecordedEvent(
+                    id=inserted[key],
+                    organization_id=organization.pk,
+                    customer_id=row.customer_id,
+                    event_type=row.draft.event_type,
+                    occurred_at=row.draft.occurred_at,
+                    properties=row.draft.properties,
+                    cost_microdollars=row.cost,
+                    revenue_microdollars=row.revenue,
+                    usage_units=row.draft.usage_units,
+                )
+            )
+            sightings.extend(
+                (call.model, received_at)
+                for call in {
+                    call.model: call for call, cost in zip(row.draft.calls, row.call_costs, strict=True) if cost is None
+                }.values()
+            )
+        else:
+            outcomes[row.index] = EventOutcome(DUPLICATE, id=originals[key], draft=row.draft)
+
+    new_rows = [row for row in rows if row.draft.idempotency_key in inserted]
+    _insert_vendor_responses(organization.pk, new_rows, inserted)
+    if sightings:
+        record_unpriced(organization=organization, sightings=sightings)
+    if recorded:
+        hooks.run_ingest_hooks(organization=organization, events=recorded)
+        customer_ids = sorted({event.customer_id for event in recorded})
+        transaction.on_commit(partial(_send_usage_recorded, organization.pk, customer_ids), robust=True)
+        transaction.on_commit(partial(_schedule_budget_evaluation, organization.pk), robust=True)
+
+
+def _price(organization, drafts: dict[int, EventDraft]) -> dict[int, list]:
+    calls, owners = [], []
+    for index, draft in drafts.items():
+        for call in draft.calls:
+            calls.append((call, draft.occurred_at))
+            owners.append(index)
+    results: dict[int, list] = {}
+    for owner, result in zip(owners, price_calls(organization=organization, calls=calls), strict=True):
+        results.setdefault(owner, []).append(result)
+    return results
+
+
+def _features(organization_id, drafts) -> dict[str, Feature]:
+    """Features named by drafts that need one (no cost or no revenue of their own), by key and uuid."""
+    keys, uuids = set(), set()
+    for draft in drafts:
+        if draft.feature_uuid:
+            uuids.add(draft.feature_uuid)
+        elif draft.feature_key and (draft.revenue_microdollars is None or draft.cost_microdollars is None):
+            keys.add(draft.feature_key)
+    if not (keys or uuids):
+        return {}
+    found: dict[str, Feature] = {}
+    for feature in Feature.objects.filter(Q(key__in=keys) | Q(uuid__in=uuids), organization_id=organization_id):
+        found[feature.key] = feature
+        found[str(feature.uuid)] = feature
+    return found
+
+
+def _feature_for(draft: EventDraft, features: dict[str, Feature]) -> tuple[Feature | None, EventError | None]:
+    if draft.feature_uuid:
+        feature = features.get(draft.feature_uuid)
+        if feature is None:
+            return None, EventError("not_found", "No feature with this id in your organization.", "featureId")
+        return feature, None
+    return features.get(draft.feature_key) if draft.feature_key else None, None
+
+
+def _per_unit(price: Decimal | None, units: Decimal | None) -> int:
+    """A Decimal USD unit price x units, rounded once to the microdollar (half up)."""
+    if price is None or units is None:
+        return 0
+    return usd_to_microdollars(price * units)
+
+
+def _insert_events(organization_id, source: str, rows: list[_Row], received_at) -> dict[str, int]:
+    columns: list[list] = [[] for _ in range(12)]
+    for row in rows:
+        draft = row.draft
+        for column, value in zip(
+            columns,
+            (
+                row.customer_id,
+                draft.event_type,
+                draft.occurred_at,
+                draft.idempotency_key,
+                draft.properties_json,
+                draft.flow_id,
+                draft.feature_key,
+                draft.usage_units,
+                row.cost,
+                row.revenue,
+                row.unpriced,
+                _json(draft.meta),
+            ),
+            strict=True,
+        ):
+            column.append(value)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_EVENTS} (organization_id, customer_id, event_type, occurred_at, received_at, "  # noqa: S608
+            "idempotency_key, source, properties, flow_id, feature_key, usage_units, cost_microdollars, "
+            "revenue_microdollars, unpriced, meta) "
+            "SELECT %s, u.customer_id, u.event_type, u.occurred_at, %s, u.key, %s, u.properties::jsonb, u.flow_id, "
+            "u.feature_key, u.usage_units, u.cost, u.revenue, u.unpriced, u.meta::jsonb "
+            "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[], "
+            "%s::numeric[], %s::bigint[], %s::bigint[], %s::boolean[], %s::text[]) WITH ORDINALITY "
+            "AS u(customer_id, event_type, occurred_at, key, properties, flow_id, feature_key, usage_units, cost, "
+            "revenue, unpriced, meta, position) ORDER BY u.position "
+            "ON CONFLICT (organization_id, idempotency_key) DO NOTHING RETURNING idempotency_key, id",
+            [organization_id, received_at, source, *columns],
+        )
+        return dict(cursor.fetchall())
+
+
+def _insert_vendor_responses(organization_id, rows: list[_Row], inserted: dict[str, int]) -> None:
+    columns: list[list] = [[] for _ in range(10)]
+    for row in rows:
+        event_id = inserted[row.draft.idempotency_key]
+        for call, priced in zip(row.draft.calls, row.call_costs, strict=True):
+            for column, value in zip(
+                columns,
+                (
+                    event_id,
+                    call.model,
+                    call.input_tokens,
+                    call.output_tokens,
+                    call.cached_input_tokens,
+                    call.cache_write_tokens,
+                    call.reasoning_tokens,
+                    None if priced is None else priced.cost_microdollars,
+                    None if priced is None else priced.price_id,
+                    None if priced is None else priced.override_id,
+                ),
+                strict=True,
+            ):
+                column.append(value)
+    if not columns[0]:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_RESPONSES} (organization_id, event_id, model, input_tokens, output_tokens, "  # noqa: S608
+            "cached_input_tokens, cache_write_tokens, reasoning_tokens, cost_microdollars, price_id, "
+            "price_override_id) "
+            "SELECT %s, u.* FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], "
+            "%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) AS u",
+            [organization_id, *columns],
+        )
+
+
+def _json(value: dict) -> str:
+    return orjson.dumps(value).decode() if value else "{}"
+
+
+def _send_usage_recorded(organization_id, customer_ids: list[int]) -> None:
+    signals.usage_recorded.send(sender=UsageEvent, organization_id=organization_id, customer_ids=customer_ids)
+
+
+def _schedule_budget_evaluation(organization_id) -> None:
+    from .budgets import budget_evaluation_schedule
+
+    budget_evaluation_schedule(organization_id=organization_id)

@@ -1,0 +1,225 @@
+"""Budgets (API and admin-facing models), the SDK blocklist and its version, the debounced
+evaluation after ingest."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+
+from events import hooks
+from events.models import BlocklistState, Budget, BudgetAlert
+from events.services import blocklist_recompute, budget_create, budget_evaluation_schedule
+from events.services.budgets import budget_evaluation_pending
+from tests.events.conftest import md_event
+
+pytestmark = pytest.mark.django_db
+BUDGETS = "/api/v1/budgets"
+BLOCKLIST = "/api/v1/budgets/blocklist"
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def ingest(client, *events):
+    return client.post("/api/v1/events", {"events": list(events)}, format="json")
+
+
+def test_blocklist_of_a_new_organization(api_client):
+    body = api_client.get(BLOCKLIST).json()
+
+    assert body == {
+        "version": 0,
+        "ttl_seconds": 30,
+        "changed": True,
+        "recompute_in_progress": False,
+        "blocked": {"organization": False, "event_types": [], "customer_ids": []},
+    }
+    assert api_client.get(f"{BLOCKLIST}?since_version=0").json() == {
+        "version": 0,
+        "ttl_seconds": 30,
+        "changed": False,
+        "recompute_in_progress": False,
+    }
+
+
+def test_since_version_must_be_an_integer(api_client):
+    response = api_client.get(f"{BLOCKLIST}?since_version=abc")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["field"] == "since_version"
+
+
+def test_budget_crud_through_the_api(api_client):
+    created = api_client.post(
+        BUDGETS,
+        {"name": "Chat cap", "scope": "event_type", "scope_value": "chat", "limit_microdollars": 5_000_000},
+        format="json",
+    )
+    assert created.status_code == 201
+    budget = created.json()["data"]
+    assert (budget["period"], budget["action"], budget["enabled"]) == ("month", "block", True)
+
+    patched = api_client.patch(f"{BUDGETS}/{budget['id']}", {"period": "day"}, format="json").json()["data"]
+    assert patched["period"] == "day"
+    assert [b["id"] for b in api_client.get(BUDGETS).json()["data"]] == [budget["id"]]
+    assert api_client.delete(f"{BUDGETS}/{budget['id']}").status_code == 204
+    assert not Budget.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"scope": "planet", "limit_microdollars": 1}, "scope"),
+        ({"scope": "customer", "limit_microdollars": -1}, "limit_microdollars"),
+        ({"scope": "organization", "scope_value": "x", "limit_microdollars": 1}, "scope_value"),
+        ({"scope": "customer", "limit_microdollars": 1, "period": "week"}, "period"),
+        ({"scope": "customer", "limit_microdollars": 1, "action": "shout"}, "action"),
+    ],
+)
+def test_budget_validation(api_client, body, field):
+    response = api_client.post(BUDGETS, body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["field"] == field
+
+
+def test_budget_writes_need_the_admin_role(member_client):
+    client = member_client(role="member")
+    assert client.get(BUDGETS).status_code == 200
+    assert client.post(BUDGETS, {"scope": "customer", "limit_microdollars": 1}, format="json").status_code == 403
+
+
+def test_another_tenants_budgets_are_invisible(api_client, other_client):
+    foreign = budget_create(organization=other_client.organization, scope="organization", limit_microdollars=1)
+    assert api_client.get(BUDGETS).json()["data"] == []
+    assert api_client.get(f"{BUDGETS}/{foreign.id}").status_code == 404
+    assert api_client.delete(f"{BUDGETS}/{foreign.id}").status_code == 404
+
+
+def test_a_customer_over_budget_is_blocked_and_the_version_grows_only_on_change(
+    api_client, price_catalog, organization, django_capture_on_commit_callbacks
+):
+    budget_create(organization=organization, scope="customer", scope_value="big", limit_microdollars=10_000)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = ingest(api_client, md_event("big"), md_event("small")).json()  # 6,400 µ$ each
+    assert first["budget_state_version"] == 0
+    assert api_client.get(BLOCKLIST).json()["version"] == 0  # 6,400 < 10,000: nothing blocked yet
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(api_client, md_event("big"))  # 12,800 >= 10,000
+    body = api_client.get(f"{BLOCKLIST}?since_version=0").json()
+    assert body["version"] == 1
+    assert body["changed"] is True
+    assert body["blocked"] == {"organization": False, "event_types": [], "customer_ids": ["big"]}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        later = ingest(api_client, md_event("big"), md_event("small")).json()
+    assert later["budget_state_version"] == 1  # ingest answers carry the current version
+    assert BlocklistState.objects.get(organization=organization).version == 1  # same set: no new version
+    assert api_client.get(f"{BLOCKLIST}?since_version=1").json()["changed"] is False
+
+
+def test_each_customer_event_type_and_organization_scopes(price_catalog, api_client, organization):
+    with_usage = [md_event("a"), md_event("a"), md_event("b", event_type="embed"), md_event("c")]
+    ingest(api_client, *with_usage)  # a: 12,800; b: 6,400 (embed); c: 6,400; total 25,600
+    budget_create(organization=organization, scope="customer", limit_microdollars=12_800)
+    budget_create(organization=organization, scope="event_type", scope_value="embed", limit_microdollars=6_400)
+    budget_create(organization=organization, scope="organization", limit_microdollars=30_000)
+
+    state = blocklist_recompute(organization=organization)
+
+    assert state.blocked == {"organization": False, "event_types": ["embed"], "customer_ids": ["a"]}
+    budget_create(organization=organization, scope="organization", limit_microdollars=25_600, period="day")
+    assert BlocklistState.objects.get(organization=organization).blocked["organization"] is True
+
+
+def test_usage_outside_the_period_does_not_count(price_catalog, api_client, organization):
+    yesterday = (timezone.now() - timedelta(days=1)).isoformat()
+    ingest(api_client, md_event("a", occurred_at=yesterday))
+    budget_create(organization=organization, scope="customer", limit_microdollars=1, period="day")
+
+    assert BlocklistState.objects.get(organization=organization).blocked["customer_ids"] == []
+
+
+def test_disabling_a_budget_unblocks_with_a_new_version(price_catalog, api_client, organization):
+    ingest(api_client, md_event("a"))
+    budget = api_client.post(BUDGETS, {"scope": "customer", "limit_microdollars": 1}, format="json").json()["data"]
+    assert api_client.get(BLOCKLIST).json()["blocked"]["customer_ids"] == ["a"]
+
+    api_client.patch(f"{BUDGETS}/{budget['id']}", {"enabled": False}, format="json")
+
+    body = api_client.get(f"{BLOCKLIST}?since_version=1").json()
+    assert (body["version"], body["blocked"]["customer_ids"]) == (2, [])
+
+
+def test_alert_budgets_record_one_alert_per_period_and_do_not_block(price_catalog, api_client, organization):
+    ingest(api_client, md_event("a"), md_event("b"))
+    budget = budget_create(organization=organization, scope="customer", limit_microdollars=100, action="alert")
+    blocklist_recompute(organization=organization)
+
+    alerts = BudgetAlert.objects.filter(budget=budget)
+    assert sorted(alerts.values_list("subject", flat=True)) == ["a", "b"]
+    assert set(alerts.values_list("spent_microdollars", flat=True)) == {6400}
+    assert BlocklistState.objects.get(organization=organization).version == 0
+
+
+def test_block_sources_are_part_of_the_blocklist(api_client, organization, monkeypatch):
+    monkeypatch.setattr(hooks, "_block_sources", [])
+    over_limit = {"value": False}
+    hooks.register_block_source(
+        lambda *, organization: (
+            hooks.BlockedSet(customer_ids=frozenset({"credits-out"})) if over_limit["value"] else hooks.BlockedSet()
+        )
+    )
+
+    assert blocklist_recompute(organization=organization).version == 0
+    over_limit["value"] = True
+    assert blocklist_recompute(organization=organization).blocked["customer_ids"] == ["credits-out"]
+    assert blocklist_recompute(organization=organization).version == 1
+    assert api_client.get(BLOCKLIST).json()["blocked"]["customer_ids"] == ["credits-out"]
+
+
+def test_a_burst_of_ingests_queues_one_evaluation_and_none_is_lost(organization, monkeypatch, settings):
+    """Broker-less check of the debounce: the task is captured instead of run, as a broker would hold it."""
+    from events import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.evaluate_budgets, "apply_async", lambda args, countdown: queued.append(args))
+
+    scheduled = [budget_evaluation_schedule(organization_id=organization.pk) for _ in range(5)]
+    assert scheduled == [True, False, False, False, False]
+    assert len(queued) == 1
+    assert budget_evaluation_pending(organization.pk) is True
+
+    # An ingest lands while the evaluation runs: the task re-queues itself once at the end.
+    from events.services import budgets as budget_services
+
+    real_recompute = budget_services.blocklist_recompute
+
+    def recompute_during_ingest(*, organization):
+        budget_evaluation_schedule(organization_id=organization.pk)
+        return real_recompute(organization=organization)
+
+    monkeypatch.setattr(budget_services, "blocklist_recompute", recompute_during_ingest)
+    tasks.evaluate_budgets(str(organization.pk))
+    assert len(queued) == 2
+
+    monkeypatch.setattr(budget_services, "blocklist_recompute", real_recompute)
+    tasks.evaluate_budgets(str(organization.pk))
+    assert len(queued) == 2  # nothing new arrived: no further evaluation
+    assert budget_evaluation_pending(organization.pk) is False
+
+
+def test_refresh_schedules_organizations_with_budgets(organization, other_client, monkeypatch):
+    from events import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.evaluate_budgets, "apply_async", lambda args, countdown: queued.append(args))
+    budget_create(organization=organization, scope="organization", limit_microdollars=10)
+
+    assert tasks.refresh_blocklists() == 1
+    assert queued == [[str(organization.pk)]]

@@ -1,0 +1,123 @@
+"""Customers: GET/POST /api/v1/customers and resolution from any identifier."""
+
+import uuid
+
+import pytest
+
+from events.drafts import CustomerRef
+from events.models import Customer
+from events.services import customer_create, customers_resolve
+from tests.factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/customers"
+
+
+def test_create_metronome_style_customer(api_client, organization):
+    response = api_client.post(URL, {"name": "Acme", "ingest_aliases": ["team@example.com", "acme"]}, format="json")
+
+    assert response.status_code == 201
+    data = response.json()["data"]
+    customer = Customer.objects.get(uuid=data["id"])
+    assert customer.organization == organization
+    assert data["external_id"] == "team@example.com"  # the first alias stands in for a missing external id
+    assert data["ingest_aliases"] == ["team@example.com", "acme"]
+
+
+def test_create_with_every_identifier_then_list_and_get(api_client):
+    body = {"name": "Globex", "external_id": "g-1", "email": "ap@globex.test", "stripe_customer_id": "cus_G"}
+    created = api_client.post(URL, body, format="json").json()["data"]
+
+    listed = api_client.get(URL).json()
+    fetched = api_client.get(f"{URL}/{created['id']}").json()["data"]
+
+    assert [c["id"] for c in listed["data"]] == [created["id"]]
+    assert listed["next"] is None
+    assert fetched == created
+    assert fetched["stripe_customer_id"] == "cus_G"
+
+
+@pytest.mark.parametrize(
+    ("second", "field"),
+    [
+        ({"name": "B", "external_id": "a-1"}, "external_id"),
+        ({"name": "B", "external_id": "b-1", "ingest_aliases": ["a-1"]}, "ingest_aliases"),
+        ({"name": "B", "external_id": "alias-a"}, "ingest_aliases"),
+        ({"name": "B", "external_id": "b-1", "stripe_customer_id": "cus_A"}, "stripe_customer_id"),
+    ],
+)
+def test_duplicate_identifiers_are_a_409(api_client, second, field):
+    first = {"name": "A", "external_id": "a-1", "ingest_aliases": ["alias-a"], "stripe_customer_id": "cus_A"}
+    assert api_client.post(URL, first, format="json").status_code == 201
+
+    response = api_client.post(URL, second, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
+    assert response.json()["error"]["details"]["field"] == field
+    assert Customer.objects.count() == 1
+
+
+def test_validation_errors_name_the_field(api_client):
+    response = api_client.post(URL, {"ingest_aliases": ["x"]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["field"] == "name"
+
+
+def test_another_tenants_customers_are_invisible(api_client, other_client):
+    foreign = CustomerFactory(organization=other_client.organization)
+
+    assert api_client.get(URL).json()["data"] == []
+    assert api_client.get(f"{URL}/{foreign.uuid}").status_code == 404
+    assert api_client.get(f"{URL}/not-a-uuid").status_code == 404
+
+
+def test_the_same_identifiers_are_free_in_another_organization(api_client, other_client):
+    body = {"name": "Same", "external_id": "same", "ingest_aliases": ["same-alias"]}
+    assert api_client.post(URL, body, format="json").status_code == 201
+    assert other_client.post(URL, body, format="json").status_code == 201
+
+
+def test_resolution_is_set_based_and_creates_unknown_customers(organization, django_assert_max_num_queries):
+    known = CustomerFactory(organization=organization, external_id="known", ingest_aliases=["k-alias"])
+    linked = CustomerFactory(organization=organization, external_id="linked", stripe_customer_id="cus_L")
+    refs = [
+        CustomerRef("id", "known", "f"),
+        CustomerRef("id", "k-alias", "f"),
+        CustomerRef("id", str(known.uuid), "f"),
+        CustomerRef("uuid", str(linked.uuid), "f"),
+        CustomerRef("stripe", "cus_L", "f"),
+        CustomerRef("stripe", "cus_NEW", "f"),
+        *[CustomerRef("id", f"new-{n}", "f") for n in range(20)],
+    ]
+
+    with django_assert_max_num_queries(3):
+        resolved = customers_resolve(organization=organization, refs=refs)
+
+    assert resolved["id", "known"] == resolved["id", "k-alias"] == resolved["id", str(known.uuid)] == known.id
+    assert resolved["uuid", str(linked.uuid)] == resolved["stripe", "cus_L"] == linked.id
+    new_stripe = Customer.objects.get(pk=resolved["stripe", "cus_NEW"])
+    assert (new_stripe.external_id, new_stripe.stripe_customer_id) == ("cus_NEW", "cus_NEW")
+    assert Customer.objects.filter(organization=organization).count() == 2 + 1 + 20
+
+
+def test_unknown_uuid_is_not_resolved_nor_created(organization, other_client):
+    foreign = CustomerFactory(organization=other_client.organization)
+    refs = [CustomerRef("uuid", str(uuid.uuid4()), "f"), CustomerRef("uuid", str(foreign.uuid), "f")]
+
+    assert customers_resolve(organization=organization, refs=refs) == {}
+    assert not Customer.objects.filter(organization=organization).exists()
+
+
+def test_external_id_wins_over_an_alias_of_another_customer(organization):
+    by_alias = CustomerFactory(organization=organization, external_id="x", ingest_aliases=["shared"])
+    by_external = CustomerFactory(organization=organization, external_id="shared")
+
+    resolved = customers_resolve(organization=organization, refs=[CustomerRef("id", "shared", "f")])
+
+    assert resolved["id", "shared"] == by_external.id != by_alias.id
+
+
+def test_customer_create_service_defaults_external_id_to_the_uuid(organization):
+    customer = customer_create(organization=organization, name="Nameless")
+    assert customer.external_id == str(customer.uuid)
