@@ -8,6 +8,13 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
-        from billing.credit_setup import connect as connect_credits
+        from events.hooks import register_ingest_hook
+        from events.signals import usage_recorded
 
-        connect_credits()
+        from .credit_setup import connect as connect_credits
+        from .metering import aggregate_usage
+        from .receivers import queue_draft_recompute
+
+        register_ingest_hook(aggregate_usage)
+        usage_recorded.connect(queue_draft_recompute, dispatch_uid="billing.queue_draft_recompute")
+        connect_credits()  # prepaid credits: spending-limit block source, tasks, admin

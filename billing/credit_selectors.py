@@ -15,30 +15,16 @@ from billing.credit_models import (
     StripePaymentAccount,
     TopUp,
 )
+from events import selectors as event_selectors
 from events.models import Customer, UsageEvent
 
 
 def customer_get(*, organization, customer_id: str) -> Customer:
     """The organization's customer named by our uuid or by its external id; another tenant's is a 404."""
-    customers = Customer.objects.filter(organization=organization)
-    found = None
-    if _is_uuid(customer_id):
-        found = customers.filter(uuid=customer_id).first()
-    if found is None:
-        found = customers.filter(external_id=customer_id).first()
-    if found is None:
+    customer = event_selectors.customer_get(organization=organization, customer_id=customer_id)
+    if customer is None:
         raise NotFound(f"No customer {customer_id!r} in this organization.")
-    return found
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+    return customer
 
 
 def credit_balance(*, customer) -> int:

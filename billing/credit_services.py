@@ -595,8 +595,6 @@ def spending_limit_delete(*, customer: Customer) -> bool:
 
 def blocklist_recompute(*, organization) -> None:
     """Ask events to recompute its blocklist (it bumps the version only if the blocked set changed)."""
-    try:
-        from events.services import blocklist_recompute as recompute
-    except ImportError:  # events' blocklist service is not installed: nothing to tell
-        return
+    from events.services import blocklist_recompute as recompute
+
     recompute(organization=organization)

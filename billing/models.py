@@ -19,6 +19,7 @@ from django.db import models, router
 from django.db.models import F, Func, Q
 
 from . import rating
+from .fields import NumericField
 
 PRICE_DIGITS = {"max_digits": 30, "decimal_places": 12}  # cents per unit, e.g. 0.000050000000
 QUANTITY_DIGITS = {"max_digits": 38, "decimal_places": 12}
@@ -534,10 +535,10 @@ class UsageRollup(models.Model):
     metric = models.ForeignKey(BillableMetric, on_delete=models.CASCADE, related_name="+")
     group_values = models.JSONField(default=dict)
     hour = models.DateTimeField()
-    total = models.DecimalField(default=Decimal(0), **QUANTITY_DIGITS)
+    total = NumericField(default=Decimal(0))
     event_count = models.BigIntegerField(default=0)
-    maximum = models.DecimalField(null=True, **QUANTITY_DIGITS)
-    latest_value = models.DecimalField(null=True, **QUANTITY_DIGITS)
+    maximum = NumericField(null=True)
+    latest_value = NumericField(null=True)
     latest_at = models.DateTimeField(null=True)
     latest_event_id = models.BigIntegerField(default=0)
 

@@ -95,8 +95,14 @@ def property_text(value: object) -> str | None:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+# Metric values are kept to 18 decimal places and must be below 10^40 in magnitude; anything else
+# is not a usable number (the event then does not match SUM, MAX and LATEST metrics).
+VALUE_PLACES = Decimal("1e-18")
+VALUE_LIMIT = Decimal("1e40")
+
+
 def numeric_value(value: object) -> Decimal | None:
-    """A property value as an exact Decimal, or None when it is not a finite number.
+    """A property value as a Decimal (18 decimal places), or None when it is not a usable number.
 
     JSON numbers parsed as floats go through their shortest repr ("0.1", not the binary
     expansion), which is the number the client wrote. Numeric strings are accepted too.
@@ -105,17 +111,26 @@ def numeric_value(value: object) -> Decimal | None:
         return None
     try:
         if isinstance(value, int):
-            return Decimal(value)
-        if isinstance(value, float):
-            return Decimal(repr(value)) if math.isfinite(value) else None
-        if isinstance(value, Decimal):
-            return value if value.is_finite() else None
-        if isinstance(value, str):
+            number = Decimal(value)
+        elif isinstance(value, float):
+            number = Decimal(repr(value)) if math.isfinite(value) else None
+        elif isinstance(value, Decimal):
+            number = value
+        elif isinstance(value, str):
             number = Decimal(value.strip())
-            return number if number.is_finite() else None
+        else:
+            return None
     except InvalidOperation:
         return None
-    return None
+    if number is None or not number.is_finite() or abs(number) >= VALUE_LIMIT:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = PRECISION
+        return (
+            number.quantize(VALUE_PLACES, rounding=ROUNDING).normalize(ctx)
+            if number.as_tuple().exponent < -18
+            else number
+        )
 
 
 def _canonical(number: Decimal) -> str:

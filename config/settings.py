@@ -249,3 +249,11 @@ if IS_PRODUCTION:
     CSRF_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+
+# --- Billing -----------------------------------------------------------------------------------
+# A draft is finalized this many hours after its period ends (late usage until then still lands on it).
+INVOICE_FINALIZE_GRACE_HOURS = env.int("INVOICE_FINALIZE_GRACE_HOURS", default=24)
+# Usage bursts within this many seconds give one draft-invoice recompute per customer.
+BILLING_RECOMPUTE_DEBOUNCE_SECONDS = env.int("BILLING_RECOMPUTE_DEBOUNCE_SECONDS", default=2)
+# Default lifetime of the signed links that show customers their invoice.
+BILLING_INVOICE_LINK_DAYS = env.int("BILLING_INVOICE_LINK_DAYS", default=30)

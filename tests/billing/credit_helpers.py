@@ -31,8 +31,9 @@ def stripe_api(localstripe):
     return stripe_client(STRIPE_KEY)
 
 
-@pytest.fixture
-def customer(organization):
+def globex(organization):
+    """The customer the credit tests top up (billing's conftest has its own `customer` fixture, so each
+    credit test module overrides `customer` with this one)."""
     return CustomerFactory(organization=organization, external_id="cust_123", name="Globex", email="ap@globex.test")
 
 

@@ -16,10 +16,16 @@ from billing.credit_services import (
     credit_deduct,
     credits_expire_all,
 )
+from tests.billing.credit_helpers import globex
 from tests.factories import CustomerFactory, OrganizationFactory
 
 GRANT = CreditEntry.Kind.GRANT
 DOLLAR = 1_000_000
+
+
+@pytest.fixture
+def customer(organization):
+    return globex(organization)
 
 
 def grant(customer, amount, reference, **kwargs):

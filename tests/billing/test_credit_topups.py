@@ -11,8 +11,13 @@ from billing.credit_models import CreditEntry, TopUp
 from billing.credit_selectors import credit_balance
 from billing.credit_services import stripe_account_set
 from events.models import Customer
-from tests.billing.credit_helpers import DECLINED_ON_CHARGE, STRIPE_KEY, pay_in_browser, save_default_card
+from tests.billing.credit_helpers import DECLINED_ON_CHARGE, STRIPE_KEY, globex, pay_in_browser, save_default_card
 from tests.factories import CustomerFactory, OrganizationFactory
+
+
+@pytest.fixture
+def customer(organization):
+    return globex(organization)
 
 
 def url(customer, path):

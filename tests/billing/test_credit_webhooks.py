@@ -16,6 +16,7 @@ from billing.credit_services import stripe_account_set
 from tests.billing.credit_helpers import (
     STRIPE_KEY,
     WEBHOOK_SECRET,
+    globex,
     pay_in_browser,
     payment_intent_event,
     signed,
@@ -23,6 +24,11 @@ from tests.billing.credit_helpers import (
 from tests.factories import CustomerFactory, OrganizationFactory
 
 WEBHOOK = "/api/stripe/webhooks/billing"
+
+
+@pytest.fixture
+def customer(organization):
+    return globex(organization)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ def uninstall(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0002_prepaid_credits_topups_spending_limits"),
+        ("billing", "0004_prepaid_credits_topups_spending_limits"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 

@@ -1,0 +1,248 @@
+"""Invoices: drafts per contract period, recomputed from rollups; finalization; status changes.
+
+- A contract has one invoice per billing period (`billing.periods`), created as a draft when the
+  period starts (contract creation, finalization of the previous period, or the first recompute).
+- `customer_drafts_recompute` rebuilds every draft of a customer from the hourly rollups: the
+  cost depends on hours x groups x products, not on the number of raw events. It is idempotent.
+- `invoices_finalize_due` (beat) finalizes drafts whose period ended more than
+  INVOICE_FINALIZE_GRACE_HOURS ago, assigns a number from a database sequence and opens the next
+  period's draft. Usage that arrives later for a finalized period is billed on the current draft
+  (see billing.metering: billing hour).
+- Invoice adjusters (`register_invoice_adjuster`) may apply credits: amount_due = total - credits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from . import periods, rating
+from .definitions import override_version, product_definition, rate_version
+from .metering import lock_organization_exclusive
+from .models import Contract, Invoice, InvoiceLine, Product, Rate
+from .selectors import usage_cells
+
+logger = logging.getLogger(__name__)
+
+InvoiceAdjuster = Callable[..., int]  # adjuster(invoice=Invoice, lines=[InvoiceLine]) -> credits applied (cents)
+_adjusters: list[InvoiceAdjuster] = []
+
+
+def register_invoice_adjuster(adjuster: InvoiceAdjuster) -> InvoiceAdjuster:
+    """Register a function that applies credits to a draft (inside the recompute transaction)."""
+    if adjuster not in _adjusters:
+        _adjusters.append(adjuster)
+    return adjuster
+
+
+# --- Pricing of one contract ---------------------------------------------------------------------
+
+
+def contract_pricing(contract: Contract) -> tuple[list[rating.ProductDefinition], rating.PricingBook, dict]:
+    """The products priced by the contract's rate card, their rates and the contract's overrides."""
+    rates = list(
+        Rate.objects.filter(rate_card_id=contract.rate_card_id)
+        .select_related("product__billable_metric")
+        .prefetch_related("tiers")
+    )
+    book = rating.PricingBook()
+    products: dict[object, Product] = {}
+    for rate in rates:
+        products[rate.product_id] = rate.product
+        book.rates.setdefault(rate.product_id, []).append(rate_version(rate))
+    for override in contract.overrides.all():
+        book.overrides.setdefault(override.product_id, []).append(override_version(override))
+    composite_ids: dict[object, list] = {}
+    through = Product.composite_products.through.objects.filter(from_product_id__in=list(products))
+    for from_id, to_id in through.values_list("from_product_id", "to_product_id"):
+        composite_ids.setdefault(from_id, []).append(to_id)
+    definitions = [product_definition(product, composite_ids.get(pk, ())) for pk, product in products.items()]
+    return definitions, book, products
+
+
+def invoice_lines_compute(invoice: Invoice) -> tuple[list[rating.Line], dict]:
+    contract = invoice.contract
+    definitions, book, products = contract_pricing(contract)
+    window = rating.InvoiceWindow(
+        start=invoice.period_start, end=invoice.period_end, contract_starting_at=contract.starting_at
+    )
+
+    def usage(product: rating.ProductDefinition, plan: Sequence[rating.Segment]):
+        return usage_cells(customer_id=invoice.customer_id, product=product, plan=plan)
+
+    return rating.rate_invoice(window=window, products=definitions, book=book, usage=usage), products
+
+
+# --- Drafts --------------------------------------------------------------------------------------
+
+
+def _create_draft(contract: Contract, start: datetime, end: datetime) -> Invoice:
+    try:
+        with transaction.atomic():
+            return Invoice.objects.create(
+                organization_id=contract.organization_id,
+                customer_id=contract.customer_id,
+                contract=contract,
+                period_start=start,
+                period_end=end,
+            )
+    except IntegrityError:  # created concurrently: the unique (contract, period_start) row wins
+        return Invoice.objects.get(contract=contract, period_start=start)
+
+
+def contract_drafts_ensure(*, contract: Contract, now: datetime | None = None) -> list[Invoice]:
+    """Create a draft for every period of the contract that has started and has no invoice yet."""
+    now = now or timezone.now()
+    existing = set(Invoice.objects.filter(contract=contract).values_list("period_start", flat=True))
+    created = []
+    for start, end in periods.periods(
+        contract_start=contract.starting_at,
+        contract_end=contract.ending_before,
+        schedule=contract.usage_statement_day,
+        until=now,
+    ):
+        if start not in existing:
+            created.append(_create_draft(contract, start, end))
+    return created
+
+
+def customer_drafts_ensure(*, customer_id: int, now: datetime | None = None) -> None:
+    now = now or timezone.now()
+    for contract in Contract.objects.filter(customer_id=customer_id, starting_at__lte=now):
+        contract_drafts_ensure(contract=contract, now=now)
+
+
+def _recompute_locked(invoice: Invoice) -> Invoice:
+    lines, products = invoice_lines_compute(invoice)
+    InvoiceLine.objects.filter(invoice=invoice).delete()
+    rows = []
+    for position, line in enumerate(lines, start=1):
+        product = products[line.product_id]
+        rows.append(
+            InvoiceLine(
+                invoice=invoice,
+                position=position,
+                product_id=line.product_id,
+                product_name=product.name,
+                product_type=product.type,
+                group_values=dict(line.group),
+                presentation_group=rating.group_label(line.group),
+                period_start=line.period_start,
+                period_end=line.period_end,
+                quantity=_fit(line.quantity, 12),
+                quantity_unit=product.conversion_name,
+                unit_price=_fit(line.unit_price, 12),
+                rate_type=line.rate_type,
+                tier_index=line.tier_index,
+                tier_floor=line.tier_floor,
+                tier_ceiling=line.tier_ceiling,
+                amount_cents=line.amount_cents,
+            )
+        )
+    saved = InvoiceLine.objects.bulk_create(rows)
+    invoice.total_cents = rating.invoice_total(lines)
+    credits = sum(int(adjuster(invoice=invoice, lines=saved)) for adjuster in _adjusters)
+    invoice.credits_applied_cents = max(0, min(credits, max(invoice.total_cents, 0)))
+    invoice.amount_due_cents = invoice.total_cents - invoice.credits_applied_cents
+    invoice.computed_at = timezone.now()
+    invoice.save(
+        update_fields=["total_cents", "credits_applied_cents", "amount_due_cents", "computed_at", "updated_at"]
+    )
+    return invoice
+
+
+def _fit(value: Decimal, places: int) -> Decimal:
+    """Stored quantities and unit prices keep 12 decimal places (amounts were computed exactly before)."""
+    return value.quantize(Decimal(1).scaleb(-places), rounding=rating.ROUNDING)
+
+
+@transaction.atomic
+def invoice_recompute(*, invoice: Invoice) -> Invoice:
+    """Recompute a draft's lines and totals from rollups. Closed invoices are left as they are."""
+    invoice = Invoice.objects.select_for_update().select_related("contract").get(pk=invoice.pk)
+    if not invoice.is_draft:
+        return invoice
+    return _recompute_locked(invoice)
+
+
+def customer_drafts_recompute(*, customer_id: int, now: datetime | None = None) -> list[Invoice]:
+    """Make sure the customer's current drafts exist, then recompute each. Idempotent."""
+    customer_drafts_ensure(customer_id=customer_id, now=now)
+    drafts = Invoice.objects.filter(customer_id=customer_id, status=Invoice.Status.DRAFT).order_by("period_start")
+    return [invoice_recompute(invoice=invoice) for invoice in drafts]
+
+
+# --- Finalization and status -----------------------------------------------------------------------
+
+
+def _next_number() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval('billing_invoice_number_seq')")
+        (value,) = cursor.fetchone()
+    return f"INV-{value:06d}"
+
+
+@transaction.atomic
+def invoice_finalize(*, invoice: Invoice, now: datetime | None = None) -> Invoice:
+    """Close a draft whose period has ended: last recompute, number, status finalized; open the next draft.
+
+    Holds the organization's exclusive billing lock, so every ingest that started before it is
+    counted and every ingest after it sees the period as closed.
+    """
+    now = now or timezone.now()
+    lock_organization_exclusive(invoice.organization_id)
+    invoice = Invoice.objects.select_for_update().select_related("contract").get(pk=invoice.pk)
+    if not invoice.is_draft:
+        return invoice
+    if invoice.period_end > now:
+        raise ValidationError({"status": "The period has not ended yet; a draft is finalized after its period."})
+    _recompute_locked(invoice)
+    invoice.number = _next_number()
+    invoice.status = Invoice.Status.FINALIZED
+    invoice.finalized_at = now
+    invoice.save(update_fields=["number", "status", "finalized_at", "updated_at"])
+    contract_drafts_ensure(contract=invoice.contract, now=now)
+    customer_id = invoice.customer_id
+    transaction.on_commit(lambda: _queue_recompute(customer_id))
+    return invoice
+
+
+def _queue_recompute(customer_id: int) -> None:
+    from .tasks import schedule_draft_recompute
+
+    schedule_draft_recompute(customer_id)
+
+
+def invoices_finalize_due(*, now: datetime | None = None) -> list[Invoice]:
+    """Finalize every draft whose period ended at least INVOICE_FINALIZE_GRACE_HOURS ago."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=settings.INVOICE_FINALIZE_GRACE_HOURS)
+    due = Invoice.objects.filter(status=Invoice.Status.DRAFT, period_end__lte=cutoff).order_by("period_end")
+    finalized = []
+    for invoice in due:
+        finalized.append(invoice_finalize(invoice=invoice, now=now))
+    return finalized
+
+
+_TRANSITIONS = {
+    Invoice.Status.FINALIZED: {Invoice.Status.PAID, Invoice.Status.VOID, Invoice.Status.UNCOLLECTIBLE},
+    Invoice.Status.UNCOLLECTIBLE: {Invoice.Status.PAID, Invoice.Status.VOID},
+}
+
+
+@transaction.atomic
+def invoice_set_status(*, invoice: Invoice, status: str) -> Invoice:
+    """Mark a finalized invoice paid, void or uncollectible (drafts are finalized first)."""
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if status not in _TRANSITIONS.get(invoice.status, set()):
+        raise ValidationError({"status": f"A {invoice.status} invoice cannot become {status}."})
+    invoice.status = status
+    invoice.save(update_fields=["status", "updated_at"])
+    return invoice

@@ -1,0 +1,307 @@
+"""Usage pre-aggregation: the ingest hook, the per-organization metric cache and the rollup backfill.
+
+Inside the ingest transaction (events calls `aggregate_usage` for the newly stored events), every
+event is measured against every billable metric of its organization and the contributions are
+upserted, set-based, into hourly rollups (`UsageRollup`: sum, count, max, latest; and
+`UniqueValueRollup` for UNIQUE metrics). Rollups commit or roll back with the events, so an
+invoice computed from rollups never misses or double-counts an event.
+
+Billing hour. An event is rolled up in the hour it occurred, unless that hour lies in a period the
+customer has already been invoiced for (an invoice that is no longer a draft); then it is rolled
+up in the hour it arrived, so it lands on the current draft instead of changing a closed invoice.
+
+Locks. Each ingest transaction holds a shared advisory lock on its organization (taken before the
+metric list and the customers' closed periods are read); finalizing an invoice and rebuilding a
+metric's rollups take it exclusively. So a finalization sees every event whose ingest started
+before it, and an ingest that starts after it sees the closed period; a rebuild sees every
+committed event and no ingest adds to the metric while it runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import orjson
+from django.db import connection, transaction
+from django.utils import timezone
+
+from events import selectors as event_selectors
+from events.hooks import RecordedEvent
+
+from . import rating
+from .definitions import metric_definition
+from .models import BillableMetric, Invoice, UniqueValueRollup, UsageRollup
+
+LOCK_NAMESPACE = 0x42494C4C  # "BILL": the first key of billing's two-key advisory locks
+
+
+def hour_floor(instant: datetime) -> datetime:
+    return instant.replace(minute=0, second=0, microsecond=0)
+
+
+# --- Locks ---------------------------------------------------------------------------------------
+
+
+def lock_organization_shared(organization_id) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, hashtext(%s))", [LOCK_NAMESPACE, str(organization_id)])
+
+
+def lock_organization_exclusive(organization_id) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [LOCK_NAMESPACE, str(organization_id)])
+
+
+# --- Metric cache --------------------------------------------------------------------------------
+
+
+class MetricCache:
+    """The compiled billable metrics of each organization, reloaded when they change.
+
+    Validity is checked with one cheap query per ingest batch: the count of the organization's
+    metrics and their latest `updated_at` (every create, edit and delete changes one of them).
+    """
+
+    def __init__(self):
+        self._entries: dict[str, tuple[tuple, list[rating.MetricDefinition]]] = {}
+        self._lock = threading.Lock()
+
+    def for_organization(self, organization_id) -> list[rating.MetricDefinition]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*), max(updated_at) FROM billing_billablemetric WHERE organization_id = %s",
+                [organization_id],
+            )
+            fingerprint = tuple(cursor.fetchone())
+        key = str(organization_id)
+        cached = self._entries.get(key)
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        rows = BillableMetric.objects.filter(organization_id=organization_id)
+        metrics = [metric_definition(metric) for metric in rows]
+        with self._lock:
+            self._entries[key] = (fingerprint, metrics)
+        return metrics
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+metric_cache = MetricCache()
+
+
+# --- Accumulation (pure over the measured events) ------------------------------------------------
+
+RollupKey = tuple[int, object, datetime, rating.Group]  # customer id, metric id, billing hour, group
+EventRow = tuple[int, int, str, datetime, dict, datetime | None]  # id, customer, type, occurred, props, received
+
+
+@dataclass
+class Accumulated:
+    partials: dict[RollupKey, rating.Partial] = field(default_factory=dict)
+    distinct: set[tuple[RollupKey, str]] = field(default_factory=set)
+    matched: int = 0
+
+
+def accumulate(metrics: Sequence[rating.MetricDefinition], events: Iterable[EventRow], billing_hour) -> Accumulated:
+    """Measure ``events`` against ``metrics`` and merge the contributions per rollup key.
+
+    ``billing_hour(customer_id, occurred_at, received_at)`` gives the hour each event is billed in.
+    """
+    result = Accumulated()
+    for event_id, customer_id, event_type, occurred_at, properties, received_at in events:
+        hour = None
+        for metric in metrics:
+            measurement = rating.measure(metric, event_type=event_type, properties=properties or {})
+            if measurement is None:
+                continue
+            if hour is None:
+                hour = billing_hour(customer_id, occurred_at, received_at)
+            key = (customer_id, metric.id, hour, measurement.group)
+            contribution = rating.Partial.of(measurement.value, at=occurred_at, seq=event_id)
+            current = result.partials.get(key)
+            result.partials[key] = contribution if current is None else current.merge(contribution)
+            if measurement.distinct is not None:
+                result.distinct.add((key, measurement.distinct))
+            result.matched += 1
+    return result
+
+
+def _group_json(group: rating.Group) -> str:
+    return orjson.dumps(dict(group)).decode()
+
+
+_UPSERT_ROLLUPS = """
+INSERT INTO billing_usagerollup AS r (
+    organization_id, customer_id, metric_id, group_values, hour,
+    total, event_count, maximum, latest_value, latest_at, latest_event_id
+)
+SELECT %s, c, m, g::jsonb, h, t, n, mx, lv, la, le
+FROM unnest(%s::bigint[], %s::uuid[], %s::text[], %s::timestamptz[], %s::numeric[], %s::bigint[],
+            %s::numeric[], %s::numeric[], %s::timestamptz[], %s::bigint[]) AS u(c, m, g, h, t, n, mx, lv, la, le)
+ON CONFLICT ON CONSTRAINT usage_rollup_key DO UPDATE SET
+    total = r.total + EXCLUDED.total,
+    event_count = r.event_count + EXCLUDED.event_count,
+    maximum = GREATEST(r.maximum, EXCLUDED.maximum),
+    latest_value = CASE WHEN (EXCLUDED.latest_at, EXCLUDED.latest_event_id) >= (r.latest_at, r.latest_event_id)
+                        THEN EXCLUDED.latest_value ELSE r.latest_value END,
+    latest_event_id = CASE WHEN (EXCLUDED.latest_at, EXCLUDED.latest_event_id) >= (r.latest_at, r.latest_event_id)
+                           THEN EXCLUDED.latest_event_id ELSE r.latest_event_id END,
+    latest_at = GREATEST(r.latest_at, EXCLUDED.latest_at)
+"""
+
+_INSERT_DISTINCT = """
+INSERT INTO billing_uniquevaluerollup (organization_id, customer_id, metric_id, group_values, hour, value)
+SELECT %s, c, m, g::jsonb, h, v
+FROM unnest(%s::bigint[], %s::uuid[], %s::text[], %s::timestamptz[], %s::text[]) AS u(c, m, g, h, v)
+ON CONFLICT ON CONSTRAINT unique_value_rollup_key DO NOTHING
+"""
+
+
+def store(organization_id, accumulated: Accumulated) -> None:
+    """Upsert accumulated partials in key order (a fixed lock order, so concurrent batches cannot deadlock)."""
+    if accumulated.partials:
+        columns: list[list] = [[] for _ in range(10)]
+        for key in sorted(accumulated.partials, key=_sort_key):
+            customer_id, metric_id, hour, group = key
+            partial = accumulated.partials[key]
+            values = (
+                customer_id,
+                metric_id,
+                _group_json(group),
+                hour,
+                partial.total,
+                partial.count,
+                partial.maximum,
+                partial.latest_value,
+                partial.latest_at,
+                partial.latest_seq,
+            )
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        with connection.cursor() as cursor:
+            cursor.execute(_UPSERT_ROLLUPS, [organization_id, *columns])
+    if accumulated.distinct:
+        columns = [[] for _ in range(5)]
+        for key, value in sorted(accumulated.distinct, key=lambda item: (_sort_key(item[0]), item[1])):
+            customer_id, metric_id, hour, group = key
+            for column, item in zip(columns, (customer_id, metric_id, _group_json(group), hour, value), strict=True):
+                column.append(item)
+        with connection.cursor() as cursor:
+            cursor.execute(_INSERT_DISTINCT, [organization_id, *columns])
+
+
+def _sort_key(key: RollupKey):
+    customer_id, metric_id, hour, group = key
+    return (customer_id, str(metric_id), hour, _group_json(group))
+
+
+# --- Closed periods ------------------------------------------------------------------------------
+
+
+def closed_through(customer_ids: Iterable[int]) -> dict[int, datetime]:
+    """Per customer, the end of the latest period invoiced with a non-draft invoice."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT customer_id, max(period_end) FROM billing_invoice "
+            "WHERE customer_id = ANY(%s) AND status <> %s GROUP BY customer_id",
+            [ids, Invoice.Status.DRAFT],
+        )
+        return dict(cursor.fetchall())
+
+
+def billing_hour_rule(closed_at):
+    """The billing-hour rule: the event's hour, or its arrival hour when its hour was already invoiced.
+
+    ``closed_at(customer_id, received_at)`` is the end of the customer's invoiced periods at arrival.
+    """
+
+    def billing_hour(customer_id: int, occurred_at: datetime, received_at: datetime | None) -> datetime:
+        hour = hour_floor(occurred_at)
+        arrival = hour_floor(received_at or timezone.now())
+        boundary = closed_at(customer_id, received_at)
+        if boundary is not None and hour < boundary:
+            return max(arrival, boundary)
+        return hour
+
+    return billing_hour
+
+
+# --- The ingest hook -----------------------------------------------------------------------------
+
+
+def aggregate_usage(*, organization, events: Sequence[RecordedEvent]) -> None:
+    """Ingest hook: roll up ``events`` (newly stored, inside the ingest transaction)."""
+    if not events:
+        return
+    lock_organization_shared(organization.pk)
+    metrics = metric_cache.for_organization(organization.pk)
+    if not metrics:
+        return
+    closed = closed_through(event.customer_id for event in events)
+    rule = billing_hour_rule(lambda customer_id, received_at: closed.get(customer_id))
+    rows = ((e.id, e.customer_id, e.event_type, e.occurred_at, e.properties, None) for e in events)
+    store(organization.pk, accumulate(metrics, rows, rule))
+
+
+# --- Backfill ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def metric_rollups_rebuild(*, metric: BillableMetric, batch_size: int = 5000) -> int:
+    """Rebuild one metric's rollups from the ledger (after it was created or changed). Returns matched events.
+
+    Holds the organization's exclusive billing lock: ingest for the organization waits until it
+    commits. Late events (arrived after their period was invoiced) go to their arrival hour, as
+    they did at ingest.
+    """
+    lock_organization_exclusive(metric.organization_id)
+    UsageRollup.objects.filter(metric=metric).delete()
+    UniqueValueRollup.objects.filter(metric=metric).delete()
+    definition = metric_definition(metric)
+    closings = _closings(metric.organization_id)
+    rule = billing_hour_rule(lambda customer_id, received_at: _closed_at(closings.get(customer_id, ()), received_at))
+    matched = 0
+    batch: list[EventRow] = []
+    rows = event_selectors.usage_event_rows(
+        organization=metric.organization_id, event_types=definition.event_types_in, chunk_size=batch_size
+    )
+    for event_id, customer_id, event_type, occurred_at, received_at, properties in rows:
+        batch.append((event_id, customer_id, event_type, occurred_at, properties, received_at))
+        if len(batch) >= batch_size:
+            accumulated = accumulate([definition], batch, rule)
+            store(metric.organization_id, accumulated)
+            matched += accumulated.matched
+            batch = []
+    if batch:
+        accumulated = accumulate([definition], batch, rule)
+        store(metric.organization_id, accumulated)
+        matched += accumulated.matched
+    return matched
+
+
+def _closings(organization_id) -> dict[int, list[tuple[datetime, datetime]]]:
+    """Per customer: (finalized_at, period_end) of its closed invoices, in finalization order."""
+    result: dict[int, list[tuple[datetime, datetime]]] = {}
+    rows = (
+        Invoice.objects.filter(organization_id=organization_id, finalized_at__isnull=False)
+        .exclude(status=Invoice.Status.DRAFT)
+        .order_by("finalized_at")
+        .values_list("customer_id", "finalized_at", "period_end")
+    )
+    for customer_id, finalized_at, period_end in rows:
+        result.setdefault(customer_id, []).append((finalized_at, period_end))
+    return result
+
+
+def _closed_at(closings: Sequence[tuple[datetime, datetime]], instant: datetime) -> datetime | None:
+    """The end of the latest period that was already closed at ``instant``."""
+    ends = [period_end for finalized_at, period_end in closings if finalized_at <= instant]
+    return max(ends) if ends else None
