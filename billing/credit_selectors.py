@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
@@ -106,11 +106,3 @@ def customers_over_spending_limit(*, organization, now: datetime | None = None) 
 def spending_in_window(*, limit: SpendingLimit, now: datetime | None = None) -> int:
     start, end = credits.spending_window(now=now or timezone.now(), duration=limit.duration, strategy=limit.strategy)
     return customer_spend(customer_ids=[limit.customer_id], start=start, end=end).get(limit.customer_id, 0)
-
-
-def organizations_with_spending_limits():
-    from accounts.models import Organization
-
-    return Organization.objects.filter(
-        Q(id__in=SpendingLimit.objects.filter(enabled=True).values("organization_id"))
-    )

@@ -11,22 +11,10 @@ def spending_limit_block_source(*, organization) -> BlockedSet:
     return BlockedSet(customer_ids=frozenset(limit.customer.external_id for limit, _ in over))
 
 
-def _usage_recorded(sender, *, organization_id, customer_ids, **kwargs) -> None:
-    """New usage may push a customer over its spending limit: have events recompute the blocklist."""
-    from accounts.models import Organization
-    from billing.credit_models import SpendingLimit
-    from billing.credit_services import blocklist_recompute
-
-    if SpendingLimit.objects.filter(
-        organization_id=organization_id, customer_id__in=list(customer_ids), enabled=True
-    ).exists():
-        blocklist_recompute(organization=Organization.objects.get(pk=organization_id))
-
-
 def connect() -> None:
+    """events recomputes the blocklist (with every block source) after each ingest, debounced, and every
+    minute for organizations with something blocked, so a new window lifts a spending-limit block."""
     from billing import credit_admin, credit_tasks  # noqa: F401  (admin pages and Celery tasks in every process)
     from events.hooks import register_block_source
-    from events.signals import usage_recorded
 
     register_block_source(spending_limit_block_source)
-    usage_recorded.connect(_usage_recorded, dispatch_uid="billing.credits.usage_recorded")

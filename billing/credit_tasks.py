@@ -9,7 +9,7 @@ import logging
 import stripe
 from celery import shared_task
 
-from billing import credit_selectors, credit_services
+from billing import credit_services
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +33,3 @@ def auto_topup_charge(self, attempt_id: int) -> str:
 def credits_expire() -> int:
     """Hourly: write expiry entries for credit lots that have expired with something left."""
     return credit_services.credits_expire_all()
-
-
-@shared_task(name="billing.tasks.credit_spending_limits_refresh")
-def spending_limits_refresh() -> int:
-    """Every few minutes: windows roll over with time alone (a new day unblocks a daily limit), so
-    the blocklist is recomputed for every organization with an enabled spending limit."""
-    organizations = list(credit_selectors.organizations_with_spending_limits())
-    for organization in organizations:
-        credit_services.blocklist_recompute(organization=organization)
-    return len(organizations)

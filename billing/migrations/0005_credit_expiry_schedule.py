@@ -3,21 +3,16 @@ from django.db import migrations
 from accounts.periodic import ensure_periodic_task, remove_periodic_task
 
 EXPIRE = "billing: expire prepaid credits"
-LIMITS = "billing: refresh spending-limit blocks"
 
 
 def install(apps, schema_editor):
     ensure_periodic_task(
         apps, name=EXPIRE, task="billing.tasks.credit_expire", crontab={"minute": "5"}, queue="billing"
     )
-    ensure_periodic_task(
-        apps, name=LIMITS, task="billing.tasks.credit_spending_limits_refresh", every_seconds=300, queue="billing"
-    )
 
 
 def uninstall(apps, schema_editor):
     remove_periodic_task(apps, name=EXPIRE)
-    remove_periodic_task(apps, name=LIMITS)
 
 
 class Migration(migrations.Migration):
