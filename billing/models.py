@@ -62,6 +62,10 @@ class ExclusionCheckedInClean(models.Model):
     class Meta:
         abstract = True
 
+    # Set by admin inline formsets, which check overlaps across all the rows being saved together
+    # (an edit that shortens one rate and adds the next would otherwise clash with the old row).
+    siblings_checked = False
+
     def validate_constraints(self, exclude=None):
         using = router.db_for_write(self.__class__, instance=self)
         errors: dict = {}
@@ -332,7 +336,7 @@ class Rate(ExclusionCheckedInClean):
             errors["quantity"] = "Must be greater than 0."
         if self.rate_card_id and self.product_id and self.product.organization_id != self.rate_card.organization_id:
             errors["product"] = "The product belongs to another organization."
-        if not errors and self.rate_card_id and self.product_id and self.starting_at:
+        if not errors and self.rate_card_id and self.product_id and self.starting_at and not self.siblings_checked:
             clash = overlapping(
                 Rate.objects.filter(rate_card_id=self.rate_card_id, product_id=self.product_id).exclude(pk=self.pk),
                 self.starting_at,
@@ -496,7 +500,7 @@ class ContractOverride(ExclusionCheckedInClean):
             errors["entitled"] = "An override changes the price (type) or the entitlement; this one changes neither."
         if self.contract_id and self.product_id and self.product.organization_id != self.contract.organization_id:
             errors["product"] = "The product belongs to another organization."
-        if not errors and self.contract_id and self.product_id and self.starting_at:
+        if not errors and self.contract_id and self.product_id and self.starting_at and not self.siblings_checked:
             clash = overlapping(
                 ContractOverride.objects.filter(contract_id=self.contract_id, product_id=self.product_id).exclude(
                     pk=self.pk
