@@ -273,3 +273,26 @@ class StripeWebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id} ({self.status})"
+
+
+class InvoiceCredit(models.Model):
+    """Credit applied to one invoice line before tax (seed 004 `pretax_credit_amounts`).
+
+    Rewritten with every draft recompute (the lines are rebuilt then); at finalization the ledger's
+    drawdown entry is written once and linked here, and the rows stop changing.
+    """
+
+    invoice = models.ForeignKey("billing.Invoice", on_delete=models.CASCADE, related_name="line_credits")
+    line = models.OneToOneField("billing.InvoiceLine", on_delete=models.CASCADE, related_name="credit")
+    amount_cents = models.BigIntegerField()
+    entry = models.ForeignKey(
+        CreditEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="invoice_credits",
+        help_text="The drawdown entry, once the invoice is finalized",
+    )
+
+    class Meta:
+        ordering = ["invoice", "line"]
+        constraints = [models.CheckConstraint(condition=Q(amount_cents__gt=0), name="invoice_credit_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.amount_cents}¢ on line {self.line_id}"

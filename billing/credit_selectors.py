@@ -15,6 +15,7 @@ from billing.credit_models import (
     StripePaymentAccount,
     TopUp,
 )
+from costcalc.money import MICRODOLLARS_PER_CENT
 from events import selectors as event_selectors
 from events.models import Customer, UsageEvent
 
@@ -51,6 +52,22 @@ def credit_lots(*, customer) -> list[credits.CreditLot]:
 def available_credit(*, customer, at: datetime | None = None) -> int:
     """Microdollars that can still be spent now: the balance without remainders that have expired."""
     return credits.available_balance(credit_lots(customer=customer), at=at or timezone.now())
+
+
+def pending_invoice_credit(*, customer) -> int:
+    """Microdollars that open draft invoices have applied but not yet drawn from the ledger."""
+    from billing.models import Invoice
+
+    cents = Invoice.objects.filter(customer=customer, status=Invoice.Status.DRAFT).aggregate(
+        total=Coalesce(Sum("credits_applied_cents"), 0)
+    )["total"]
+    return cents * MICRODOLLARS_PER_CENT
+
+
+def spendable_credit(*, customer, at: datetime | None = None) -> int:
+    """The balance customers see and auto top-up watches: usable credit minus what the current
+    draft invoices already apply, so it goes down as usage is rated, not only at finalization."""
+    return max(0, available_credit(customer=customer, at=at) - pending_invoice_credit(customer=customer))
 
 
 def credit_entries(*, customer):

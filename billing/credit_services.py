@@ -27,7 +27,7 @@ from billing.credit_models import (
     StripePaymentAccount,
     TopUp,
 )
-from billing.credit_selectors import available_credit, credit_lots
+from billing.credit_selectors import credit_lots, spendable_credit
 from costcalc.money import MICRODOLLARS_PER_CENT
 from events.models import Customer
 
@@ -40,10 +40,11 @@ class InsufficientCredit(Exception):
     """A deduction asked for more than the customer's usable credit."""
 
 
-def _lock_ledger(customer: Customer) -> None:
-    """Serialize deductions of one customer until the end of the current transaction."""
+def lock_ledger(customer_id: int) -> None:
+    """Serialize deductions (and invoice credit allocation) of one customer until the end of the
+    current transaction."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LEDGER_LOCK_NAMESPACE, customer.pk])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LEDGER_LOCK_NAMESPACE, customer_id])
 
 
 # --- Ledger -------------------------------------------------------------------------------------
@@ -104,7 +105,7 @@ def credit_deduct(
     InsufficientCredit rather than letting the usable balance go negative."""
     if amount_microdollars <= 0:
         raise ValueError("amount to deduct must be positive")
-    _lock_ledger(customer)
+    lock_ledger(customer.pk)
     existing = CreditEntry.objects.filter(customer=customer, kind=kind, reference=reference).first()
     if existing is not None:
         return existing, False
@@ -137,7 +138,7 @@ def credit_deduct(
         [CreditDraw(entry=entry, lot_id=lot_id, amount_microdollars=amount, line_key=line_key)
          for lot_id, amount, line_key in parts]
     )
-    transaction.on_commit(lambda: _queue_auto_topup_evaluation(customer.pk))
+    transaction.on_commit(lambda: queue_auto_topup_evaluation(customer.pk))
     return entry, True
 
 
@@ -170,14 +171,14 @@ def credit_adjust(
 def credits_expire(*, customer: Customer, at: datetime | None = None) -> list[CreditEntry]:
     """Write an expiry entry for every lot that has expired with something left (once per lot)."""
     at = at or timezone.now()
-    _lock_ledger(customer)
+    lock_ledger(customer.pk)
     written = []
     for lot_id, remainder in credits.expired_remainders(credit_lots(customer=customer), at=at):
         entry, created = _expiry_entry(customer=customer, lot_id=lot_id, remainder=remainder)
         if created:
             written.append(entry)
     if written:
-        transaction.on_commit(lambda: _queue_auto_topup_evaluation(customer.pk))
+        transaction.on_commit(lambda: queue_auto_topup_evaluation(customer.pk))
     return written
 
 
@@ -395,7 +396,7 @@ def auto_topup_config_set(*, customer: Customer, amount_microdollars: int, thres
     config.consecutive_failures = 0
     config.revision += 1
     config.save()
-    transaction.on_commit(lambda: _queue_auto_topup_evaluation(customer.pk))
+    transaction.on_commit(lambda: queue_auto_topup_evaluation(customer.pk))
     return config
 
 
@@ -405,7 +406,8 @@ def auto_topup_config_delete(*, customer: Customer) -> bool:
     return bool(deleted)
 
 
-def _queue_auto_topup_evaluation(customer_id: int) -> None:
+def queue_auto_topup_evaluation(customer_id: int) -> None:
+    """After the balance went down (on commit): evaluate the auto top-up if the customer has one."""
     if AutoTopUpConfig.objects.filter(customer_id=customer_id, disabled_reason="").exists():
         auto_topup_evaluate(customer=Customer.objects.get(pk=customer_id))
 
@@ -422,7 +424,7 @@ def auto_topup_evaluate(*, customer: Customer, at: datetime | None = None) -> Au
     config = AutoTopUpConfig.objects.select_for_update().filter(customer=customer).first()
     if config is None:
         return None
-    balance = available_credit(customer=customer, at=at)
+    balance = spendable_credit(customer=customer, at=at)
     if not credits.auto_topup_due(
         balance=balance,
         threshold=config.threshold_microdollars,

@@ -12,9 +12,17 @@ def spending_limit_block_source(*, organization) -> BlockedSet:
 
 
 def connect() -> None:
-    """events recomputes the blocklist (with every block source) after each ingest, debounced, and every
-    minute for organizations with something blocked, so a new window lifts a spending-limit block."""
+    """Spending limits are a block source (events recomputes the blocklist after each ingest, debounced,
+    and every minute for organizations with something blocked, so a new window lifts a block); credits
+    are an invoice adjuster of drafts, and finalization draws them down from the ledger."""
+    from django.db.models.signals import post_save
+
     from billing import credit_admin, credit_tasks  # noqa: F401  (admin pages and Celery tasks in every process)
+    from billing.credit_invoicing import invoice_apply_credits, invoice_saved
+    from billing.invoicing import register_invoice_adjuster
+    from billing.models import Invoice
     from events.hooks import register_block_source
 
     register_block_source(spending_limit_block_source)
+    register_invoice_adjuster(invoice_apply_credits)
+    post_save.connect(invoice_saved, sender=Invoice, dispatch_uid="billing.credits.invoice_finalized")

@@ -61,8 +61,11 @@ class CreditBalanceView(CustomerBillingView):
     @extend_schema(
         summary="Get credit balance (seed 004)",
         responses=inline_serializer("CreditBalance", {
-            "balance": serializers.IntegerField(help_text="Usable credit in whole cents (rounded down)"),
-            "balance_microdollars": serializers.IntegerField(help_text="Exact usable credit"),
+            "balance": serializers.IntegerField(
+                help_text="Spendable credit in whole cents (rounded down): unexpired credit minus what open "
+                "draft invoices already apply"
+            ),
+            "balance_microdollars": serializers.IntegerField(help_text="The same, exact"),
             "has_default_payment_method": serializers.BooleanField(),
             "payment_method": serializers.DictField(allow_null=True),
             "topup_config": serializers.DictField(),
@@ -71,7 +74,7 @@ class CreditBalanceView(CustomerBillingView):
     )
     def get(self, request, customer_id: str):
         customer = self.customer
-        available = credit_selectors.available_credit(customer=customer)
+        available = credit_selectors.spendable_credit(customer=customer)
         card = None
         if credit_selectors.stripe_account(organization=self.organization) and customer.stripe_customer_id:
             try:

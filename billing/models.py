@@ -674,6 +674,7 @@ from billing.credit_models import (  # noqa: E402, F401
     AutoTopUpConfig,
     CreditDraw,
     CreditEntry,
+    InvoiceCredit,
     SpendingLimit,
     StripePaymentAccount,
     StripeWebhookEvent,

@@ -220,7 +220,10 @@ def test_localstripe_delivers_the_signed_event_that_credits_the_top_up(live_serv
         payment_intent = paid_topup(api_client, target, stripe_api, 1200)  # nobody asks for the status
 
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not CreditEntry.objects.filter(customer=target).exists():
+        handled = StripeWebhookEvent.objects.filter(
+            payload__data__object__id=payment_intent["id"], status=StripeWebhookEvent.Status.PROCESSED
+        )
+        while time.monotonic() < deadline and not handled.exists():
             time.sleep(0.2)
     finally:
         unregister = urllib.request.Request(
