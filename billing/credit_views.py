@@ -34,6 +34,29 @@ from billing.credit_serializers import (
 
 logger = logging.getLogger(__name__)
 
+TOPUP_CONFIG_SCHEMA = inline_serializer("TopupConfig", {
+    "amount": serializers.IntegerField(allow_null=True, help_text="Cents"),
+    "disabled_reason": serializers.CharField(allow_null=True),
+    "error": serializers.CharField(allow_null=True),
+    "last_failed_at": serializers.IntegerField(allow_null=True, help_text="Unix seconds"),
+    "threshold": serializers.IntegerField(allow_null=True, help_text="Cents"),
+})
+SPENDING_LIMIT_SCHEMA = inline_serializer("SpendingLimitGetResponse", {
+    "config": inline_serializer("SpendingLimitConfig", {
+        "amount": serializers.IntegerField(allow_null=True, help_text="Cents"),
+        "duration": serializers.CharField(allow_null=True),
+        "strategy": serializers.CharField(allow_null=True),
+    }),
+    "enabled": serializers.BooleanField(),
+})
+EMPTY_SCHEMA = inline_serializer("EmptyObject", {})
+STRIPE_ACCOUNT_SCHEMA = inline_serializer("StripePaymentAccount", {
+    "configured": serializers.BooleanField(),
+    "key_hint": serializers.CharField(allow_null=True),
+    "livemode": serializers.BooleanField(allow_null=True),
+    "updated_at": serializers.DateTimeField(allow_null=True),
+})
+
 
 class CustomerBillingView(OrganizationScopedAPIView):
     """A seed-004 endpoint about one customer (`customer_id`: our uuid or the external id)."""
@@ -138,11 +161,16 @@ class TopupStatusView(CustomerBillingView):
 
 
 class TopupConfigView(CustomerBillingView):
-    @extend_schema(summary="Get auto top-up configuration (seed 004)")
+    @extend_schema(summary="Get auto top-up configuration (seed 004)", responses=TOPUP_CONFIG_SCHEMA)
     def get(self, request, customer_id: str):
         return Response(topup_config_shape(credit_selectors.auto_topup_config(customer=self.customer)))
 
-    @extend_schema(summary="Set auto top-up configuration (seed 004)", request=TopupConfigSerializer)
+    @extend_schema(
+        summary="Set auto top-up configuration (seed 004)", request=TopupConfigSerializer,
+        responses=inline_serializer("ConfigCreateResponse", {
+            "amount": serializers.IntegerField(), "threshold": serializers.IntegerField(),
+        }),
+    )
     def post(self, request, customer_id: str):
         data = self.validated(TopupConfigSerializer)
         config = credit_services.auto_topup_config_set(
@@ -154,7 +182,7 @@ class TopupConfigView(CustomerBillingView):
             {"amount": cents(config.amount_microdollars), "threshold": cents(config.threshold_microdollars)}
         )
 
-    @extend_schema(summary="Delete auto top-up configuration (seed 004)")
+    @extend_schema(summary="Delete auto top-up configuration (seed 004)", responses=EMPTY_SCHEMA)
     def delete(self, request, customer_id: str):
         credit_services.auto_topup_config_delete(customer=self.customer)
         return Response({})
@@ -164,11 +192,13 @@ class TopupConfigView(CustomerBillingView):
 
 
 class SpendingLimitView(CustomerBillingView):
-    @extend_schema(summary="Get spending limit (seed 004)")
+    @extend_schema(summary="Get spending limit (seed 004)", responses=SPENDING_LIMIT_SCHEMA)
     def get(self, request, customer_id: str):
         return Response(spending_limit_shape(credit_selectors.spending_limit(customer=self.customer)))
 
-    @extend_schema(summary="Set spending limit (seed 004)", request=SpendingLimitSerializer)
+    @extend_schema(
+        summary="Set spending limit (seed 004)", request=SpendingLimitSerializer, responses=SPENDING_LIMIT_SCHEMA
+    )
     def post(self, request, customer_id: str):
         data = self.validated(SpendingLimitSerializer)
         limit = credit_services.spending_limit_set(
@@ -180,7 +210,7 @@ class SpendingLimitView(CustomerBillingView):
         )
         return Response(spending_limit_shape(limit))
 
-    @extend_schema(summary="Delete spending limit (seed 004)")
+    @extend_schema(summary="Delete spending limit (seed 004)", responses=EMPTY_SCHEMA)
     def delete(self, request, customer_id: str):
         credit_services.spending_limit_delete(customer=self.customer)
         return Response({})
@@ -254,10 +284,11 @@ class StripeAccountView(OrganizationScopedAPIView):
     required_role = Role.ADMIN
     required_write_role = Role.ADMIN
 
+    @extend_schema(responses=STRIPE_ACCOUNT_SCHEMA)
     def get(self, request):
         return Response(_account_shape(credit_selectors.stripe_account(organization=self.organization)))
 
-    @extend_schema(request=StripeAccountSerializer)
+    @extend_schema(request=StripeAccountSerializer, responses=STRIPE_ACCOUNT_SCHEMA)
     def put(self, request):
         serializer = StripeAccountSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -273,6 +304,7 @@ class StripeAccountView(OrganizationScopedAPIView):
         account = credit_services.stripe_account_set(organization=self.organization, secret_key=secret_key)
         return Response(_account_shape(account))
 
+    @extend_schema(responses=STRIPE_ACCOUNT_SCHEMA)
     def delete(self, request):
         credit_services.stripe_account_delete(organization=self.organization)
         return Response(_account_shape(None))
