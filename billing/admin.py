@@ -203,6 +203,10 @@ class RateCardAdmin(admin.ModelAdmin):
     def rate_count(self, rate_card: RateCard) -> int:
         return rate_card.rates.count()
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        invoicing.drafts_refresh_later(rate_card_id=form.instance.pk)
+
 
 class RateTierFormSet(forms.BaseInlineFormSet):
     def clean(self):
@@ -241,6 +245,10 @@ class RateAdmin(admin.ModelAdmin):
     inlines = [RateTierInline]
     list_select_related = ["product", "rate_card"]
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        invoicing.drafts_refresh_later(rate_card_id=form.instance.rate_card_id)
+
 
 # --- Contracts -----------------------------------------------------------------------------------
 
@@ -274,7 +282,7 @@ class ContractAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        contract = form.instance
+        contract = form.instance  # dates may have changed: drafts follow the contract's periods
         invoicing.contract_drafts_ensure(contract=contract)
         customer_id = contract.customer_id
         transaction.on_commit(lambda: schedule_draft_recompute(customer_id))

@@ -98,19 +98,50 @@ def _create_draft(contract: Contract, start: datetime, end: datetime) -> Invoice
 
 
 def contract_drafts_ensure(*, contract: Contract, now: datetime | None = None) -> list[Invoice]:
-    """Create a draft for every period of the contract that has started and has no invoice yet."""
+    """Create a draft for every period of the contract that has started and has no invoice yet.
+
+    Drafts whose window is no longer one of the contract's periods (its dates were edited) are
+    removed; closed invoices are never touched.
+    """
     now = now or timezone.now()
-    existing = set(Invoice.objects.filter(contract=contract).values_list("period_start", flat=True))
-    created = []
-    for start, end in periods.periods(
+    expected = periods.periods(
         contract_start=contract.starting_at,
         contract_end=contract.ending_before,
         schedule=contract.usage_statement_day,
         until=now,
-    ):
-        if start not in existing:
-            created.append(_create_draft(contract, start, end))
-    return created
+    )
+    invoices = Invoice.objects.filter(contract=contract)
+    stale = invoices.filter(status=Invoice.Status.DRAFT).exclude(
+        pk__in=[
+            pk
+            for pk, start, end in invoices.values_list("pk", "period_start", "period_end")
+            if (start, end) in set(expected)
+        ]
+    )
+    InvoiceLine.objects.filter(invoice__in=stale).delete()
+    stale.delete()
+    existing = set(invoices.values_list("period_start", flat=True))
+    return [_create_draft(contract, start, end) for start, end in expected if start not in existing]
+
+
+def customers_with_drafts(*, organization_id=None, rate_card_id=None) -> list[int]:
+    """Customers with a draft invoice (of the organization, or on contracts using the rate card)."""
+    drafts = Invoice.objects.filter(status=Invoice.Status.DRAFT)
+    if organization_id is not None:
+        drafts = drafts.filter(organization_id=organization_id)
+    if rate_card_id is not None:
+        drafts = drafts.filter(contract__rate_card_id=rate_card_id)
+    return sorted(set(drafts.values_list("customer_id", flat=True)))
+
+
+def drafts_refresh_later(*, organization_id=None, rate_card_id=None) -> None:
+    """After commit, queue a recompute of the drafts a pricing change affects."""
+
+    def queue():
+        for customer_id in customers_with_drafts(organization_id=organization_id, rate_card_id=rate_card_id):
+            _queue_recompute(customer_id)
+
+    transaction.on_commit(queue)
 
 
 def customer_drafts_ensure(*, customer_id: int, now: datetime | None = None) -> None:

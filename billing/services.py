@@ -9,12 +9,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.core import signing
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import rating
-from .invoicing import contract_drafts_ensure
+from .invoicing import contract_drafts_ensure, drafts_refresh_later
 from .models import (
     BillableMetric,
     Contract,
@@ -38,7 +38,16 @@ _CONSTRAINT_FIELDS = {
 
 def _save(instance) -> None:
     """full_clean() then save(); a constraint the database enforces under concurrency becomes a field error."""
-    instance.full_clean()
+    try:
+        instance.full_clean()
+    except ValidationError as error:
+        # the (organization, name) unique constraints are reported without a field: name it
+        messages = error.error_dict.get(NON_FIELD_ERRORS, []) if hasattr(error, "error_dict") else []
+        if any(message.code == "unique_together" for message in messages):
+            raise ValidationError(
+                {"name": f"A {instance._meta.verbose_name} with this name already exists."}
+            ) from error
+        raise
     try:
         with transaction.atomic():
             instance.save()
@@ -190,6 +199,7 @@ def rate_create(
     for tier in tier_rows:
         tier.rate = rate
     RateTier.objects.bulk_create(tier_rows)
+    drafts_refresh_later(rate_card_id=rate_card.pk)
     return rate
 
 

@@ -47,4 +47,7 @@ def rebuild_metric_rollups(metric_id: str) -> int:
     metric = BillableMetric.objects.filter(pk=metric_id).first()
     if metric is None:
         return 0
-    return metering.metric_rollups_rebuild(metric=metric)
+    matched = metering.metric_rollups_rebuild(metric=metric)
+    for customer_id in invoicing.customers_with_drafts(organization_id=metric.organization_id):
+        schedule_draft_recompute(customer_id)
+    return matched

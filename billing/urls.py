@@ -1,10 +1,28 @@
 from django.urls import include, path
+from rest_framework.routers import SimpleRouter
 
-from . import pages
+from . import pages, views
 
 app_name = "billing"
 
+router = SimpleRouter(trailing_slash=False)
+router.register("api/v1/billable-metrics", views.BillableMetricViewSet, basename="billable-metric")
+router.register("api/v1/products", views.ProductViewSet, basename="product")
+router.register("api/v1/rate-cards", views.RateCardViewSet, basename="rate-card")
+router.register("api/v1/contracts", views.ContractViewSet, basename="contract")
+router.register(
+    r"api/v1/customers/(?P<customer_id>[^/]+)/invoices", views.CustomerInvoiceViewSet, basename="customer-invoice"
+)
+
 urlpatterns = [
+    *router.urls,
+    path(
+        "api/v1/customers/<str:customer_id>/invoice-preview", views.InvoicePreviewView.as_view(), name="invoice-preview"
+    ),
+    path(
+        "api/v1/customers/<str:customer_id>/invoice-history", views.InvoiceHistoryView.as_view(), name="invoice-history"
+    ),
+    path("api/v1/customers/<str:customer_id>/usage-history", views.UsageHistoryView.as_view(), name="usage-history"),
     path("invoices/view/<str:token>", pages.invoice_page, name="invoice-page"),
     path("", include("billing.credit_urls")),  # prepaid credits, top-ups, spending limits
 ]

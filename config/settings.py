@@ -257,3 +257,9 @@ INVOICE_FINALIZE_GRACE_HOURS = env.int("INVOICE_FINALIZE_GRACE_HOURS", default=2
 BILLING_RECOMPUTE_DEBOUNCE_SECONDS = env.int("BILLING_RECOMPUTE_DEBOUNCE_SECONDS", default=2)
 # Default lifetime of the signed links that show customers their invoice.
 BILLING_INVOICE_LINK_DAYS = env.int("BILLING_INVOICE_LINK_DAYS", default=30)
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {
+        "BillingProductTypeEnum": "billing.models.Product.Type",
+        "BillingOverrideTypeEnum": ["OVERWRITE", "MULTIPLIER"],
+    }
+)

@@ -74,6 +74,10 @@ def run_ingest_hooks(*, organization, events: Sequence[RecordedEvent]) -> None:
         hook(organization=organization, events=events)
 
 
+def has_block_sources() -> bool:
+    return bool(_block_sources)
+
+
 def blocked_by_sources(*, organization) -> BlockedSet:
     blocked = BlockedSet()
     for source in _block_sources:

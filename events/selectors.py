@@ -36,6 +36,27 @@ def customer_find(*, organization, identifier: str) -> Customer | None:
     return None
 
 
+def customer_get(*, organization, customer_id: str) -> Customer | None:
+    """A customer of ``organization`` by our uuid or by the organization's external id (None if absent)."""
+    customers = Customer.objects.filter(organization=organization)
+    try:
+        return customers.get(uuid=uuid.UUID(str(customer_id)))
+    except (ValueError, Customer.DoesNotExist):
+        return customers.filter(external_id=customer_id).first()
+
+
+def usage_event_rows(*, organization, event_types=None, chunk_size: int = 5000) -> Iterator[tuple]:
+    """(id, customer_id, event_type, occurred_at, received_at, properties) of the ledger, streamed by id."""
+    events = UsageEvent.objects.filter(organization=organization)
+    if event_types is not None:
+        events = events.filter(event_type__in=list(event_types))
+    yield from (
+        events.order_by("id")
+        .values_list("id", "customer_id", "event_type", "occurred_at", "received_at", "properties")
+        .iterator(chunk_size=chunk_size)
+    )
+
+
 def customers_by_ids(*, organization, customer_ids: Iterable[int]) -> dict[int, Customer]:
     """Customers by primary key (as `usage_recorded` hands them out), for upper apps."""
     return Customer.objects.filter(organization=organization).in_bulk(list(customer_ids))
@@ -79,27 +100,3 @@ def blocklist_get(*, organization) -> Blocklist:
         return Blocklist(0, dict(EMPTY_BLOCKED))
     version, blocked = state
     return Blocklist(version, {**EMPTY_BLOCKED, **(blocked or {})})
-
-
-# --- Read access for billing (from the billing branch, which reads through these, never the models) ---
-
-
-def customer_get(*, organization, customer_id: str) -> Customer | None:
-    """A customer of ``organization`` by our uuid or by the organization's external id (None if absent)."""
-    customers = Customer.objects.filter(organization=organization)
-    try:
-        return customers.get(uuid=uuid.UUID(str(customer_id)))
-    except (ValueError, Customer.DoesNotExist):
-        return customers.filter(external_id=customer_id).first()
-
-
-def usage_event_rows(*, organization, event_types=None, chunk_size: int = 5000) -> Iterator[tuple]:
-    """(id, customer_id, event_type, occurred_at, received_at, properties) of the ledger, streamed by id."""
-    events = UsageEvent.objects.filter(organization=organization)
-    if event_types is not None:
-        events = events.filter(event_type__in=list(event_types))
-    yield from (
-        events.order_by("id")
-        .values_list("id", "customer_id", "event_type", "occurred_at", "received_at", "properties")
-        .iterator(chunk_size=chunk_size)
-    )

@@ -95,8 +95,10 @@ def blocklist_recompute(*, organization, now: datetime | None = None) -> Blockli
         blocked = own.union(blocked)
     wanted = blocked_as_json(blocked)
 
+    state = BlocklistState.objects.filter(organization=organization).first()
+    if state is not None and (state.blocked or EMPTY_BLOCKED) == wanted and not reached:
+        return state  # the common case after ingest: nothing to write
     with transaction.atomic():
-        state = BlocklistState.objects.filter(organization=organization).first()
         if state is None or (state.blocked or EMPTY_BLOCKED) != wanted:
             state = _store_blocklist(organization, wanted, now)
         if reached:

@@ -12,6 +12,7 @@ from accounts.api.errors import Conflict
 
 from ..drafts import CustomerRef
 from ..models import Customer
+from .sql import fetch_all
 
 _TABLE = Customer._meta.db_table
 
@@ -64,14 +65,12 @@ def customers_resolve(*, organization, refs: Iterable[CustomerRef], now=None) ->
 
 
 def _select(organization_id, external_ids: set, aliases: set, uuids: set, stripes: set) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, external_id, uuid::text, ingest_aliases, stripe_customer_id FROM {_TABLE} "  # noqa: S608
-            "WHERE organization_id = %s AND (external_id = ANY(%s::text[]) "
-            "OR ingest_aliases && %s::varchar[] OR uuid = ANY(%s::uuid[]) OR stripe_customer_id = ANY(%s::text[]))",
-            [organization_id, list(external_ids), list(aliases), list(uuids), list(stripes)],
-        )
-        return cursor.fetchall()
+    return fetch_all(
+        f"SELECT id, external_id, uuid::text, ingest_aliases, stripe_customer_id FROM {_TABLE} "  # noqa: S608
+        "WHERE organization_id = %s AND (external_id = ANY(%s::text[]) "
+        "OR ingest_aliases && %s::varchar[] OR uuid = ANY(%s::uuid[]) OR stripe_customer_id = ANY(%s::text[]))",
+        [organization_id, list(external_ids), list(aliases), list(uuids), list(stripes)],
+    )
 
 
 def _match(rows: Sequence[tuple], ids: set, uuids: set, stripes: set) -> dict[tuple[str, str], int]:
@@ -102,15 +101,14 @@ def _insert(organization_id, external_ids: list[str], stripe_ids: list[str], now
     external = [*external_ids, *stripe_ids]
     stripe = [None] * len(external_ids) + list(stripe_ids)
     order = sorted(range(len(external)), key=lambda index: external[index])
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {_TABLE} (organization_id, uuid, external_id, name, email, ingest_aliases, "  # noqa: S608
-            "stripe_customer_id, created_at) "
-            "SELECT %s, gen_random_uuid(), u.external_id, '', '', '{}', u.stripe_id, %s "
-            "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS u(external_id, stripe_id, position) "
-            "ORDER BY u.position ON CONFLICT DO NOTHING",
-            [organization_id, now, [external[i] for i in order], [stripe[i] for i in order]],
-        )
+    fetch_all(
+        f"INSERT INTO {_TABLE} (organization_id, uuid, external_id, name, email, ingest_aliases, "  # noqa: S608
+        "stripe_customer_id, created_at) "
+        "SELECT %s, gen_random_uuid(), u.external_id, '', '', '{}', u.stripe_id, %s "
+        "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS u(external_id, stripe_id, position) "
+        "ORDER BY u.position ON CONFLICT DO NOTHING",
+        [organization_id, now, [external[i] for i in order], [stripe[i] for i in order]],
+    )
 
 
 @transaction.atomic

@@ -22,7 +22,7 @@ from decimal import Decimal
 from functools import partial
 
 import orjson
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -38,9 +38,10 @@ from ..drafts import (
     EventOutcome,
     IngestResult,
 )
-from ..models import BlocklistState, Feature, IngestSettings, UsageEvent, VendorResponse
+from ..models import BlocklistState, Budget, Feature, IngestSettings, UsageEvent, VendorResponse
 from .customers import customers_resolve
 from .pricing import price_calls, pricing_error, record_unpriced
+from .sql import fetch_all, fetch_one
 
 logger = logging.getLogger(__name__)
 
@@ -52,19 +53,19 @@ _RESPONSES = VendorResponse._meta.db_table
 class _OrganizationState:
     accept_unpriced_models: bool
     budget_state_version: int
+    has_budgets: bool
 
 
 def organization_ingest_state(organization_id) -> _OrganizationState:
     """Everything ingest needs to know about the organization, in one query."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT (SELECT accept_unpriced_models FROM {IngestSettings._meta.db_table} "  # noqa: S608
-            "WHERE organization_id = %s), "
-            f"(SELECT version FROM {BlocklistState._meta.db_table} WHERE organization_id = %s)",
-            [organization_id, organization_id],
-        )
-        accept, version = cursor.fetchone()
-    return _OrganizationState(bool(accept), version or 0)
+    accept, version, has_budgets = fetch_one(
+        f"SELECT (SELECT accept_unpriced_models FROM {IngestSettings._meta.db_table} "  # noqa: S608
+        "WHERE organization_id = %(organization)s), "
+        f"(SELECT version FROM {BlocklistState._meta.db_table} WHERE organization_id = %(organization)s), "
+        f"EXISTS (SELECT 1 FROM {Budget._meta.db_table} WHERE organization_id = %(organization)s AND enabled)",
+        {"organization": organization_id},
+    )
+    return _OrganizationState(bool(accept), version or 0, has_budgets)
 
 
 def ingest_events(
@@ -119,13 +120,13 @@ def _ingest(organization, source, items, received_at, state) -> list[EventOutcom
 def _stored_ids(organization_id, keys: list[str]) -> dict[str, int]:
     if not keys:
         return {}
-    with connection.cursor() as cursor:
-        cursor.execute(
+    return dict(
+        fetch_all(
             f"SELECT idempotency_key, id FROM {_EVENTS} "  # noqa: S608
             "WHERE organization_id = %s AND idempotency_key = ANY(%s::text[])",
             [organization_id, keys],
         )
-        return dict(cursor.fetchall())
+    )
 
 
 @dataclass(slots=True)
@@ -137,6 +138,7 @@ class _Row:
     revenue: int
     unpriced: bool
     call_costs: list  # PricedUsage | None per call
+    unpriced_models: tuple[str, ...] = ()
 
 
 def _store(organization, source, items, pending, outcomes, received_at, state) -> None:
@@ -185,14 +187,21 @@ def _store(organization, source, items, pending, outcomes, received_at, state) -
         unpriced = bool(failures) and not explicit_cost
         rows.append(
             _Row(
-                index, draft, customers[draft.customer.kind, draft.customer.value], cost, revenue, unpriced, call_costs
+                index,
+                draft,
+                customers[draft.customer.kind, draft.customer.value],
+                cost,
+                revenue,
+                unpriced,
+                call_costs,
+                tuple(dict.fromkeys(call.model for call, _ in failures)),
             )
         )
 
     if not rows:
         return
     rows.sort(key=lambda row: row.draft.idempotency_key)  # a stable lock order between concurrent requests
-    inserted = _insert_events(organization.pk, source, rows, received_at)
+    inserted = _write(organization.pk, source, rows, received_at)
     raced = [row for row in rows if row.draft.idempotency_key not in inserted]
     originals = _stored_ids(organization.pk, [row.draft.idempotency_key for row in raced]) if raced else {}
     recorded: list[hooks.RecordedEvent] = []
@@ -221,24 +230,20 @@ def _store(organization, source, items, pending, outcomes, received_at, state) -
                     usage_units=row.draft.usage_units,
                 )
             )
-            sightings.extend(
-                (call.model, received_at)
-                for call in {
-                    call.model: call for call, cost in zip(row.draft.calls, row.call_costs, strict=True) if cost is None
-                }.values()
-            )
+            if row.unpriced_models:
+                sightings.extend((model, received_at) for model in row.unpriced_models)
         else:
             outcomes[row.index] = EventOutcome(DUPLICATE, id=originals[key], draft=row.draft)
 
-    new_rows = [row for row in rows if row.draft.idempotency_key in inserted]
-    _insert_vendor_responses(organization.pk, new_rows, inserted)
     if sightings:
         record_unpriced(organization=organization, sightings=sightings)
     if recorded:
         hooks.run_ingest_hooks(organization=organization, events=recorded)
         customer_ids = sorted({event.customer_id for event in recorded})
         transaction.on_commit(partial(_send_usage_recorded, organization.pk, customer_ids), robust=True)
-        transaction.on_commit(partial(_schedule_budget_evaluation, organization.pk), robust=True)
+        if state.has_budgets or hooks.has_block_sources():
+            # Without budgets or block sources the blocklist cannot change: nothing to evaluate.
+            transaction.on_commit(partial(_schedule_budget_evaluation, organization.pk), robust=True)
 
 
 def _price(organization, drafts: dict[int, EventDraft]) -> dict[int, list]:
@@ -286,79 +291,90 @@ def _per_unit(price: Decimal | None, units: Decimal | None) -> int:
     return usd_to_microdollars(price * units)
 
 
-def _insert_events(organization_id, source: str, rows: list[_Row], received_at) -> dict[str, int]:
-    columns: list[list] = [[] for _ in range(12)]
+_WRITE_SQL = f"""
+WITH new_events AS (
+    INSERT INTO {_EVENTS} (organization_id, customer_id, event_type, occurred_at, received_at, idempotency_key,
+        source, properties, flow_id, feature_key, usage_units, cost_microdollars, revenue_microdollars, unpriced, meta)
+    SELECT %(organization)s, e.customer, e.event_type, e.occurred_at, %(received_at)s, e.key, %(source)s,
+        e.properties, e.flow_id, e.feature_key, e.usage_units, e.cost, e.revenue, e.unpriced, e.meta
+    FROM jsonb_to_recordset(%(events)s::jsonb) AS e(customer bigint, event_type text, occurred_at timestamptz,
+        key text, properties jsonb, flow_id text, feature_key text, usage_units numeric, cost bigint, revenue bigint,
+        unpriced boolean, meta jsonb)
+    ORDER BY e.key
+    ON CONFLICT (organization_id, idempotency_key) DO NOTHING
+    RETURNING id, idempotency_key
+), new_calls AS (
+    INSERT INTO {_RESPONSES} (organization_id, event_id, model, input_tokens, output_tokens, cached_input_tokens,
+        cache_write_tokens, reasoning_tokens, cost_microdollars, price_id, price_override_id)
+    SELECT %(organization)s, n.id, c.model, c.input, c.output, c.cached, c.cache_write, c.reasoning, c.cost,
+        c.price, c.override
+    FROM new_events n JOIN jsonb_to_recordset(%(calls)s::jsonb) AS c(key text, position int, model text,
+        input bigint, output bigint, cached bigint, cache_write bigint, reasoning bigint, cost bigint, price bigint,
+        override bigint) ON c.key = n.idempotency_key
+    ORDER BY n.id, c.position
+)
+SELECT idempotency_key, id FROM new_events
+"""  # noqa: S608 (table names only)
+
+
+def _write(organization_id, source: str, rows: list[_Row], received_at) -> dict[str, int]:
+    """Events and their vendor responses in one statement (two data-modifying CTEs): every event
+    whose key is new is inserted, in key order (a stable lock order between concurrent requests),
+    and the vendor responses of exactly the inserted ones follow. The batch travels as two JSON
+    documents, which PostgreSQL expands with `jsonb_to_recordset`. Returns {key: id} of the new rows."""
+    events, calls = [], []
     for row in rows:
         draft = row.draft
-        for column, value in zip(
-            columns,
-            (
-                row.customer_id,
-                draft.event_type,
-                draft.occurred_at,
-                draft.idempotency_key,
-                draft.properties_json,
-                draft.flow_id,
-                draft.feature_key,
-                draft.usage_units,
-                row.cost,
-                row.revenue,
-                row.unpriced,
-                _json(draft.meta),
-            ),
-            strict=True,
-        ):
-            column.append(value)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {_EVENTS} (organization_id, customer_id, event_type, occurred_at, received_at, "  # noqa: S608
-            "idempotency_key, source, properties, flow_id, feature_key, usage_units, cost_microdollars, "
-            "revenue_microdollars, unpriced, meta) "
-            "SELECT %s, u.customer_id, u.event_type, u.occurred_at, %s, u.key, %s, u.properties::jsonb, u.flow_id, "
-            "u.feature_key, u.usage_units, u.cost, u.revenue, u.unpriced, u.meta::jsonb "
-            "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[], "
-            "%s::numeric[], %s::bigint[], %s::bigint[], %s::boolean[], %s::text[]) WITH ORDINALITY "
-            "AS u(customer_id, event_type, occurred_at, key, properties, flow_id, feature_key, usage_units, cost, "
-            "revenue, unpriced, meta, position) ORDER BY u.position "
-            "ON CONFLICT (organization_id, idempotency_key) DO NOTHING RETURNING idempotency_key, id",
-            [organization_id, received_at, source, *columns],
+        events.append(
+            {
+                "customer": row.customer_id,
+                "event_type": draft.event_type,
+                "occurred_at": draft.occurred_at,
+                "key": draft.idempotency_key,
+                "properties": orjson.Fragment(draft.properties_json),
+                "flow_id": draft.flow_id,
+                "feature_key": draft.feature_key,
+                "usage_units": draft.usage_units,
+                "cost": row.cost,
+                "revenue": row.revenue,
+                "unpriced": row.unpriced,
+                "meta": draft.meta,
+            }
         )
-        return dict(cursor.fetchall())
+        for position, (call, priced) in enumerate(zip(draft.calls, row.call_costs, strict=True)):
+            calls.append(
+                {
+                    "key": draft.idempotency_key,
+                    "position": position,
+                    "model": call.model,
+                    "input": call.input_tokens,
+                    "output": call.output_tokens,
+                    "cached": call.cached_input_tokens,
+                    "cache_write": call.cache_write_tokens,
+                    "reasoning": call.reasoning_tokens,
+                    "cost": None if priced is None else priced.cost_microdollars,
+                    "price": None if priced is None else priced.price_id,
+                    "override": None if priced is None else priced.override_id,
+                }
+            )
+    return dict(
+        fetch_all(
+            _WRITE_SQL,
+            {
+                "organization": organization_id,
+                "received_at": received_at,
+                "source": source,
+                "events": orjson.dumps(events, default=_json_default).decode(),
+                "calls": orjson.dumps(calls).decode(),
+            },
+        )
+    )
 
 
-def _insert_vendor_responses(organization_id, rows: list[_Row], inserted: dict[str, int]) -> None:
-    columns: list[list] = [[] for _ in range(10)]
-    for row in rows:
-        event_id = inserted[row.draft.idempotency_key]
-        for call, priced in zip(row.draft.calls, row.call_costs, strict=True):
-            for column, value in zip(
-                columns,
-                (
-                    event_id,
-                    call.model,
-                    call.input_tokens,
-                    call.output_tokens,
-                    call.cached_input_tokens,
-                    call.cache_write_tokens,
-                    call.reasoning_tokens,
-                    None if priced is None else priced.cost_microdollars,
-                    None if priced is None else priced.price_id,
-                    None if priced is None else priced.override_id,
-                ),
-                strict=True,
-            ):
-                column.append(value)
-    if not columns[0]:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {_RESPONSES} (organization_id, event_id, model, input_tokens, output_tokens, "  # noqa: S608
-            "cached_input_tokens, cache_write_tokens, reasoning_tokens, cost_microdollars, price_id, "
-            "price_override_id) "
-            "SELECT %s, u.* FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], "
-            "%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) AS u",
-            [organization_id, *columns],
-        )
+def _json_default(value):
+    if isinstance(value, Decimal):
+        return str(value)  # exact: usage units go to a numeric column as text
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _json(value: dict) -> str:

@@ -228,3 +228,30 @@ def test_debounce_gives_one_recompute_per_burst(customer):
 
     tasks.recompute_draft_invoice(customer.pk)  # the queued run clears the key first
     assert cache.get(tasks._debounce_key(customer.pk)) is None
+
+
+def test_drafts_follow_a_contract_whose_dates_changed(organization, customer, contract):
+    contract.starting_at = month_start()
+    contract.save()
+
+    invoicing.contract_drafts_ensure(contract=contract)
+
+    assert list(Invoice.objects.filter(contract=contract).values_list("period_start", flat=True)) == [month_start()]
+
+
+def test_a_new_rate_recomputes_the_drafts_on_its_card(
+    organization, customer, seed_pricing, contract, django_capture_on_commit_callbacks
+):
+    Invoice.objects.filter(contract=contract).update(total_cents=0, amount_due_cents=0)
+    ingest(organization, customer, [tokens(recent(), 1_000_000, event_type="other")])
+    other_metric = services.billable_metric_create(
+        organization=organization, name="other", aggregation_type="COUNT", event_type_filter={"in_values": ["other"]}
+    )
+    product = services.product_create(organization=organization, name="Other calls", billable_metric=other_metric)
+    ingest(organization, customer, [tokens(recent(), 1, event_type="other")])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.rate_create(rate_card=seed_pricing["rate_card"], product=product, starting_at=utc(2020, 1, 1),
+                             price=Decimal(7))
+
+    assert draft_of(customer).total_cents == 7

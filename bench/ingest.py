@@ -1,0 +1,324 @@
+"""Ingest throughput over HTTP against a COPY baseline measured in the same run.
+
+    .venv/bin/python bench/ingest.py [--seconds 10] [--clients 4] [--mode both|fresh|duplicates]
+
+1. Prepares a scratch database (`tokenledger_bench` on the embedded or configured PostgreSQL):
+   migrations, the genai-prices catalog, a Pro organization and an API key.
+2. Serves the app with gunicorn (2 sync workers, DEBUG off, Celery eager as in a broker-less setup).
+3. From a separate process, `--clients` connections send MarginDash batches of 100 unique events
+   (1 or 2 vendor responses each, 500 customers, real model slugs) for `--seconds`.
+4. COPYs the same number of equivalent rows (events and their vendor responses, formatted in Python
+   as a COPY-based ingest would) into scratch tables with the ledger's own indexes and unique
+   constraint, and prints both rates and their ratio (target >= 0.3).
+5. Duplicate storm: replays the stored batches for `--seconds`; prints its rate relative to fresh
+   ingest (target >= 0.9) and checks that no row was added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_DB = "tokenledger_bench"
+BATCH = 100
+CUSTOMERS = 500
+MODELS = ["openai/gpt-4o", "openai/gpt-4o-mini", "anthropic/claude-3.5-sonnet", "google/gemini-2.5-flash"]
+
+
+# --------------------------------------------------------------------------------------------
+# payloads (deterministic, so the duplicate storm can regenerate what the fresh run sent)
+
+
+def batch_body(run: str, client: int, number: int) -> bytes:
+    events = []
+    for position in range(BATCH):
+        n = number * BATCH + position
+        responses = [{"model": MODELS[n % len(MODELS)], "input_tokens": 800 + n % 700, "output_tokens": 120 + n % 90}]
+        if n % 3 == 0:
+            responses.append({"model": MODELS[(n + 1) % len(MODELS)], "input_tokens": 300, "output_tokens": 40})
+        events.append(
+            {
+                "customer_id": f"bench-customer-{(client * 7919 + n) % CUSTOMERS}",
+                "event_type": "summarize" if n % 4 else "chat",
+                "idempotency_key": f"{run}-{client}-{number}-{position}",
+                "revenue_amount_in_cents": n % 500,
+                "vendor_responses": responses,
+            }
+        )
+    return orjson.dumps({"events": events})
+
+
+# --------------------------------------------------------------------------------------------
+# the client process
+
+
+def _client_loop(port, api_key, run, client, seconds, replay_batches, counts, errors, stop_at):
+    connection = None
+    number = 0
+    while time.monotonic() < stop_at:
+        if replay_batches is not None:
+            if replay_batches == 0:
+                return
+            body = batch_body(run, client, number % replay_batches)
+        else:
+            body = batch_body(run, client, number)
+        for _attempt in range(3):
+            try:
+                if connection is None:
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                connection.request(
+                    "POST",
+                    "/api/v1/events",
+                    body=body,
+                    headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+                )
+                response = connection.getresponse()
+                payload = response.read()
+                if response.getheader("Connection", "").lower() == "close":
+                    connection.close()
+                    connection = None
+                break
+            except (ConnectionError, http.client.HTTPException, OSError):
+                if connection is not None:
+                    connection.close()
+                connection = None
+        else:
+            errors.append("connection failed 3 times")
+            return
+        if response.status != 200:
+            errors.append(f"HTTP {response.status}: {payload[:300]!r}")
+            return
+        results = orjson.loads(payload)["results"]
+        for result in results:
+            counts[result["status"]] = counts.get(result["status"], 0) + 1
+        number += 1
+    counts["batches"] = number
+
+
+def client_process(port, api_key, run, clients, seconds, replay, queue):
+    """Runs in its own process: `clients` threads, each one connection, for `seconds`."""
+    stop_at = time.monotonic() + seconds
+    per_client = [{} for _ in range(clients)]
+    errors: list[str] = []
+    threads = [
+        threading.Thread(
+            target=_client_loop,
+            args=(port, api_key, run, index, seconds, None if replay is None else replay[index], per_client[index],
+                  errors, stop_at),
+        )
+        for index in range(clients)
+    ]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    queue.put({"elapsed": elapsed, "per_client": per_client, "errors": errors})
+
+
+def drive(port, api_key, run, clients, seconds, replay=None) -> dict:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=client_process, args=(port, api_key, run, clients, seconds, replay, queue))
+    process.start()
+    result = queue.get(timeout=seconds + 300)
+    process.join()
+    if result["errors"]:
+        raise SystemExit(f"client errors: {result['errors'][:3]}")
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# the server side: database, gunicorn, COPY baseline
+
+
+def setup_django():
+    os.environ["DATABASE_NAME"] = BENCH_DB
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    sys.path.insert(0, str(REPO))
+    import django
+
+    django.setup()
+
+
+def prepare() -> str:
+    from django.core.management import call_command
+
+    from accounts.models import Organization
+    from accounts.services import api_key_create, organization_get_or_create
+    from costcalc.loaders import load_source
+    from costcalc.models import ModelPrice
+    from costcalc.services import sync_model_prices
+
+    call_command("migrate", verbosity=0, interactive=False)
+    if not ModelPrice.objects.exists():
+        sync_model_prices(result=load_source("genai-prices"))
+    organization, _ = organization_get_or_create(name="Bench Co", plan=Organization.Plan.PRO)
+    _, raw_key = api_key_create(organization=organization, name="bench")
+    return raw_key
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_gunicorn(port: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_NAME": BENCH_DB,
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-only-secret-key",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        "CONN_MAX_AGE": "600",
+    }
+    env.pop("REDIS_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+         "--log-level", "warning", "--timeout", "120"],
+        cwd=REPO,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise SystemExit("gunicorn did not start")
+
+
+def warm_up(port: int, api_key: str) -> None:
+    """One request per worker so that both have loaded the catalog snapshot before timing."""
+    drive(port, api_key, f"warmup-{uuid.uuid4().hex[:8]}", 2, 1.0)
+
+
+def copy_baseline(events: int) -> float:
+    """COPY `events` equivalent events (and their vendor responses) into indexed scratch tables."""
+    from django.db import connection
+
+    from events.models import UsageEvent, VendorResponse
+
+    events_table, responses_table = UsageEvent._meta.db_table, VendorResponse._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_copy_events, bench_copy_responses")
+        cursor.execute(f"CREATE TABLE bench_copy_events (LIKE {events_table} INCLUDING ALL)")
+        cursor.execute(f"CREATE TABLE bench_copy_responses (LIKE {responses_table} INCLUDING ALL)")
+        cursor.execute("SELECT id FROM accounts_organization WHERE name = 'Bench Co'")
+        organization_id = cursor.fetchone()[0]
+        cursor.execute(f"SELECT min(id) FROM {events_table.replace('usageevent', 'customer')}")
+        customer_id = cursor.fetchone()[0] or 1
+    raw = connection.connection  # the psycopg connection
+    now = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    started = time.perf_counter()
+    with raw.transaction(), raw.cursor() as cursor:
+        with cursor.copy(
+            "COPY bench_copy_events (id, organization_id, customer_id, event_type, occurred_at, received_at, "
+            "idempotency_key, source, properties, flow_id, feature_key, usage_units, cost_microdollars, "
+            "revenue_microdollars, unpriced, meta) FROM STDIN"
+        ) as copy:
+            for n in range(events):
+                copy.write_row(
+                    (n + 1, organization_id, customer_id + n % CUSTOMERS, "summarize", now, now,
+                     f"md:{run}-{n}", "margindash", "{}", "", "", None, 6400, n % 500 * 10_000, False, "{}")
+                )
+        with cursor.copy(
+            "COPY bench_copy_responses (id, organization_id, event_id, model, input_tokens, output_tokens, "
+            "cached_input_tokens, cache_write_tokens, reasoning_tokens, cost_microdollars, price_id, "
+            "price_override_id) FROM STDIN"
+        ) as copy:
+            row_id = 0
+            for n in range(events):
+                for _ in range(2 if n % 3 == 0 else 1):
+                    row_id += 1
+                    copy.write_row((row_id, organization_id, n + 1, MODELS[n % len(MODELS)], 900, 150, 0, 0, 0,
+                                    6400, None, None))
+    elapsed = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_copy_events, bench_copy_responses")
+    return events / elapsed
+
+
+def count_events() -> int:
+    from events.models import UsageEvent
+
+    return UsageEvent.objects.count()
+
+
+def total(result: dict, key: str) -> int:
+    return sum(counts.get(key, 0) for counts in result["per_client"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--mode", choices=["both", "fresh", "duplicates"], default="both")
+    args = parser.parse_args()
+
+    setup_django()
+    api_key = prepare()
+    port = free_port()
+    server = start_gunicorn(port)
+    try:
+        warm_up(port, api_key)
+        run = f"run-{uuid.uuid4().hex[:8]}"
+        before = count_events()
+        fresh = drive(port, api_key, run, args.clients, args.seconds)
+        created = total(fresh, "created")
+        fresh_rate = created / fresh["elapsed"]
+        stored = count_events() - before
+        print(f"fresh ingest: {created} events in {fresh['elapsed']:.1f}s over HTTP "
+              f"({args.clients} clients, 2 gunicorn workers): {fresh_rate:,.0f} events/s")
+        if created != stored or total(fresh, "error") or total(fresh, "duplicate"):
+            raise SystemExit(f"expected {created} new rows, found {stored}; errors {total(fresh, 'error')}")
+
+        if args.mode in ("both", "fresh"):
+            copy_rate = copy_baseline(created)
+            print(f"COPY baseline: {created} events + vendor responses: {copy_rate:,.0f} events/s")
+            ratio = fresh_rate / copy_rate
+            print(f"ratio HTTP ingest / COPY = {ratio:.2f} (target >= 0.3) {'OK' if ratio >= 0.3 else 'BELOW TARGET'}")
+
+        if args.mode in ("both", "duplicates"):
+            replay = [counts.get("batches", 0) for counts in fresh["per_client"]]
+            before = count_events()
+            storm = drive(port, api_key, run, args.clients, args.seconds, replay=replay)
+            duplicates = total(storm, "duplicate")
+            storm_rate = duplicates / storm["elapsed"]
+            added = count_events() - before
+            print(f"duplicate storm: {duplicates} replayed events in {storm['elapsed']:.1f}s: {storm_rate:,.0f} "
+                  f"events/s, {added} new rows")
+            ratio = storm_rate / fresh_rate
+            print(f"ratio duplicate storm / fresh ingest = {ratio:.2f} (target >= 0.9) "
+                  f"{'OK' if ratio >= 0.9 and added == 0 else 'BELOW TARGET'}")
+            if added or total(storm, "created"):
+                raise SystemExit("the duplicate storm stored new rows")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
