@@ -52,6 +52,13 @@ def contract(organization, customer, seed_pricing):
     )
 
 
+def seed_body(response):
+    """The seed-004 object of billing's invoice endpoints (which may wrap it in our `data` envelope)."""
+    assert response.status_code == 200
+    body = response.json()
+    return body.get("data", body)
+
+
 def finalize_previous_month(settings):
     settings.INVOICE_FINALIZE_GRACE_HOURS = 0
     (invoice,) = invoicing.invoices_finalize_due()
@@ -172,3 +179,26 @@ def test_credit_balance_endpoint_follows_rated_usage(api_client, organization, c
     body = api_client.get(f"/api/v1/customers/{customer.uuid}/billing/credit-balance").json()
 
     assert (body["balance"], body["balance_microdollars"]) == (150, 1_500_000)
+
+
+@pytest.mark.django_db
+def test_invoice_preview_and_history_endpoints_show_the_credits(api_client, organization, customer, contract,
+                                                               settings):
+    grant(customer, 2_000_000, "g")  # $2.00
+    ingest(organization, customer, [
+        tokens(previous_month_start() + timedelta(days=2), 3_000_000),  # $1.50 last month
+        tokens(recent(), 2_000_000),  # $1.00 this month
+    ])
+    invoicing.customer_drafts_recompute(customer_id=customer.pk)
+    finalized = finalize_previous_month(settings)
+    invoicing.customer_drafts_recompute(customer_id=customer.pk)
+
+    preview = seed_body(api_client.get(f"/api/v1/customers/{customer.uuid}/invoice-preview"))
+    history = seed_body(api_client.get(f"/api/v1/customers/{customer.uuid}/invoice-history"))
+
+    assert (preview["status"], preview["amount_due"]) == ("draft", 50)  # $1.00 - the $0.50 left
+    assert preview["invoice_lines"][0]["pretax_credit_amounts"] == [
+        {"amount": 50, "type": "credit_balance_transaction", "credit_balance_transaction": None}
+    ]
+    (closed,) = history["invoices"]
+    assert (closed["id"], closed["amount_due"], closed["amount_remaining"]) == (str(finalized.pk), 0, 0)
