@@ -5,7 +5,8 @@
   per line (InvoiceCredit) without touching the ledger, so previews and the balance show it at once.
 - Finalization: when billing saves the invoice as finalized (inside its finalize transaction), the
   same allocation is computed again and written to the ledger as one drawdown entry whose reference
-  is the invoice id: the unique (customer, kind, reference) makes it exactly once.
+  is the invoice id: the unique (customer, kind, reference) makes it exactly once. Voiding the
+  invoice later returns the credit (adjustments, once per grant drawn).
 
 Both steps take the customer's ledger lock, so the allocation the adjuster returned and the one
 written at finalization are computed from the same lots; `at` is the period's end once it is over,
@@ -24,7 +25,7 @@ from django.utils import timezone
 from billing import credits
 from billing.credit_models import CreditEntry, InvoiceCredit
 from billing.credit_selectors import credit_lots
-from billing.credit_services import credit_deduct, lock_ledger, queue_auto_topup_evaluation
+from billing.credit_services import credit_add, credit_deduct, lock_ledger, queue_auto_topup_evaluation
 from costcalc.money import MICRODOLLARS_PER_CENT
 
 logger = logging.getLogger(__name__)
@@ -109,12 +110,40 @@ def invoice_drawdown_commit(*, invoice) -> CreditEntry | None:
     return entry
 
 
+def invoice_void_restore(*, invoice) -> list[CreditEntry]:
+    """A voided invoice gives its credits back: one adjustment per grant it drew from, with that
+    grant's expiry, once per (invoice, grant)."""
+    drawdown = CreditEntry.objects.filter(
+        customer_id=invoice.customer_id, kind=CreditEntry.Kind.DRAWDOWN, reference=str(invoice.pk)
+    ).first()
+    if drawdown is None:
+        return []
+    restored = []
+    for draw in drawdown.draws.select_related("lot").order_by("id"):
+        entry, created = credit_add(
+            customer=invoice.customer,
+            kind=CreditEntry.Kind.ADJUSTMENT,
+            amount_microdollars=draw.amount_microdollars,
+            reference=f"void:{invoice.pk}:{draw.pk}",
+            expires_at=draw.lot.expires_at,
+            description=f"Credit returned: invoice {invoice.number or invoice.pk} voided",
+        )
+        if created:
+            restored.append(entry)
+    return restored
+
+
 def invoice_saved(sender, instance, update_fields=None, **kwargs) -> None:
-    """post_save of billing.Invoice: finalization (status saved as finalized) draws the credits down."""
+    """post_save of billing.Invoice: finalization (status saved as finalized) draws the credits down;
+    voiding gives them back."""
     from billing.models import Invoice
 
-    if update_fields and "status" in update_fields and instance.status == Invoice.Status.FINALIZED:
+    if not update_fields or "status" not in update_fields:
+        return
+    if instance.status == Invoice.Status.FINALIZED:
         invoice_drawdown_commit(invoice=instance)
+    elif instance.status == Invoice.Status.VOID:
+        invoice_void_restore(invoice=instance)
 
 
 def pretax_credit_amounts(line) -> list[dict]:

@@ -202,3 +202,20 @@ def test_invoice_preview_and_history_endpoints_show_the_credits(api_client, orga
     ]
     (closed,) = history["invoices"]
     assert (closed["id"], closed["amount_due"], closed["amount_remaining"]) == (str(finalized.pk), 0, 0)
+
+
+@pytest.mark.django_db
+def test_voiding_a_finalized_invoice_returns_its_credit_once(organization, customer, contract, settings):
+    expiry = timezone.now() + timedelta(days=30)
+    grant(customer, 1_000_000, "promo", expires_at=expiry)
+    ingest(organization, customer, [tokens(previous_month_start() + timedelta(days=2), 1_000_000)])  # $0.50
+    invoicing.customer_drafts_recompute(customer_id=customer.pk)
+    invoice = finalize_previous_month(settings)
+    assert credit_balance(customer=customer) == 500_000
+
+    invoicing.invoice_set_status(invoice=invoice, status="void")
+    Invoice.objects.get(pk=invoice.pk).save(update_fields=["status"])  # saved again: nothing more
+
+    returned = CreditEntry.objects.get(kind=CreditEntry.Kind.ADJUSTMENT)
+    assert (returned.amount_microdollars, returned.expires_at) == (500_000, expiry)
+    assert credit_balance(customer=customer) == 1_000_000
