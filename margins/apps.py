@@ -6,3 +6,6 @@ class MarginsConfig(AppConfig):
 
     name = "margins"
     verbose_name = "Margins"
+
+    def ready(self) -> None:
+        from . import schema  # noqa: F401  (registers the OpenAPI description of the cron secret)

@@ -11,6 +11,7 @@ from django.db import transaction
 from accounts.models import ApiKey, Organization, Role
 from accounts.services import api_key_create, api_key_revoke, membership_set, organization_get_or_create
 from events.models import Customer
+from margins.models import MarginSettings
 
 DEMO_ORGANIZATION = "Demo AI Co"
 DEMO_USERNAME = "admin"
@@ -40,11 +41,13 @@ class Command(BaseCommand):
                 Customer.objects.get_or_create(
                     organization=organization, external_id=external_id, defaults={"name": name, "email": email}
                 )
+            MarginSettings.objects.get_or_create(organization=organization)
         self.stdout.write(self.style.SUCCESS(f"Demo organization: {organization.name} (plan {organization.plan})"))
         self.stdout.write(f"Admin:     {base_url}/admin/   login {DEMO_USERNAME} / {DEMO_PASSWORD}")
         self.stdout.write(f"API docs:  {base_url}/api/docs/")
         self.stdout.write(f"Health:    {base_url}/healthz")
         self.stdout.write(f"API key:   {raw_key}")
+        self.stdout.write(f"Margins:   sign in at /admin/, then open {base_url}/api/margins (session auth, Pro plan)")
         self.stdout.write(f"Try:       curl -H 'Authorization: Bearer {raw_key}' {base_url}/api/v1/organization")
 
     def _admin_user(self):

@@ -1,0 +1,300 @@
+"""Read-side of margins: revenue (Stripe invoices mapped to customers + revenue carried on usage
+events) against cost (the usage ledger), per customer and calendar month.
+
+A "customer" here is a tag value: the usage customer's external id (`events.Customer.external_id`).
+Revenue of a Stripe customer counts for the tag value of its *active* mapping, so re-pointing a
+mapping re-attributes every invoice of that Stripe customer at once. Only paid USD invoices count.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce, TruncMonth
+
+from accounts.models import Organization
+from events.models import Customer, UsageEvent, VendorResponse
+
+from . import calculations
+from .calculations import MonthAmounts, Outlook, Thresholds
+from .models import CustomerMapping, MarginSettings, StripeConnection, StripeCustomer, StripeInvoice, SyncRun
+
+SPARKLINE_MONTHS = 3
+
+
+def thresholds_for(*, organization: Organization) -> Thresholds:
+    row = MarginSettings.objects.filter(organization=organization).first()
+    if row is None:
+        return Thresholds(
+            MarginSettings.DEFAULT_HEALTHY_MIN, MarginSettings.DEFAULT_AT_RISK_MIN, MarginSettings.DEFAULT_TARGET
+        )
+    return Thresholds(row.healthy_min_percent, row.at_risk_min_percent, row.target_margin_percent)
+
+
+def active_mappings(*, organization: Organization) -> dict[str, str]:
+    """Stripe customer id → tag value, for active `customer` mappings."""
+    return dict(
+        CustomerMapping.objects.filter(
+            organization=organization, tag_key=CustomerMapping.DEFAULT_TAG_KEY, status=CustomerMapping.Status.ACTIVE
+        ).values_list("stripe_customer_id", "tag_value")
+    )
+
+
+def stripe_revenue_by_customer(*, organization: Organization, periods: list[str]) -> dict[tuple[str, str], int]:
+    """(Stripe customer id, period) → paid USD revenue in microdollars."""
+    rows = (
+        StripeInvoice.objects.filter(
+            organization=organization, status="paid", amount_paid_microdollars__isnull=False, period__in=periods
+        )
+        .values("stripe_customer_id", "period")
+        .annotate(total=Sum("amount_paid_microdollars"))
+    )
+    return {(row["stripe_customer_id"], row["period"]): row["total"] for row in rows}
+
+
+@dataclass(frozen=True)
+class LedgerAmounts:
+    cost: int = 0
+    revenue: int = 0
+    events: int = 0
+
+
+def ledger_by_customer(*, organization: Organization, periods: list[str]) -> dict[tuple[str, str], LedgerAmounts]:
+    """(external id, period) → cost, revenue carried on events and event count, from the usage ledger."""
+    start, _ = calculations.period_bounds(min(periods))
+    _, end = calculations.period_bounds(max(periods))
+    rows = (
+        UsageEvent.objects.filter(organization=organization, occurred_at__gte=start, occurred_at__lt=end)
+        .annotate(month=TruncMonth("occurred_at", tzinfo=calculations.UTC))
+        .values("customer__external_id", "month")
+        .annotate(cost=Sum("cost_microdollars"), revenue=Sum("revenue_microdollars"), events=Count("id"))
+    )
+    return {
+        (row["customer__external_id"], calculations.period_of(row["month"])): LedgerAmounts(
+            row["cost"] or 0, row["revenue"] or 0, row["events"]
+        )
+        for row in rows
+    }
+
+
+@dataclass(frozen=True)
+class CustomerMargin:
+    tag_value: str
+    stripe_customer_id: str | None
+    customer_name: str
+    revenue: int
+    cost: int
+    margin: int
+    margin_percent: Decimal | None
+    health_tier: str
+    outlook: Outlook
+    budget_suggestion: int | None
+    months: list[MonthAmounts]
+
+
+@dataclass(frozen=True)
+class MarginTable:
+    period: str
+    customers: list[CustomerMargin]
+    total_revenue: int
+    total_cost: int
+    blended_margin_percent: Decimal | None
+    critical_count: int
+    at_risk_count: int
+    last_sync_at: object
+    sync_status: str
+    skipped_currencies: dict[str, int]
+
+
+def _names(*, organization: Organization, stripe_ids, tag_values) -> tuple[dict[str, str], dict[str, str]]:
+    stripe_names = dict(
+        StripeCustomer.objects.filter(organization=organization, stripe_id__in=stripe_ids).values_list(
+            "stripe_id", "name"
+        )
+    )
+    usage_names = dict(
+        Customer.objects.filter(organization=organization, external_id__in=tag_values).values_list(
+            "external_id", "name"
+        )
+    )
+    return stripe_names, usage_names
+
+
+def customer_margins(
+    *, organization: Organization, period: str, tag_values: set[str] | None = None
+) -> list[CustomerMargin]:
+    """Margins of the period for each customer that has an active Stripe mapping or revenue on its events
+    in the period (or exactly ``tag_values`` when given), with the trailing months for the sparkline.
+    """
+    periods = calculations.trailing_periods(period, SPARKLINE_MONTHS)
+    thresholds = thresholds_for(organization=organization)
+    mappings = active_mappings(organization=organization)
+    stripe_revenue = stripe_revenue_by_customer(organization=organization, periods=periods)
+    ledger = ledger_by_customer(organization=organization, periods=periods)
+
+    revenue: dict[tuple[str, str], int] = defaultdict(int)
+    stripe_ids_by_tag: dict[str, list[str]] = defaultdict(list)
+    for stripe_id, tag_value in mappings.items():
+        stripe_ids_by_tag[tag_value].append(stripe_id)
+    for (stripe_id, month), amount in stripe_revenue.items():
+        if stripe_id in mappings:
+            revenue[(mappings[stripe_id], month)] += amount
+    for (tag_value, month), amounts in ledger.items():
+        revenue[(tag_value, month)] += amounts.revenue
+
+    if tag_values is None:
+        tag_values = set(stripe_ids_by_tag) | {
+            tag for (tag, month), amounts in ledger.items() if month == period and amounts.revenue > 0
+        }
+    stripe_names, usage_names = _names(organization=organization, stripe_ids=list(mappings), tag_values=tag_values)
+
+    rows = []
+    no_usage = LedgerAmounts()
+    for tag_value in sorted(tag_values):
+        months = [
+            MonthAmounts(month, revenue.get((tag_value, month), 0), ledger.get((tag_value, month), no_usage).cost)
+            for month in periods
+        ]
+        current = months[-1]
+        # The Stripe customer shown for a tag: the one with the most revenue this period, then by id.
+        candidates = sorted(
+            stripe_ids_by_tag.get(tag_value, []), key=lambda s: (-stripe_revenue.get((s, period), 0), s)
+        )
+        stripe_id = candidates[0] if candidates else None
+        name = (stripe_names.get(stripe_id) if stripe_id else "") or usage_names.get(tag_value) or tag_value
+        rows.append(
+            CustomerMargin(
+                tag_value=tag_value,
+                stripe_customer_id=stripe_id,
+                customer_name=name,
+                revenue=current.revenue,
+                cost=current.cost,
+                margin=current.revenue - current.cost,
+                margin_percent=calculations.margin_percent(current.revenue, current.cost),
+                health_tier=calculations.health_tier(revenue=current.revenue, cost=current.cost, thresholds=thresholds),
+                outlook=calculations.outlook(months=months, thresholds=thresholds),
+                budget_suggestion=calculations.budget_suggestion(
+                    revenue=current.revenue, cost=current.cost, target_margin_percent=thresholds.target_margin_percent
+                ),
+                months=months,
+            )
+        )
+    return rows
+
+
+def margin_table(*, organization: Organization, period: str) -> MarginTable:
+    customers = customer_margins(organization=organization, period=period)
+    total_revenue = sum(row.revenue for row in customers)
+    total_cost = sum(row.cost for row in customers)
+    # values(): reading the summary must not need the key (and must work if it can no longer be decrypted).
+    connection = StripeConnection.objects.filter(organization=organization).values("last_synced_at", "status").first()
+    skipped = dict(
+        StripeInvoice.objects.filter(organization=organization, status="paid", period=period)
+        .exclude(currency="usd")
+        .values_list("currency")
+        .annotate(n=Count("id"))
+        .order_by("currency")
+    )
+    return MarginTable(
+        period=period,
+        customers=customers,
+        total_revenue=total_revenue,
+        total_cost=total_cost,
+        blended_margin_percent=calculations.margin_percent(total_revenue, total_cost),
+        critical_count=sum(row.health_tier == calculations.CRITICAL for row in customers),
+        at_risk_count=sum(row.health_tier == calculations.AT_RISK for row in customers),
+        last_sync_at=connection["last_synced_at"] if connection else None,
+        sync_status=connection["status"] if connection else "disconnected",
+        skipped_currencies=skipped,
+    )
+
+
+def customer_exists(*, organization: Organization, tag_value: str) -> bool:
+    """A customer has a margin page when a Stripe customer is actively mapped to it or it has usage."""
+    return (
+        CustomerMapping.objects.filter(
+            organization=organization, tag_key=CustomerMapping.DEFAULT_TAG_KEY,
+            status=CustomerMapping.Status.ACTIVE, tag_value=tag_value,
+        ).exists()
+        or Customer.objects.filter(organization=organization, external_id=tag_value).exists()
+    )
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    model: str
+    cost: int
+    request_count: int
+
+
+def model_breakdown(*, organization: Organization, tag_value: str, period: str) -> list[ModelCost]:
+    """Cost and number of model calls per model for one customer in one month, most expensive first.
+    Unpriced calls count as requests with zero cost."""
+    start, end = calculations.period_bounds(period)
+    rows = (
+        VendorResponse.objects.filter(
+            organization=organization,
+            event__customer__external_id=tag_value,
+            event__occurred_at__gte=start,
+            event__occurred_at__lt=end,
+        )
+        .values("model")
+        .annotate(cost=Coalesce(Sum("cost_microdollars"), 0), requests=Count("id"))
+        .order_by("-cost", "model")
+    )
+    return [ModelCost(row["model"], row["cost"], row["requests"]) for row in rows]
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    stripe_customers: list[dict]
+    tag_values: list[dict]
+    pending: list[CustomerMapping]
+    customer_names: dict[str, str]
+
+
+def unmatched(*, organization: Organization) -> Unmatched:
+    """Stripe customers without an active mapping (with their all-time USD revenue), usage customers that no
+    Stripe customer is actively mapped to (with their all-time cost and event count), pending suggestions."""
+    mappings = active_mappings(organization=organization)
+    revenue = dict(
+        StripeInvoice.objects.filter(organization=organization, status="paid", amount_paid_microdollars__isnull=False)
+        .values_list("stripe_customer_id")
+        .annotate(total=Sum("amount_paid_microdollars"))
+        .order_by()
+    )
+    stripe_customers = [
+        {"stripeCustomerId": c.stripe_id, "customerName": c.name, "customerEmail": c.email,
+         "totalRevenueMicrodollars": revenue.get(c.stripe_id, 0)}
+        for c in StripeCustomer.objects.filter(organization=organization).exclude(stripe_id__in=list(mappings))
+        .order_by("stripe_id")
+    ]
+    mapped_tags = set(mappings.values())
+    usage = (
+        Customer.objects.filter(organization=organization)
+        .exclude(external_id__in=mapped_tags)
+        .annotate(
+            total_cost=Coalesce(Sum("usage_events__cost_microdollars"), 0),
+            request_count=Count("usage_events"),
+        )
+        .filter(Q(request_count__gt=0))
+        .order_by("-total_cost", "external_id")
+    )
+    tag_values = [
+        {"tagValue": c.external_id, "totalCostMicrodollars": c.total_cost, "requestCount": c.request_count}
+        for c in usage
+    ]
+    pending = list(
+        CustomerMapping.objects.filter(organization=organization, status=CustomerMapping.Status.PENDING).order_by(
+            "-confidence", "stripe_customer_id"
+        )
+    )
+    names = dict(
+        StripeCustomer.objects.filter(organization=organization).exclude(name="").values_list("stripe_id", "name")
+    )
+    return Unmatched(stripe_customers, tag_values, pending, names)
+
+
+def last_sync_run(*, organization: Organization) -> SyncRun | None:
+    return SyncRun.objects.filter(organization=organization).order_by("-started_at").first()

@@ -1,0 +1,170 @@
+"""Outgoing webhooks (`margin.threshold_crossed`), signed the Standard Webhooks way.
+
+Each request carries three headers:
+
+- `webhook-id`: the delivery id (the same on every retry: receivers deduplicate with it),
+- `webhook-timestamp`: Unix seconds when this attempt was signed,
+- `webhook-signature`: `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, keyed with the
+  endpoint secret (`whsec_<base64 key>`; the key is the base64-decoded part).
+
+Receivers verify with `verify_webhook` (or any Standard Webhooks library): it recomputes the
+signature over the raw body, compares in constant time, and rejects timestamps older than five
+minutes (replays) or more than `FUTURE_TOLERANCE_SECONDS` ahead of the receiver's clock.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Organization
+
+from .models import WebhookDelivery, WebhookEndpoint
+
+THRESHOLD_CROSSED = WebhookEndpoint.EVENT_THRESHOLD_CROSSED
+TOLERANCE_SECONDS = 5 * 60
+FUTURE_TOLERANCE_SECONDS = 30  # clock skew allowed between sender and receiver
+REQUEST_TIMEOUT_SECONDS = 10
+SECRET_PREFIX = "whsec_"
+
+
+class WebhookVerificationError(Exception):
+    pass
+
+
+class WebhookDeliveryFailed(Exception):
+    """The receiver did not answer 2xx (or could not be reached); the task retries with backoff."""
+
+
+def generate_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _key(secret: str) -> bytes:
+    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+
+
+def sign(*, secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{webhook_id}.{timestamp}.".encode() + body
+    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signed_headers(*, secret: str, webhook_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret=secret, webhook_id=webhook_id, timestamp=timestamp, body=body),
+        "content-type": "application/json",
+        "user-agent": "TokenLedger-Webhooks/1",
+    }
+
+
+def verify_webhook(
+    *, body: bytes, headers: Mapping[str, str], secret: str, now: int | None = None,
+    tolerance_seconds: int = TOLERANCE_SECONDS,
+) -> dict:
+    """Check a received webhook and return its parsed JSON body. Raises WebhookVerificationError.
+
+    ``headers`` is looked up case-insensitively. Rejects: missing headers, a timestamp older than
+    ``tolerance_seconds`` or more than FUTURE_TOLERANCE_SECONDS in the future, and any signature mismatch
+    (several space-separated `v1,` signatures are accepted, as during secret rotation).
+    """
+    lowered = {key.lower(): value for key, value in headers.items()}
+    try:
+        webhook_id = lowered["webhook-id"]
+        timestamp_text = lowered["webhook-timestamp"]
+        signatures = lowered["webhook-signature"]
+    except KeyError as exc:
+        raise WebhookVerificationError(f"missing header {exc.args[0]}") from exc
+    try:
+        timestamp = int(timestamp_text)
+    except ValueError as exc:
+        raise WebhookVerificationError("webhook-timestamp is not an integer") from exc
+    now = int(time.time()) if now is None else now
+    if now - timestamp > tolerance_seconds:
+        raise WebhookVerificationError("timestamp too old")
+    if timestamp - now > FUTURE_TOLERANCE_SECONDS:
+        raise WebhookVerificationError("timestamp in the future")
+    expected = sign(secret=secret, webhook_id=webhook_id, timestamp=timestamp, body=body).encode()
+    if not any(hmac.compare_digest(expected, candidate.encode()) for candidate in signatures.split()):
+        raise WebhookVerificationError("signature mismatch")
+    return json.loads(body)
+
+
+# --- Queueing and delivering ------------------------------------------------------------------
+
+
+def webhook_event_queue(*, organization: Organization, event_type: str, data: dict) -> list[WebhookDelivery]:
+    """One delivery row per active endpoint that wants ``event_type``; sending starts after commit."""
+    from .tasks import webhook_deliver
+
+    deliveries = []
+    for endpoint in WebhookEndpoint.objects.filter(organization=organization, is_active=True):
+        if not endpoint.wants(event_type):
+            continue
+        delivery = WebhookDelivery(organization=organization, endpoint=endpoint, event_type=event_type, payload={})
+        delivery.payload = {
+            "id": str(delivery.id),
+            "type": event_type,
+            "createdAt": timezone.now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "orgId": str(organization.pk),
+            "data": data,
+        }
+        delivery.save()
+        deliveries.append(delivery)
+        # robust: a receiver that is down must not fail the sync that noticed the crossing (eager mode runs it inline).
+        transaction.on_commit(lambda delivery_id=str(delivery.id): webhook_deliver.delay(delivery_id), robust=True)
+    return deliveries
+
+
+def webhook_attempt(*, delivery_id) -> WebhookDelivery:
+    """POST a delivery once and record the outcome. Raises WebhookDeliveryFailed when it did not succeed,
+    so the task can retry; a delivery that already succeeded is not sent again."""
+    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    if delivery.status == WebhookDelivery.Status.SUCCEEDED:
+        return delivery
+    if not delivery.endpoint.url.lower().startswith(("https://", "http://")):
+        raise WebhookDeliveryFailed("endpoint URL must be http(s)")
+    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    headers = signed_headers(secret=delivery.endpoint.secret, webhook_id=str(delivery.id), body=body)
+    request = urllib.request.Request(delivery.endpoint.url, data=body, headers=headers, method="POST")  # noqa: S310
+    status, error = None, ""
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:  # noqa: S310
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status, error = exc.code, f"HTTP {exc.code}"
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        error = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+    now = timezone.now()
+    delivery.attempts += 1
+    delivery.last_attempt_at = now
+    delivery.response_status = status
+    if status is not None and 200 <= status < 300:
+        delivery.status = WebhookDelivery.Status.SUCCEEDED
+        delivery.delivered_at = now
+        delivery.last_error = ""
+    else:
+        delivery.last_error = error or f"HTTP {status}"
+    delivery.save(
+        update_fields=["attempts", "last_attempt_at", "response_status", "status", "delivered_at", "last_error"]
+    )
+    if delivery.status != WebhookDelivery.Status.SUCCEEDED:
+        raise WebhookDeliveryFailed(delivery.last_error)
+    return delivery
+
+
+def webhook_give_up(*, delivery_id) -> None:
+    WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING).update(
+        status=WebhookDelivery.Status.FAILED
+    )

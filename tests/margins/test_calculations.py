@@ -1,0 +1,159 @@
+"""Pure margin arithmetic: no database."""
+
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from margins import calculations
+from margins.calculations import MonthAmounts, Thresholds
+
+DEFAULTS = Thresholds(Decimal(50), Decimal(20), Decimal(50))
+amounts = st.integers(min_value=0, max_value=10**13)
+percents = st.decimals(min_value=0, max_value=Decimal("99.99"), places=2)
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "expected"),
+    [
+        (1234, "usd", 12_340_000),
+        (1234, "USD", 12_340_000),
+        (500, "jpy", 500_000_000),
+        (500, "krw", 500_000_000),
+        (1500, "kwd", 1_500_000),
+        (0, "usd", 0),
+    ],
+)
+def test_minor_units_conversion_knows_zero_and_three_decimal_currencies(amount, currency, expected):
+    assert calculations.minor_units_to_micro_units(amount, currency) == expected
+
+
+def test_minor_units_refuse_floats():
+    with pytest.raises(TypeError):
+        calculations.minor_units_to_micro_units(12.5, "usd")
+
+
+@given(st.integers(min_value=0, max_value=10**12))
+def test_usd_minor_units_are_exact_microdollars(cents):
+    assert calculations.minor_units_to_micro_units(cents, "usd") == cents * 10_000
+
+
+def test_periods():
+    assert calculations.shift_period("2026-01", -1) == "2025-12"
+    assert calculations.shift_period("2026-12", 1) == "2027-01"
+    assert calculations.trailing_periods("2026-02", 3) == ["2025-12", "2026-01", "2026-02"]
+    start, end = calculations.period_bounds("2026-12")
+    assert (start.isoformat(), end.isoformat()) == ("2026-12-01T00:00:00+00:00", "2027-01-01T00:00:00+00:00")
+    for bad in ("2026-00", "2026-13", "26-01", "2026/01", "abcd-ef", "2026-1"):
+        with pytest.raises(ValueError):
+            calculations.parse_period(bad)
+
+
+def test_margin_percent_rounds_half_up_to_one_place():
+    assert calculations.margin_percent(100_000_000, 30_000_000) == Decimal("70.0")
+    assert calculations.margin_percent(2000, 1999) == Decimal("0.1")  # 0.05 → 0.1
+    assert calculations.margin_percent(90, 25) == Decimal("72.2")
+    assert calculations.margin_percent(100, 250) == Decimal("-150.0")
+    assert calculations.margin_percent(0, 10) is None
+
+
+@pytest.mark.parametrize(
+    ("revenue", "cost", "tier"),
+    [
+        (100, 50, "healthy"),  # exactly 50 %
+        (1000, 501, "at_risk"),  # 49.9 %
+        (100, 80, "at_risk"),  # exactly 20 %
+        (1000, 801, "critical"),  # 19.9 %
+        (100, 150, "critical"),
+        (0, 1, "critical"),
+        (0, 0, "healthy"),
+    ],
+)
+def test_health_tiers_at_the_boundaries(revenue, cost, tier):
+    assert calculations.health_tier(revenue=revenue, cost=cost, thresholds=DEFAULTS) == tier
+
+
+def test_tier_follows_the_displayed_rounded_percent():
+    # 49.96 % is shown as 50.0, so it is healthy: the tier never contradicts the number beside it.
+    assert calculations.margin_percent(10_000, 5_004) == Decimal("50.0")
+    assert calculations.health_tier(revenue=10_000, cost=5_004, thresholds=DEFAULTS) == "healthy"
+
+
+@given(amounts, amounts, amounts)
+def test_more_cost_never_improves_the_tier(revenue, cost, extra):
+    before = calculations.health_tier(revenue=revenue, cost=cost, thresholds=DEFAULTS)
+    after = calculations.health_tier(revenue=revenue, cost=cost + extra, thresholds=DEFAULTS)
+    assert not calculations.tier_is_worse(before, after)
+
+
+@given(st.integers(min_value=1, max_value=10**13), amounts)
+def test_margin_percent_is_at_most_100_and_close_to_exact(revenue, cost):
+    percent = calculations.margin_percent(revenue, cost)
+    exact = Fraction(revenue - cost, revenue) * 100
+    assert percent <= 100
+    assert abs(Fraction(percent) - exact) <= Fraction(1, 20)
+
+
+def test_budget_suggestion():
+    assert calculations.budget_suggestion(revenue=100_000_000, cost=60_000_000,
+                                          target_margin_percent=Decimal(50)) == 50_000_000
+    at_target = calculations.budget_suggestion(revenue=100_000_000, cost=50_000_000, target_margin_percent=Decimal(50))
+    assert at_target is None
+    assert calculations.budget_suggestion(revenue=3, cost=3, target_margin_percent=Decimal(50)) == 2  # 1.5 → 2
+    assert calculations.budget_suggestion(revenue=0, cost=5, target_margin_percent=Decimal(50)) == 0
+    assert calculations.budget_suggestion(revenue=0, cost=0, target_margin_percent=Decimal(50)) is None
+
+
+@given(amounts, amounts, percents)
+def test_budget_suggestion_restores_the_target_margin(revenue, cost, target):
+    budget = calculations.budget_suggestion(revenue=revenue, cost=cost, target_margin_percent=target)
+    exact_budget = Fraction(revenue) * (1 - Fraction(target) / 100)
+    if budget is None:
+        assert cost <= exact_budget
+    else:
+        assert cost > exact_budget
+        assert abs(budget - exact_budget) <= Fraction(1, 2)  # one half-up rounding to a microdollar
+        assert budget <= cost  # never suggests spending more than now
+
+
+def test_projection_of_a_linear_series_continues_it():
+    assert calculations.project_next([90, 95, 100]) == 105
+    assert calculations.project_next([25, 28, 30]) == 33  # 32.67 rounds half up
+    assert calculations.project_next([10, 5, 0]) == 0  # clamped: revenue and cost are never negative
+    assert calculations.project_next([7]) == 7
+    assert calculations.project_next([]) == 0
+
+
+@given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=0, max_value=10**9), st.integers(2, 6))
+def test_projection_is_exact_on_increasing_lines(start, step, n):
+    assert calculations.project_next([start + step * i for i in range(n)]) == start + step * n
+
+
+@given(st.lists(amounts, min_size=1, max_size=6))
+def test_projection_is_never_negative_and_constant_series_stay_put(values):
+    assert calculations.project_next(values) >= 0
+    assert calculations.project_next([values[0]] * len(values)) == values[0]
+
+
+def test_outlook_sparkline_and_worsening():
+    months = [MonthAmounts("2026-02", 100, 10), MonthAmounts("2026-03", 100, 30), MonthAmounts("2026-04", 100, 45)]
+
+    outlook = calculations.outlook(months=months, thresholds=DEFAULTS)
+
+    assert [(p.period, p.margin_percent, p.projected) for p in outlook.sparkline] == [
+        ("2026-02", Decimal("90.0"), False),
+        ("2026-03", Decimal("70.0"), False),
+        ("2026-04", Decimal("55.0"), False),
+        ("2026-05", Decimal("37.0"), True),  # cost trend 63.33 → 63
+    ]
+    assert (outlook.projected_revenue, outlook.projected_cost) == (100, 63)
+    assert outlook.projected_tier == "at_risk"
+    assert outlook.projected_tier_worsening is True
+
+
+def test_outlook_improving_is_not_worsening():
+    months = [MonthAmounts("2026-02", 100, 90), MonthAmounts("2026-03", 100, 70), MonthAmounts("2026-04", 100, 50)]
+
+    assert calculations.outlook(months=months, thresholds=DEFAULTS).projected_tier_worsening is False
