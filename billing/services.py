@@ -312,4 +312,4 @@ def invoice_from_link_token(token: str) -> Invoice:
         raise signing.BadSignature("malformed link")
     if int(payload["exp"]) <= int(timezone.now().timestamp()):
         raise LinkExpired
-    return Invoice.objects.select_related("customer", "contract").get(pk=payload["invoice"])
+    return Invoice.objects.select_related("customer", "contract", "organization").get(pk=payload["invoice"])

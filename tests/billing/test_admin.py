@@ -314,3 +314,34 @@ def test_changelists_with_search_and_filters_render(admin_client, seed_pricing, 
 
     assert admin_client.get(url).status_code == 200
     assert admin_client.get(url, {"q": "lang"}).status_code == 200
+
+
+def test_change_pages_with_their_inlines_render(admin_client, organization, customer, seed_pricing):
+    contract = services.contract_create(
+        organization=organization,
+        customer=customer,
+        rate_card=seed_pricing["rate_card"],
+        starting_at=timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0),
+    )
+    services.contract_override_create(
+        contract=contract, product=seed_pricing["product"], multiplier=Decimal("0.9"), type="MULTIPLIER"
+    )
+    invoice = Invoice.objects.get(contract=contract)
+    from billing import invoicing
+
+    invoicing.invoice_recompute(invoice=invoice)
+    pages = [
+        ("billablemetric", seed_pricing["metric"].pk),
+        ("product", seed_pricing["product"].pk),
+        ("ratecard", seed_pricing["rate_card"].pk),
+        ("rate", seed_pricing["rate"].pk),
+        ("contract", contract.pk),
+        ("invoice", invoice.pk),
+    ]
+    for model, pk in pages:
+        response = admin_client.get(reverse(f"admin:billing_{model}_change", args=[pk]))
+        assert response.status_code == 200, model
+    assert (
+        "Language Model 4 Tokens"
+        in admin_client.get(reverse("admin:billing_invoice_change", args=[invoice.pk])).content.decode()
+    )

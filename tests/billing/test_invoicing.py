@@ -251,7 +251,8 @@ def test_a_new_rate_recomputes_the_drafts_on_its_card(
     ingest(organization, customer, [tokens(recent(), 1, event_type="other")])
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.rate_create(rate_card=seed_pricing["rate_card"], product=product, starting_at=utc(2020, 1, 1),
-                             price=Decimal(7))
+        services.rate_create(
+            rate_card=seed_pricing["rate_card"], product=product, starting_at=utc(2020, 1, 1), price=Decimal(7)
+        )
 
     assert draft_of(customer).total_cents == 7
