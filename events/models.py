@@ -49,8 +49,12 @@ class UsageEvent(models.Model):
         TANSO = "tanso", "Tanso /api/v1/usage-events"
         INTERNAL = "internal", "Created by TokenLedger"
 
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="usage_events")
+    # No single-column indexes on these foreign keys: the composite indexes below lead with them, and
+    # every index is paid for on each ingested row.
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="usage_events", db_index=False)
     event_type = models.CharField(max_length=255)
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField()
@@ -86,7 +90,9 @@ class UsageEvent(models.Model):
 class VendorResponse(models.Model):
     """One model call inside a usage event: the model, its token counts and what it cost."""
 
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # covered by vendor_response_org_model
     event = models.ForeignKey(UsageEvent, on_delete=models.CASCADE, related_name="vendor_responses")
     model = models.CharField(max_length=255)
     input_tokens = models.BigIntegerField(default=0)

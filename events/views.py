@@ -83,6 +83,9 @@ class EventsView(OrganizationScopedAPIView):
     )
     def get(self, request):
         params = request.query_params
+        for name, value in params.items():
+            if "\x00" in value:
+                raise ApiError(f"{name} must not contain NUL characters.", details={"field": name})
         customer = None
         if params.get("customer_id"):
             customer = selectors.customer_find(organization=self.organization, identifier=params["customer_id"])
@@ -117,7 +120,7 @@ class MetronomeIngestView(OrganizationScopedAPIView):
 
     @extend_schema(
         operation_id="metronome_ingest",
-        request=serializers.ListField(child=serializers.DictField()),
+        request={"application/json": {"type": "array", "minItems": 1, "maxItems": 100, "items": {"type": "object"}}},
         responses={
             200: inline_serializer(
                 "MetronomeIngestResult",
@@ -148,9 +151,9 @@ class TansoUsageEventView(OrganizationScopedAPIView):
 
     @extend_schema(
         operation_id="tanso_usage_event",
-        request=serializers.DictField(),
+        request=OpenApiTypes.OBJECT,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
-        responses={201: serializers.DictField()},
+        responses={201: OpenApiTypes.OBJECT},
     )
     def post(self, request):
         draft = tanso.parse_event(request.data, header_key=request.headers.get("Idempotency-Key"), now=timezone.now())
@@ -241,7 +244,26 @@ class BlocklistView(OrganizationScopedAPIView):
     @extend_schema(
         operation_id="budgets_blocklist",
         parameters=[OpenApiParameter("since_version", int)],
-        responses={200: serializers.DictField()},
+        responses={
+            200: inline_serializer(
+                "Blocklist",
+                {
+                    "version": serializers.IntegerField(),
+                    "ttl_seconds": serializers.IntegerField(),
+                    "changed": serializers.BooleanField(),
+                    "recompute_in_progress": serializers.BooleanField(),
+                    "blocked": inline_serializer(
+                        "BlockedSet",
+                        {
+                            "organization": serializers.BooleanField(),
+                            "event_types": serializers.ListField(child=serializers.CharField()),
+                            "customer_ids": serializers.ListField(child=serializers.CharField()),
+                        },
+                        required=False,
+                    ),
+                },
+            )
+        },
     )
     def get(self, request):
         since = request.query_params.get("since_version")

@@ -134,7 +134,10 @@ def parse_timestamp(value, field: str, *, naive_is_utc: bool) -> datetime:
         if not naive_is_utc:
             raise FieldError(field, "must include a time zone offset (RFC 3339), e.g. 2025-06-15T14:30:00Z")
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise FieldError(field, f"is out of range: {value!r}") from None
 
 
 def check_window(moment: datetime, field: str, *, now: datetime, max_age, max_ahead) -> datetime:

@@ -71,7 +71,7 @@ def _parse(body, header_key: str | None, now: datetime) -> EventDraft:
         customer = CustomerRef("id", optional_string(body, name, name), name)
 
     if header_key is not None:
-        if not header_key or len(header_key) > MAX_KEY_LENGTH:
+        if not header_key or len(header_key) > MAX_KEY_LENGTH or "\x00" in header_key:
             raise FieldError("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} characters")
         key, generated = header_key, False
     else:

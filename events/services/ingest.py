@@ -18,7 +18,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from functools import partial
 
 import orjson
@@ -45,6 +45,7 @@ from .sql import fetch_all, fetch_one
 
 logger = logging.getLogger(__name__)
 
+MAX_MICRODOLLARS = 2**63 - 1  # a bigint column
 _EVENTS = UsageEvent._meta.db_table
 _RESPONSES = VendorResponse._meta.db_table
 
@@ -184,6 +185,12 @@ def _store(organization, source, items, pending, outcomes, received_at, state) -
             if draft.revenue_microdollars is not None
             else _per_unit(feature and feature.price_per_unit_usd, draft.usage_units)
         )
+        if cost > MAX_MICRODOLLARS or revenue > MAX_MICRODOLLARS:
+            field = "usageUnits" if draft.usage_units is not None else draft.customer.field.rsplit(".", 1)[0]
+            outcomes[index] = EventOutcome(
+                ERROR, error=EventError("validation_error", "The amount is too large to record.", field)
+            )
+            continue
         unpriced = bool(failures) and not explicit_cost
         rows.append(
             _Row(
@@ -285,10 +292,16 @@ def _feature_for(draft: EventDraft, features: dict[str, Feature]) -> tuple[Featu
 
 
 def _per_unit(price: Decimal | None, units: Decimal | None) -> int:
-    """A Decimal USD unit price x units, rounded once to the microdollar (half up)."""
+    """A Decimal USD unit price x units, exact, rounded once to the microdollar (half up). An amount
+    beyond a bigint comes back as MAX_MICRODOLLARS + 1 for the caller to reject."""
     if price is None or units is None:
         return 0
-    return usd_to_microdollars(price * units)
+    with localcontext() as context:
+        context.prec = 80  # exact for any price (24 digits) x units (30 digits)
+        amount = price * units
+        if amount * 1_000_000 > MAX_MICRODOLLARS:
+            return MAX_MICRODOLLARS + 1
+        return usd_to_microdollars(amount)
 
 
 _WRITE_SQL = f"""

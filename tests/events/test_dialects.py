@@ -418,3 +418,8 @@ def test_a_json_number_is_recovered_exactly_from_orjsons_float(amount):
 
     parsed = orjson.loads(str(amount).encode())
     assert decimal_number(parsed, "x") == amount
+
+
+def test_timestamps_out_of_range_are_field_errors_not_crashes():
+    assert md_error(md(occurred_at="0001-01-01T00:00:00+01:00")).field == "events[0].occurred_at"
+    assert mt_error(mt(timestamp="9999-12-31T23:59:59-01:00"))["field"] == "usage[0].timestamp"

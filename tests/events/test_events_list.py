@@ -77,3 +77,9 @@ def test_another_tenants_events_are_invisible(api_client, other_client, ledger):
 
 def test_listing_needs_authentication(anonymous_client):
     assert anonymous_client.get(URL).status_code == 401
+
+
+def test_nul_characters_in_filters_are_a_400(api_client):
+    response = api_client.get(URL, {"event_type": "a\x00b"})
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["field"] == "event_type"

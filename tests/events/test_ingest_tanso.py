@@ -196,3 +196,12 @@ def test_malformed_json_and_413(api_client, settings):
     settings.API_MAX_BODY_BYTES = 1024
     body = orjson.dumps(event(meta={"blob": "x" * 2000}))
     assert api_client.post(URL, data=body, content_type="application/json").status_code == 413
+
+
+def test_amounts_beyond_a_bigint_are_a_400_not_a_crash(api_client, organization):
+    Feature.objects.create(organization=organization, key="huge", cost_per_unit_usd=Decimal("999999999999"))
+    response = send(api_client, event(featureKey="huge", usageUnits=10**17))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["field"] == "usageUnits"
+    assert not UsageEvent.objects.exists()

@@ -1,16 +1,25 @@
-"""Create (or refresh) the demo organization: a Pro org, an admin user, an API key and customers.
+"""Create (or refresh) the demo organization: a Pro org, an admin user, an API key, customers, and
+30 days of AI usage for them sent through the real ingest service (MarginDash dialect, priced by
+the catalog), plus an alert budget.
 
-Idempotent: running it again reuses what exists and prints a fresh API key (the previous demo key
-is revoked, since a key's secret cannot be shown twice).
+Idempotent: running it again reuses what exists (usage has fixed idempotency keys, so it is stored
+once) and prints a fresh API key (the previous demo key is revoked, since a key's secret cannot be
+shown twice).
 """
 
+from datetime import timedelta
+
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import ApiKey, Organization, Role
 from accounts.services import api_key_create, api_key_revoke, membership_set, organization_get_or_create
-from events.models import Customer
+from costcalc.models import ModelPrice
+from events.dialects import margindash
+from events.models import Budget, Customer
+from events.services import blocklist_recompute, budget_create, ingest_events
 from margins.models import MarginSettings
 
 DEMO_ORGANIZATION = "Demo AI Co"
@@ -21,6 +30,14 @@ DEMO_CUSTOMERS = [
     ("globex", "Globex Inc", "ap@globex.example"),
     ("initech", "Initech", "finance@initech.example"),
 ]
+# (customer, event type, model, input tokens, output tokens, calls per day, revenue in cents per call)
+DEMO_USAGE = [
+    ("acme-corp", "summarize", "openai/gpt-4o", 2_400, 600, 6, 5),
+    ("acme-corp", "chat", "openai/gpt-4o-mini", 900, 300, 12, 1),
+    ("globex", "agent_run", "anthropic/claude-3.5-sonnet", 12_000, 2_500, 4, 20),
+    ("initech", "chat", "openai/gpt-4o-mini", 700, 250, 5, 2),
+]
+DEMO_DAYS = 30
 
 
 class Command(BaseCommand):
@@ -42,13 +59,64 @@ class Command(BaseCommand):
                     organization=organization, external_id=external_id, defaults={"name": name, "email": email}
                 )
             MarginSettings.objects.get_or_create(organization=organization)
+            if not Budget.objects.filter(organization=organization).exists():
+                budget_create(
+                    organization=organization,
+                    name="Globex daily spend",
+                    scope=Budget.Scope.CUSTOMER,
+                    scope_value="globex",
+                    limit_microdollars=250_000,
+                    period=Budget.Period.DAY,
+                    action=Budget.Action.ALERT,
+                )
+        created = self._usage(organization)
         self.stdout.write(self.style.SUCCESS(f"Demo organization: {organization.name} (plan {organization.plan})"))
         self.stdout.write(f"Admin:     {base_url}/admin/   login {DEMO_USERNAME} / {DEMO_PASSWORD}")
         self.stdout.write(f"API docs:  {base_url}/api/docs/")
         self.stdout.write(f"Health:    {base_url}/healthz")
+        self.stdout.write(f"Usage:     {created} new demo events over the last {DEMO_DAYS} days and today")
         self.stdout.write(f"API key:   {raw_key}")
         self.stdout.write(f"Margins:   sign in at /admin/, then open {base_url}/api/margins (session auth, Pro plan)")
         self.stdout.write(f"Try:       curl -H 'Authorization: Bearer {raw_key}' {base_url}/api/v1/organization")
+
+    def _usage(self, organization) -> int:
+        """Send the demo usage through the MarginDash parser and the ingest service, a day per batch."""
+        if not ModelPrice.objects.exists():
+            from costcalc.loaders import load_source
+            from costcalc.services import sync_model_prices
+
+            self.stdout.write("Loading the model price catalog (genai-prices)...")
+            sync_model_prices(result=load_source("genai-prices"))
+        now = timezone.now()
+        created = 0
+        for day in range(DEMO_DAYS, -1, -1):  # today included, up to an hour ago
+            start = (now - timedelta(days=day, hours=3)).replace(second=0, microsecond=0)
+            events = [
+                {
+                    "customer_id": customer,
+                    "event_type": event_type,
+                    "occurred_at": (start + timedelta(minutes=10 * call)).isoformat(),
+                    "idempotency_key": f"demo-{customer}-{event_type}-{start:%Y%m%d}-{call}",
+                    "revenue_amount_in_cents": cents,
+                    "vendor_responses": [
+                        {
+                            "model": model,
+                            "input_tokens": input_tokens + 97 * ((day * 7 + call) % 11),
+                            "output_tokens": output_tokens + 31 * ((day * 3 + call) % 7),
+                        }
+                    ],
+                }
+                for customer, event_type, model, input_tokens, output_tokens, per_day, cents in DEMO_USAGE
+                for call in range(per_day)
+            ]
+            drafts = margindash.parse_batch({"events": events}, now=now)
+            result = ingest_events(organization=organization, source="margindash", items=drafts)
+            errors = [outcome.error for outcome in result.outcomes if outcome.error is not None]
+            if errors:
+                raise CommandError(f"demo usage was rejected: {errors[0].field}: {errors[0].message}")
+            created += result.created
+        blocklist_recompute(organization=organization)  # budgets and alerts current even without a worker
+        return created
 
     def _admin_user(self):
         user_model = get_user_model()
