@@ -33,6 +33,9 @@ from events.models import Customer
 
 logger = logging.getLogger(__name__)
 
+# A pending auto top-up blocks new ones for this long: the charge task retries transient Stripe
+# errors for about 16 minutes before it records a failure.
+PENDING_ATTEMPT_WINDOW = timedelta(hours=1)
 _LEDGER_LOCK_NAMESPACE = 0x7C4ED17  # first key of pg_advisory_xact_lock(int, int): "credit ledger"
 
 
@@ -434,7 +437,10 @@ def auto_topup_evaluate(*, customer: Customer, at: datetime | None = None) -> Au
         return None
     if config.last_failed_at and at - config.last_failed_at < timedelta(seconds=settings.AUTO_TOPUP_RETRY_SECONDS):
         return None
-    if AutoTopUpAttempt.objects.filter(customer=customer, status=AutoTopUpAttempt.Status.PENDING).exists():
+    in_flight = AutoTopUpAttempt.objects.filter(
+        customer=customer, status=AutoTopUpAttempt.Status.PENDING, created_at__gte=at - PENDING_ATTEMPT_WINDOW
+    )
+    if in_flight.exists():  # one charge at a time (an attempt stuck longer than the window no longer blocks)
         return None
     last_addition = (
         CreditEntry.objects.filter(customer=customer, amount_microdollars__gt=0)

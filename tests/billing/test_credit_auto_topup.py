@@ -270,3 +270,15 @@ def test_concurrent_evaluations_decide_one_charge(localstripe):
 
     assert decided.count(True) == 1
     assert AutoTopUpAttempt.objects.filter(customer=target).count() == 1
+
+
+@pytest.mark.django_db
+def test_one_charge_at_a_time_unless_the_pending_one_is_stuck(stripe_organization, customer):
+    auto_topup_config_set(customer=customer, amount_microdollars=10 * DOLLAR, threshold_microdollars=5 * DOLLAR)
+    pending = auto_topup_evaluate(customer=customer)  # its charge task never runs in this test
+
+    credit_add(customer=customer, kind=CreditEntry.Kind.GRANT, amount_microdollars=1, reference="tiny")
+    assert auto_topup_evaluate(customer=customer) is None  # a new trigger, but a charge is in flight
+
+    AutoTopUpAttempt.objects.filter(pk=pending.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    assert auto_topup_evaluate(customer=customer) is not None
