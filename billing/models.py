@@ -664,3 +664,19 @@ class InvoiceLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product_name} {self.presentation_group}".strip()
+
+
+# --- Prepaid credits, top-ups, auto top-up, spending limits (seed 004) --------------------------
+# Defined in billing/credit_models.py (kept apart to limit merge conflicts); imported here so Django
+# registers them in the billing app.
+from billing.credit_models import (  # noqa: E402, F401
+    AutoTopUpAttempt,
+    AutoTopUpConfig,
+    CreditDraw,
+    CreditEntry,
+    InvoiceCredit,
+    SpendingLimit,
+    StripePaymentAccount,
+    StripeWebhookEvent,
+    TopUp,
+)

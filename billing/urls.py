@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from . import pages, views
@@ -24,4 +24,5 @@ urlpatterns = [
     ),
     path("api/v1/customers/<str:customer_id>/usage-history", views.UsageHistoryView.as_view(), name="usage-history"),
     path("invoices/view/<str:token>", pages.invoice_page, name="invoice-page"),
+    path("", include("billing.credit_urls")),  # prepaid credits, top-ups, spending limits
 ]

@@ -1,0 +1,64 @@
+"""Stripe webhook events for top-ups, stored as rows with status and error before and after handling.
+
+Stripe delivers at least once and in any order. A redelivered event id updates its row (`deliveries`)
+and is handled again only if it has not been handled yet; handling itself is idempotent anyway
+(`topup_settle` credits a PaymentIntent once and never undoes a completed top-up).
+"""
+
+import logging
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing import credit_services
+from billing.credit_models import StripeWebhookEvent, TopUp
+
+logger = logging.getLogger(__name__)
+
+PAYMENT_INTENT_EVENTS = {
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "payment_intent.processing",
+}
+
+
+def webhook_receive(*, event: dict) -> StripeWebhookEvent:
+    """Store a verified event and handle it. Returns the row with its outcome."""
+    with transaction.atomic():
+        row, created = StripeWebhookEvent.objects.get_or_create(
+            event_id=event["id"], defaults={"type": event.get("type", ""), "payload": event}
+        )
+        if not created:
+            StripeWebhookEvent.objects.filter(pk=row.pk).update(deliveries=F("deliveries") + 1)
+            row.refresh_from_db()
+    if row.status in (StripeWebhookEvent.Status.PROCESSED, StripeWebhookEvent.Status.IGNORED):
+        return row
+    try:
+        status, organization_id, note = _handle(event)
+    except Exception as exc:
+        logger.exception("Stripe webhook %s (%s) failed", event["id"], event.get("type"))
+        StripeWebhookEvent.objects.filter(pk=row.pk).update(
+            status=StripeWebhookEvent.Status.FAILED, error=f"{type(exc).__name__}: {exc}"
+        )
+    else:
+        StripeWebhookEvent.objects.filter(pk=row.pk).update(
+            status=status, organization_id=organization_id, error=note, processed_at=timezone.now()
+        )
+    row.refresh_from_db()
+    return row
+
+
+def _handle(event: dict) -> tuple[str, object, str]:
+    event_type = event.get("type", "")
+    if event_type not in PAYMENT_INTENT_EVENTS:
+        return StripeWebhookEvent.Status.IGNORED, None, f"{event_type} is not handled by billing"
+    payment_intent = (event.get("data") or {}).get("object") or {}
+    topup = TopUp.objects.filter(payment_intent_id=payment_intent.get("id", "")).first()
+    if topup is None:
+        return StripeWebhookEvent.Status.IGNORED, None, "not a TokenLedger top-up"
+    if event_type == "payment_intent.processing":
+        return StripeWebhookEvent.Status.PROCESSED, topup.organization_id, ""
+    credit_services.topup_settle(payment_intent=payment_intent)
+    return StripeWebhookEvent.Status.PROCESSED, topup.organization_id, ""
