@@ -229,6 +229,7 @@ class CustomerInvoiceViewSet(
 class InvoicePreviewView(CustomerScopedMixin, OrganizationScopedAPIView):
     """Seed 004 invoice_preview: the customer's current draft (amounts in integer cents)."""
 
+    envelope = False  # seed 004 shape, as the credit endpoints beside it
     queryset = Invoice.objects.all()
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
@@ -242,6 +243,7 @@ class InvoicePreviewView(CustomerScopedMixin, OrganizationScopedAPIView):
 class InvoiceHistoryView(CustomerScopedMixin, OrganizationScopedAPIView):
     """Seed 004 invoice_history: the customer's finalized, paid, void and uncollectible invoices, newest first."""
 
+    envelope = False  # seed 004 shape, as the credit endpoints beside it
     queryset = Invoice.objects.all()
 
     @extend_schema(parameters=[OpenApiParameter("limit", int)], responses=OpenApiTypes.OBJECT)
@@ -268,6 +270,7 @@ class UsageHistoryView(CustomerScopedMixin, OrganizationScopedAPIView):
     0 when empty; at most 1000 windows.
     """
 
+    envelope = False  # seed 004 shape, as the credit endpoints beside it
     queryset = BillableMetric.objects.all()
 
     @extend_schema(

@@ -96,9 +96,9 @@ def test_the_seed_flow_through_the_api(api_client, organization, customer, djang
     assert contract.status_code == 201, contract.content
     assert contract.json()["data"]["usage_statement_schedule"] == {"frequency": "MONTHLY", "day": "FIRST_OF_MONTH"}
 
-    preview = api_client.get(f"/api/v1/customers/{customer.uuid}/invoice-preview")
+    preview = api_client.get(f"/api/v1/customers/{customer.uuid}/billing/invoice-preview")
     assert preview.status_code == 200
-    body = preview.json()["data"]
+    body = preview.json()  # seed 004 shape: the bare object, no envelope
     assert body["status"] == "draft" and body["currency"] == "usd"
     assert (body["amount_due"], body["amount_paid"], body["amount_remaining"]) == (50, 0, 50)
     (line,) = body["invoice_lines"]
@@ -247,7 +247,7 @@ def test_the_api_needs_authentication(anonymous_client, customer):
         "/api/v1/rate-cards",
         "/api/v1/contracts",
         f"/api/v1/customers/{customer.uuid}/invoices",
-        f"/api/v1/customers/{customer.uuid}/invoice-preview",
+        f"/api/v1/customers/{customer.uuid}/billing/invoice-preview",
     ]:
         assert error(anonymous_client.get(url), 401)["code"] == "authentication_required"
 
@@ -298,12 +298,12 @@ def test_customer_invoices_list_filter_and_detail(api_client, customer, billed):
 def test_invoice_history_maps_finalized_to_open(api_client, customer, billed):
     invoicing.invoice_set_status(invoice=billed, status="uncollectible")
 
-    history = api_client.get(f"/api/v1/customers/{customer.uuid}/invoice-history").json()["data"]
+    history = api_client.get(f"/api/v1/customers/{customer.uuid}/billing/invoice-history").json()
 
     (entry,) = history["invoices"]
     assert entry["status"] == "uncollectible" and entry["amount_due"] == 150 and entry["amount_remaining"] == 150
     invoicing.invoice_set_status(invoice=billed, status="paid")
-    (entry,) = api_client.get(f"/api/v1/customers/{customer.uuid}/invoice-history").json()["data"]["invoices"]
+    (entry,) = api_client.get(f"/api/v1/customers/{customer.uuid}/billing/invoice-history").json()["invoices"]
     assert (entry["status"], entry["amount_paid"], entry["amount_remaining"]) == ("paid", 150, 0)
     assert set(entry) >= {
         "amount_due",
@@ -324,16 +324,16 @@ def test_invoice_history_maps_finalized_to_open(api_client, customer, billed):
 
 
 def test_finalized_invoices_show_as_open(api_client, customer, billed):
-    (entry,) = api_client.get(f"/api/v1/customers/{customer.uuid}/invoice-history").json()["data"]["invoices"]
+    (entry,) = api_client.get(f"/api/v1/customers/{customer.uuid}/billing/invoice-history").json()["invoices"]
 
     assert entry["status"] == "open"
 
 
 def test_exact_fractional_quantities_are_json_numbers_not_floats(api_client, customer, billed):
-    response = api_client.get(f"/api/v1/customers/{customer.uuid}/invoice-preview")
+    response = api_client.get(f"/api/v1/customers/{customer.uuid}/billing/invoice-preview")
 
     assert b'"quantity":2.5' in response.content
-    assert response.json()["data"]["amount_due"] == 125
+    assert response.json()["amount_due"] == 125
 
 
 def test_a_link_created_through_the_api_opens_the_page(api_client, client, customer, billed):
@@ -369,15 +369,15 @@ def test_usage_history_per_window(api_client, organization, customer, seed_prici
             {"event_type": "langModel4", "occurred_at": start + timedelta(days=2), "properties": {"tokens": 7}},
         ],
     )
-    url = f"/api/v1/customers/{customer.uuid}/usage-history"
+    url = f"/api/v1/customers/{customer.uuid}/billing/usage-history"
     params = {
         "billable_metric_id": str(seed_pricing["metric"].pk),
         "starting_on": "2026-02-01T00:00:00Z",
         "ending_before": "2026-02-04T00:00:00Z",
     }
 
-    daily = api_client.get(url, {**params, "window_size": "day"}).json()["data"]["history"]
-    hourly = api_client.get(url, {**params, "window_size": "hour"}).json()["data"]["history"]
+    daily = api_client.get(url, {**params, "window_size": "day"}).json()["history"]
+    hourly = api_client.get(url, {**params, "window_size": "hour"}).json()["history"]
 
     assert [(w["aggregated_value"], w["end_time"] - w["start_time"]) for w in daily] == [
         (15, 86400),
@@ -435,10 +435,10 @@ def test_another_organizations_objects_are_not_found(api_client, customer, other
         f"/api/v1/customers/{theirs['customer'].uuid}/invoices",
         f"/api/v1/customers/{theirs['customer'].uuid}/invoices/{theirs['invoice'].pk}",
         f"/api/v1/customers/{customer.uuid}/invoices/{theirs['invoice'].pk}",
-        f"/api/v1/customers/{theirs['customer'].uuid}/invoice-preview",
-        f"/api/v1/customers/{theirs['customer'].uuid}/invoice-history",
-        f"/api/v1/customers/{theirs['customer'].external_id}/invoice-history",
-        f"/api/v1/customers/{customer.uuid}/usage-history?billable_metric_id={theirs['metric'].pk}",
+        f"/api/v1/customers/{theirs['customer'].uuid}/billing/invoice-preview",
+        f"/api/v1/customers/{theirs['customer'].uuid}/billing/invoice-history",
+        f"/api/v1/customers/{theirs['customer'].external_id}/billing/invoice-history",
+        f"/api/v1/customers/{customer.uuid}/billing/usage-history?billable_metric_id={theirs['metric'].pk}",
     ]
     for url in urls:
         assert error(api_client.get(url), 404)["code"] == "not_found", url

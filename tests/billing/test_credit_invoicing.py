@@ -53,10 +53,11 @@ def contract(organization, customer, seed_pricing):
 
 
 def seed_body(response):
-    """The seed-004 object of billing's invoice endpoints (which may wrap it in our `data` envelope)."""
+    """The seed-004 object of billing's invoice endpoints (bare, like every seed-004 endpoint)."""
     assert response.status_code == 200
     body = response.json()
-    return body.get("data", body)
+    assert "data" not in body
+    return body
 
 
 def finalize_previous_month(settings):
@@ -193,8 +194,8 @@ def test_invoice_preview_and_history_endpoints_show_the_credits(api_client, orga
     finalized = finalize_previous_month(settings)
     invoicing.customer_drafts_recompute(customer_id=customer.pk)
 
-    preview = seed_body(api_client.get(f"/api/v1/customers/{customer.uuid}/invoice-preview"))
-    history = seed_body(api_client.get(f"/api/v1/customers/{customer.uuid}/invoice-history"))
+    preview = seed_body(api_client.get(f"/api/v1/customers/{customer.uuid}/billing/invoice-preview"))
+    history = seed_body(api_client.get(f"/api/v1/customers/{customer.uuid}/billing/invoice-history"))
 
     assert (preview["status"], preview["amount_due"]) == ("draft", 50)  # $1.00 - the $0.50 left
     assert preview["invoice_lines"][0]["pretax_credit_amounts"] == [
