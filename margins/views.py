@@ -258,7 +258,8 @@ class MarginCustomerView(MarginsAPIView):
                    responses={200: dict})
     def get(self, request, customer: str):
         period = _period(request)
-        if not selectors.customer_exists(organization=self.organization, tag_value=customer):
+        # PostgreSQL text cannot hold NUL, so no customer has one in its id (and the query would fail).
+        if "\x00" in customer or not selectors.customer_exists(organization=self.organization, tag_value=customer):
             raise NotFound("Customer mapping not found.")
         (row,) = selectors.customer_margins(organization=self.organization, period=period, tag_values={customer})
         models = selectors.model_breakdown(organization=self.organization, tag_value=customer, period=period)

@@ -167,7 +167,11 @@ def test_csv_neutralizes_spreadsheet_formulas_in_names(member_client, organizati
     assert list(csv.reader(io.StringIO(response.content.decode())))[1][0] == "'=HYPERLINK(\"http://x\")"
 
 
-@pytest.mark.parametrize("query", ["period=2026-13", "period=202604", "period=april", "period=2026-4", "format=xml"])
+@pytest.mark.parametrize(
+    "query",
+    ["period=2026-13", "period=202604", "period=april", "period=2026-4", "format=xml", "period=%EF%BC%92026-04",
+     "period=2026-04%00"],
+)
 def test_invalid_period_or_format_is_400(member_client, organization, query):
     response = member_client().get(f"/api/margins?{query}")
 
@@ -226,6 +230,16 @@ def test_unknown_or_foreign_customer_is_404(member_client, organization):
         response = member_client().get(f"/api/margins/{tag}")
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/api/margins/%00", "/api/margins/acme%00corp", "/api/margins/a%00?period=2026-04"])
+def test_customer_with_a_nul_byte_is_404_not_500(member_client, organization, path):
+    CustomerFactory(organization=organization, external_id="acme")
+
+    response = member_client().get(path)
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
 
 
 def test_unmatched_lists_stripe_customers_tags_and_pending_matches(member_client, ledger):
