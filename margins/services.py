@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 # Invoices created shortly before the previous sync started are read again (clock skew between Stripe
 # and us, invoices created while that sync was paging). Upserts make the overlap harmless.
 SYNC_OVERLAP_SECONDS = 300
-UNPAID_STATUSES = ("draft", "open")
+# Invoices that may still be paid, so every sync re-reads them: Stripe lets an `uncollectible` one be paid later.
+UNPAID_STATUSES = ("draft", "open", "uncollectible")
 
 
 class StripeNotConnected(ApiError):
