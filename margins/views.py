@@ -40,7 +40,8 @@ class IgnoreFormatParameter(DefaultContentNegotiation):
 
 class MarginsAPIView(OrganizationScopedAPIView):
     authentication_classes = [SessionAuthentication]
-    permission_classes = [IsOrganizationMember, RequiresPlan]
+    # Plan first: a free organization cannot use these at any role, so its 403 carries the upgrade pointer.
+    permission_classes = [RequiresPlan, IsOrganizationMember]
     content_negotiation_class = IgnoreFormatParameter
 
 

@@ -280,6 +280,29 @@ def test_free_tier_gets_403_with_upgrade_pointer(member_client, free_organizatio
     assert error["details"]["upgrade_url"]
 
 
+@pytest.mark.parametrize(
+    ("role", "method", "path"),
+    [
+        ("viewer", "get", "/api/stripe/revenue-sync"),
+        ("member", "post", "/api/stripe/connect"),
+        ("member", "delete", "/api/stripe/disconnect"),
+        ("viewer", "post", "/api/customer-mappings"),
+        ("viewer", "delete", "/api/customer-mappings?id=00000000-0000-0000-0000-000000000000"),
+        ("viewer", "post", "/api/customer-mappings/00000000-0000-0000-0000-000000000000/approve"),
+        ("member", "put", "/api/margin-settings"),
+        ("member", "get", "/api/webhook-endpoints"),
+        ("owner", "post", "/api/webhook-endpoints"),
+    ],
+)
+def test_free_tier_gets_the_upgrade_pointer_whatever_the_role(member_client, free_organization, role, method, path):
+    """The plan gate answers first: a free organization cannot use these at any role, so the 403 says upgrade."""
+    response = getattr(member_client(role=role, org=free_organization), method)(path, {}, format="json")
+
+    assert response.status_code == 403
+    assert response.json()["error"]["details"]["upgrade_url"]
+    assert response.json()["error"]["details"]["required_plan"] == "pro"
+
+
 @pytest.mark.parametrize("path", ["/api/margins", "/api/margins/unmatched", "/api/customer-mappings"])
 def test_no_session_is_401(anonymous_client, path):
     response = anonymous_client.get(path)
