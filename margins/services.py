@@ -53,6 +53,12 @@ class StripeSyncFailed(ApiError):
     default_detail = "The revenue sync could not read from Stripe."
 
 
+class StripeUnavailable(ApiError):
+    status_code = 502
+    default_code = "stripe_unavailable"
+    default_detail = "Stripe could not be reached; try again."
+
+
 # --- Connect / disconnect ----------------------------------------------------------------------
 
 
@@ -67,6 +73,11 @@ def stripe_connect(*, organization: Organization, stripe_key: str) -> StripeConn
     try:
         stripe_api.check_key(stripe_key)
     except stripe.StripeError as exc:
+        if stripe_api.classify(exc).transient:  # Stripe down or rate limiting: nothing is wrong with the key
+            raise StripeUnavailable(
+                f"Stripe could not check the key right now ({type(exc).__name__}); try again.",
+                details={"transient": True},
+            ) from exc
         raise ApiError(
             "The key did not authenticate with Stripe.",
             code="stripe_validation_failed",

@@ -76,8 +76,9 @@ class StripeConnectView(MarginsAPIView):
         responses={
             201: openapi.CONNECTION,
             **openapi.errors(
-                400, 409, s400="validation_error (key missing or malformed) or stripe_validation_failed (Stripe "
-                "refused the key)", s409="conflict: Stripe is already connected (disconnect first)",
+                400, 409, 502, s400="validation_error (key missing or malformed) or stripe_validation_failed "
+                "(Stripe refused the key)", s409="conflict: Stripe is already connected (disconnect first)",
+                s502="stripe_unavailable: Stripe unreachable, rate limiting or failing; nothing stored, try again",
             ),
         },
     )
