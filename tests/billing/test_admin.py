@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import services
-from billing.models import Contract, Invoice, Product, Rate, RateCard, RateTier
+from billing.models import BillableMetric, Contract, Invoice, Product, Rate, RateCard, RateTier
 from tests.billing.conftest import utc
 from tests.factories import CustomerFactory
 
@@ -345,3 +345,21 @@ def test_change_pages_with_their_inlines_render(admin_client, organization, cust
         "Language Model 4 Tokens"
         in admin_client.get(reverse("admin:billing_invoice_change", args=[invoice.pk])).content.decode()
     )
+
+
+def test_a_metric_whose_filters_hold_nul_characters_is_a_form_error(admin_client, organization):
+    data = {
+        "organization": str(organization.pk),
+        "name": "nul",
+        "aggregation_type": "COUNT",
+        "aggregation_key": "",
+        "event_type_filter": '{"in_values": ["chat\\u0000"]}',
+        "property_filters": '[{"name": "region", "in_values": ["eu\\u0000"]}]',
+        "group_keys": "",
+    }
+
+    response = admin_client.post(reverse("admin:billing_billablemetric_add"), data)
+
+    assert response.status_code == 200
+    assert "NUL" in str(response.context["adminform"].form.errors)
+    assert not BillableMetric.objects.filter(name="nul").exists()

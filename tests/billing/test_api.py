@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
 from billing import invoicing, services
-from billing.models import Invoice
+from billing.models import BillableMetric, Invoice
 from tests.billing.conftest import ingest, utc
 from tests.factories import CustomerFactory, OrganizationFactory
 
@@ -130,6 +130,25 @@ def test_metric_validation_names_the_field(api_client):
     assert bad_filter["details"]["field"] == "property_filters" and "bogus" in bad_filter["message"]
     assert bad_type["details"]["field"] == "aggregation_type"
     assert duplicate["details"]["field"] == "name"
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"group_keys": "user_id"}, "group_keys"),  # a string, not a list: must not become u, s, e, r, ...
+        ({"group_keys": ["user\x00"]}, "group_keys"),
+        ({"event_type_filter": {"in_values": ["chat\x00"]}}, "event_type_filter"),
+        ({"property_filters": [{"name": "region", "in_values": ["eu\x00"]}]}, "property_filters"),
+        ({"property_filters": [{"name": "reg\x00ion", "exists": True}]}, "property_filters"),
+    ],
+)
+def test_metric_definitions_with_nul_characters_or_a_string_for_group_keys_are_a_400(api_client, extra, field):
+    response = api_client.post(
+        "/api/v1/billable-metrics", {"name": "m", "aggregation_type": "COUNT", **extra}, format="json"
+    )
+
+    assert error(response)["details"]["field"] == field
+    assert not BillableMetric.objects.exists()
 
 
 def test_overlapping_rates_for_one_product_on_one_card_are_a_400_on_starting_at(api_client, seed_pricing):
