@@ -523,3 +523,22 @@ def test_references_to_another_organizations_objects_are_rejected(api_client, cu
     assert rate["details"]["field"] == "product_id"
     assert contract_customer["details"]["field"] == "customer_id"
     assert contract_card["details"]["field"] == "rate_card_id"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/contracts?customer_id=%00",
+        "/api/v1/customers/%00/invoices",
+        "/api/v1/customers/c%00/billing/invoice-preview",
+        "/api/v1/customers/%00/billing/credit-balance",
+        "/api/v1/customers/%00/billing/spending-limit",
+    ],
+)
+def test_a_customer_id_with_a_nul_character_is_no_customer(api_client, path):
+    response = api_client.get(path)
+
+    if path.startswith("/api/v1/contracts"):
+        assert response.status_code == 200 and response.json()["data"] == []
+    else:
+        assert error(response, 404)["code"] == "not_found"
