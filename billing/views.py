@@ -27,7 +27,7 @@ from accounts.models import Role
 from events.selectors import customer_get
 
 from . import presentation, selectors, services
-from .models import BillableMetric, Contract, Invoice, Product, Rate, RateCard
+from .models import LATEST_INSTANT, BillableMetric, Contract, Invoice, Product, Rate, RateCard
 from .serializers import (
     BillableMetricCreateSerializer,
     BillableMetricSerializer,
@@ -259,6 +259,7 @@ class InvoiceHistoryView(CustomerScopedMixin, OrganizationScopedAPIView):
         return Response({"invoices": [presentation.seed_invoice_history_item(invoice) for invoice in invoices]})
 
 
+EARLIEST_PARAM = datetime(1970, 1, 1, tzinfo=UTC)
 WINDOW_STEP = {"hour": relativedelta(hours=1), "day": relativedelta(days=1), "month": relativedelta(months=1)}
 MAX_WINDOWS = 1000
 
@@ -337,9 +338,12 @@ def _datetime_param(params, name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        return serializers.DateTimeField().to_internal_value(raw)
+        value = serializers.DateTimeField().to_internal_value(raw)
     except ValidationError as error:
         raise ValidationError({name: error.detail}) from error
+    if not EARLIEST_PARAM <= value < LATEST_INSTANT:
+        raise ValidationError({name: "Must be between 1970-01-01 and 9999-01-01 (UTC)."})
+    return value
 
 
 def _uuid(raw: str, name: str) -> uuid.UUID:

@@ -542,3 +542,37 @@ def test_a_customer_id_with_a_nul_character_is_no_customer(api_client, path):
         assert response.status_code == 200 and response.json()["data"] == []
     else:
         assert error(response, 404)["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"starting_on": "9999-12-31T00:00:00Z", "window_size": "month"}, "starting_on"),
+        ({"starting_on": "9999-11-30T00:00:00Z", "ending_before": "9999-12-31T23:00:00Z"}, "ending_before"),
+        ({"ending_before": "0001-01-05T00:00:00Z"}, "ending_before"),
+    ],
+)
+def test_usage_history_dates_at_the_ends_of_the_calendar_are_a_400(api_client, customer, seed_pricing, params, field):
+    url = f"/api/v1/customers/{customer.uuid}/billing/usage-history"
+
+    response = api_client.get(url, {"billable_metric_id": str(seed_pricing["metric"].pk), **params})
+
+    assert error(response)["details"]["field"] == field
+
+
+def test_a_contract_or_rate_in_the_last_representable_year_is_a_400(api_client, customer, seed_pricing):
+    contract = api_client.post(
+        "/api/v1/contracts",
+        {"customer_id": customer.external_id, "rate_card_id": str(seed_pricing["rate_card"].pk),
+         "starting_at": "9999-12-31T23:00:00Z"},
+        format="json",
+    )
+    rate = api_client.post(
+        f"/api/v1/rate-cards/{seed_pricing['rate_card'].pk}/rates",
+        {"product_id": str(seed_pricing["product"].pk), "starting_at": "2010-01-01T00:00:00Z",
+         "ending_before": "9999-06-01T00:00:00Z", "price": "1"},
+        format="json",
+    )
+
+    assert error(contract)["details"]["field"] == "starting_at"
+    assert error(rate)["details"]["field"] == "ending_before"
