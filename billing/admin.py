@@ -166,9 +166,27 @@ class ProductAdmin(admin.ModelAdmin):
 # --- Rate cards and rates --------------------------------------------------------------------------
 
 
+class RateInlineFormSet(OverlapCheckedFormSet):
+    """Rates on the rate card page. Tiers are edited on a rate's own page, so a TIERED row here must be
+    a rate that already has its tiers: a TIERED rate without tiers cannot price anything."""
+
+    def clean(self):
+        super().clean()
+        for form in self.forms:
+            data = form.cleaned_data
+            if not data or data.get("DELETE") or data.get("rate_type") != Rate.RateType.TIERED:
+                continue
+            rate = form.instance
+            if rate.pk is None or not rate.tiers.exists():
+                form.add_error(
+                    "rate_type",
+                    "A TIERED rate needs its tiers: add it under Rates (with its tiers), or keep it FLAT here.",
+                )
+
+
 class RateInline(admin.TabularInline):
     model = Rate
-    formset = OverlapCheckedFormSet
+    formset = RateInlineFormSet
     extra = 0
     fields = ["product", "entitled", "rate_type", "price", "quantity", "starting_at", "ending_before", "tiers_text"]
     readonly_fields = ["tiers_text"]

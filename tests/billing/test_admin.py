@@ -175,6 +175,46 @@ def test_valid_tiers_turn_a_rate_tiered(admin_client, seed_pricing):
     ]
 
 
+def test_the_rate_card_page_refuses_a_tiered_rate_without_tiers(admin_client, organization, seed_pricing):
+    rate, card = seed_pricing["rate"], seed_pricing["rate_card"]
+    url = reverse("admin:billing_ratecard_change", args=[card.pk])
+
+    def card_data(row):
+        row = {**row, "rates-0-rate_type": "TIERED", "rates-0-price": "", "rates-0-rate_card": str(card.pk)}
+        return {"organization": str(organization.pk), "name": card.name, "description": "", **row}
+
+    switched = admin_client.post(
+        url, {**management("rates", 1, 1), **card_data(rate_row(0, rate.product, rate.starting_at, rate_id=rate.pk))}
+    )
+    rate.refresh_from_db()
+    assert switched.status_code == 200 and "needs its tiers" in errors_of(switched)
+    assert rate.rate_type == "FLAT"  # a TIERED rate without tiers would make every draft on the card fail to rate
+
+    other = services.product_create(organization=organization, name="Other", billable_metric=seed_pricing["metric"])
+    added = admin_client.post(
+        url,
+        {
+            "organization": str(organization.pk), "name": card.name, "description": "",
+            **management("rates", 2, 1),
+            **rate_row(0, rate.product, rate.starting_at, rate_id=rate.pk),
+            "rates-0-rate_card": str(card.pk),
+            **{k.replace("rates-0-", "rates-1-"): v for k, v in card_data(rate_row(0, other, utc(2026, 1, 1))).items()
+               if k.startswith("rates-0-")},
+        },
+    )
+    assert added.status_code == 200 and "needs its tiers" in errors_of(added)
+    assert not Rate.objects.filter(product=other).exists()
+
+    tiered = admin_client.post(
+        reverse("admin:billing_rate_change", args=[rate.pk]), tier_data(rate, [(1, "1000", "5"), (2, "", "3")])
+    )
+    assert tiered.status_code == 302
+    kept = admin_client.post(
+        url, {**management("rates", 1, 1), **card_data(rate_row(0, rate.product, rate.starting_at, rate_id=rate.pk))}
+    )
+    assert kept.status_code == 302, errors_of(kept)  # a TIERED rate that has its tiers saves from the card page
+
+
 def product_data(organization, **fields):
     return {
         "organization": str(organization.pk),
