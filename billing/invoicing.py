@@ -80,6 +80,67 @@ def invoice_lines_compute(invoice: Invoice) -> tuple[list[rating.Line], dict]:
     return rating.rate_invoice(window=window, products=definitions, book=book, usage=usage), products
 
 
+# --- Usage charges in a window (spending limits) -------------------------------------------------
+
+USAGE_CHARGE_TYPES = (rating.ProductType.USAGE, rating.ProductType.COMPOSITE)
+
+
+def _hour_ceiling(instant: datetime) -> datetime:
+    floor = instant.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == instant else floor + timedelta(hours=1)
+
+
+def contract_usage_charges(*, customer_ids, start: datetime, end: datetime) -> dict[int, int]:
+    """Cents each customer's contracts charge for usage billed in [start, end), by customer id.
+
+    Read from the hourly rollups and rated with the contract's rates by `billing.rating`, the way
+    the drafts are: usage products and composites (a percentage of usage); fixed and subscription
+    charges are not usage. Whole hours: ``start`` and ``end`` are rounded up to the hour, so a
+    window ending now includes the current hour. Per billing period the window overlaps, the charge
+    is the period rated up to the window's end minus the period rated up to its start, so graduated
+    tiers go on from where the period already is instead of starting over with the window.
+    """
+    start, end = _hour_ceiling(start), _hour_ceiling(end)
+    charges: dict[int, int] = {}
+    if end <= start:
+        return charges
+    contracts = (
+        Contract.objects.filter(customer_id__in=list(customer_ids), starting_at__lt=end)
+        .exclude(ending_before__lte=start)
+        .prefetch_related("overrides")
+    )
+    for contract in contracts:
+        definitions, book, _ = contract_pricing(contract)
+        usage_products = [definition for definition in definitions if definition.type in USAGE_CHARGE_TYPES]
+        if not usage_products:
+            continue
+        total = 0
+        for period_start, period_end in periods.periods(
+            contract_start=contract.starting_at,
+            contract_end=contract.ending_before,
+            schedule=contract.usage_statement_day,
+            until=end,
+        ):
+            if period_end <= start:
+                continue
+            total += _rated_cents(contract, usage_products, book, period_start, min(period_end, end))
+            total -= _rated_cents(contract, usage_products, book, period_start, max(period_start, start))
+        charges[contract.customer_id] = charges.get(contract.customer_id, 0) + total
+    return charges
+
+
+def _rated_cents(contract: Contract, products, book: rating.PricingBook, start: datetime, end: datetime) -> int:
+    """The total of ``products``' lines for the contract's usage in [start, end) (0 for an empty window)."""
+    if end <= start:
+        return 0
+    window = rating.InvoiceWindow(start=start, end=end, contract_starting_at=contract.starting_at)
+
+    def usage(product: rating.ProductDefinition, plan: Sequence[rating.Segment]):
+        return usage_cells(customer_id=contract.customer_id, product=product, plan=plan)
+
+    return rating.invoice_total(rating.rate_invoice(window=window, products=products, book=book, usage=usage))
+
+
 # --- Drafts --------------------------------------------------------------------------------------
 
 
