@@ -329,10 +329,14 @@ def stripe_billing_webhook(request):
         event = stripe.Webhook.construct_event(request.body, request.headers.get("Stripe-Signature", ""), secret)
     except stripe.SignatureVerificationError:
         return JsonResponse(error_body("invalid_signature", "The Stripe-Signature header does not verify."), status=400)
-    except ValueError:
+    except (ValueError, TypeError, AttributeError, KeyError):  # the library only builds events from JSON objects
         return JsonResponse(error_body("validation_error", "The body is not a JSON Stripe event."), status=400)
+    payload = event.to_dict()
+    problem = credit_webhooks.event_problem(payload)
+    if problem:
+        return JsonResponse(error_body("validation_error", problem), status=400)
     try:
-        row = credit_webhooks.webhook_receive(event=event.to_dict())
+        row = credit_webhooks.webhook_receive(event=payload)
     except IntegrityError:  # a concurrent redelivery of the same event id is being handled
         return JsonResponse({"received": True, "status": "duplicate"})
     if row.status == row.Status.FAILED:
