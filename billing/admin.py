@@ -390,9 +390,14 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.action(description="Recompute selected drafts from usage now")
     def recompute(self, request, queryset):
         drafts = list(queryset.filter(status=Invoice.Status.DRAFT))
+        done = 0
         for invoice in drafts:
-            invoicing.invoice_recompute(invoice=invoice)
-        self.message_user(request, f"Recomputed {len(drafts)} draft(s); other invoices are closed and unchanged.")
+            try:
+                invoicing.invoice_recompute(invoice=invoice)
+                done += 1
+            except ValidationError as error:
+                self.message_user(request, f"{invoice}: {'; '.join(error.messages)}", level=messages.ERROR)
+        self.message_user(request, f"Recomputed {done} draft(s); other invoices are closed and unchanged.")
 
     @admin.action(description="Finalize selected drafts (periods that have ended)")
     def finalize(self, request, queryset):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -211,8 +211,38 @@ def customer_drafts_ensure(*, customer_id: int, now: datetime | None = None) -> 
         contract_drafts_ensure(contract=contract, now=now)
 
 
+class InvoiceTooLarge(ValidationError):
+    """A line does not fit the invoice's columns: a quantity or unit price of 10^26 / 10^18 or more
+    (12 decimal places kept), or an amount beyond a 64-bit count of cents. The draft keeps its last
+    lines; the message names the product, so the usage or price at fault can be corrected."""
+
+
+QUANTITY_LIMIT = Decimal(10) ** 26  # InvoiceLine.quantity, tier bounds: 38 digits, 12 after the point
+UNIT_PRICE_LIMIT = Decimal(10) ** 18  # InvoiceLine.unit_price: 30 digits, 12 after the point
+CENTS_LIMIT = 2**63  # bigint
+
+
+def _storage_problem(lines: Sequence[rating.Line], products: dict) -> str:
+    for line in lines:
+        name = products[line.product_id].name
+        bounds = [line.quantity, line.tier_floor or 0, line.tier_ceiling or 0]
+        if any(abs(value) >= QUANTITY_LIMIT for value in bounds):
+            return f"{name}: a quantity of {line.quantity:.6E} is beyond what an invoice line holds (10^26)."
+        if abs(line.unit_price) >= UNIT_PRICE_LIMIT:
+            return f"{name}: a unit price of {line.unit_price:.6E} cents is beyond what an invoice line holds."
+        if abs(line.amount_cents) >= CENTS_LIMIT:
+            return f"{name}: an amount of {line.amount_cents:.6E} cents is beyond what an invoice holds."
+    if abs(rating.invoice_total(lines)) >= CENTS_LIMIT:
+        return "The total is beyond what an invoice holds."
+    return ""
+
+
 def _recompute_locked(invoice: Invoice) -> Invoice:
     lines, products = invoice_lines_compute(invoice)
+    problem = _storage_problem(lines, products)
+    if problem:
+        logger.error("draft %s of customer %s not recomputed: %s", invoice.pk, invoice.customer_id, problem)
+        raise InvoiceTooLarge({"lines": f"The draft cannot be recomputed. {problem}"})
     InvoiceLine.objects.filter(invoice=invoice).delete()
     rows = []
     for position, line in enumerate(lines, start=1):
@@ -251,8 +281,11 @@ def _recompute_locked(invoice: Invoice) -> Invoice:
 
 
 def _fit(value: Decimal, places: int) -> Decimal:
-    """Stored quantities and unit prices keep 12 decimal places (amounts were computed exactly before)."""
-    return value.quantize(Decimal(1).scaleb(-places), rounding=rating.ROUNDING)
+    """Stored quantities and unit prices keep 12 decimal places (amounts were computed exactly before).
+    Quantized with rating's precision: the default 28 digits would refuse a quantity above 10^16."""
+    with localcontext() as ctx:
+        ctx.prec = rating.PRECISION
+        return value.quantize(Decimal(1).scaleb(-places), rounding=rating.ROUNDING)
 
 
 @transaction.atomic
@@ -268,7 +301,13 @@ def customer_drafts_recompute(*, customer_id: int, now: datetime | None = None) 
     """Make sure the customer's current drafts exist, then recompute each. Idempotent."""
     customer_drafts_ensure(customer_id=customer_id, now=now)
     drafts = Invoice.objects.filter(customer_id=customer_id, status=Invoice.Status.DRAFT).order_by("period_start")
-    return [invoice_recompute(invoice=invoice) for invoice in drafts]
+    recomputed = []
+    for invoice in drafts:
+        try:
+            recomputed.append(invoice_recompute(invoice=invoice))
+        except InvoiceTooLarge:  # logged; the customer's other drafts still follow their usage
+            continue
+    return recomputed
 
 
 # --- Finalization and status -----------------------------------------------------------------------
@@ -319,7 +358,10 @@ def invoices_finalize_due(*, now: datetime | None = None) -> list[Invoice]:
     due = Invoice.objects.filter(status=Invoice.Status.DRAFT, period_end__lte=cutoff).order_by("period_end")
     finalized = []
     for invoice in due:
-        finalized.append(invoice_finalize(invoice=invoice, now=now))
+        try:
+            finalized.append(invoice_finalize(invoice=invoice, now=now))
+        except InvoiceTooLarge:  # logged; it stays a draft, and the other due drafts are finalized
+            continue
     return finalized
 
 
