@@ -576,3 +576,30 @@ def test_a_contract_or_rate_in_the_last_representable_year_is_a_400(api_client, 
 
     assert error(contract)["details"]["field"] == "starting_at"
     assert error(rate)["details"]["field"] == "ending_before"
+
+
+def test_the_database_refuses_overlapping_rates_and_contracts_skipping_validation(organization, customer, seed_pricing):
+    """What a race between two validated requests would meet: the exclusion constraints, mapped to field errors."""
+    from django.core.exceptions import ValidationError
+    from django.db import IntegrityError, transaction
+
+    from billing.models import Contract, Rate
+
+    rate = seed_pricing["rate"]
+    with pytest.raises(IntegrityError, match="rate_no_overlap_per_product"), transaction.atomic():
+        Rate.objects.create(rate_card=rate.rate_card, product=rate.product, starting_at=utc(2026, 1, 1), price=1)
+
+    racing = Rate(rate_card=rate.rate_card, product=rate.product, starting_at=utc(2026, 1, 1), price=Decimal(1))
+    racing.siblings_checked = True  # as if its clean() ran before the other row committed
+    with pytest.raises(ValidationError) as refused:
+        services._save(racing)
+    assert refused.value.message_dict == {"starting_at": ["Overlaps another rate for this product on this rate card."]}
+
+    services.contract_create(
+        organization=organization, customer=customer, rate_card=rate.rate_card, starting_at=utc(2026, 1, 1)
+    )
+    with pytest.raises(IntegrityError, match="contract_no_overlap_per_customer"), transaction.atomic():
+        Contract.objects.create(
+            organization=organization, customer=customer, rate_card=rate.rate_card, starting_at=utc(2026, 3, 1)
+        )
+    assert Rate.objects.count() == 1 and Contract.objects.count() == 1
