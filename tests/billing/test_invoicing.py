@@ -274,3 +274,18 @@ def test_a_new_rate_recomputes_the_drafts_on_its_card(
         )
 
     assert draft_of(customer).total_cents == 7
+
+
+def test_a_recompute_reads_rollups_never_the_raw_events(organization, customer, contract):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ingest(organization, customer, [tokens(recent(), 1_000_000), tokens(recent(), 1_000_000, user="bob")])
+
+    with CaptureQueriesContext(connection) as queries:
+        invoicing.customer_drafts_recompute(customer_id=customer.pk)
+
+    assert draft_of(customer).total_cents == 100
+    read = " ".join(query["sql"] for query in queries.captured_queries)
+    assert "billing_usagerollup" in read
+    assert "events_usageevent" not in read
