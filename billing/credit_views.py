@@ -182,7 +182,7 @@ class TopupConfigView(CustomerBillingView):
             {"amount": cents(config.amount_microdollars), "threshold": cents(config.threshold_microdollars)}
         )
 
-    @extend_schema(summary="Delete auto top-up configuration (seed 004)", responses=EMPTY_SCHEMA)
+    @extend_schema(summary="Delete auto top-up configuration (seed 004)", responses={200: EMPTY_SCHEMA})
     def delete(self, request, customer_id: str):
         credit_services.auto_topup_config_delete(customer=self.customer)
         return Response({})
@@ -210,7 +210,7 @@ class SpendingLimitView(CustomerBillingView):
         )
         return Response(spending_limit_shape(limit))
 
-    @extend_schema(summary="Delete spending limit (seed 004)", responses=EMPTY_SCHEMA)
+    @extend_schema(summary="Delete spending limit (seed 004)", responses={200: EMPTY_SCHEMA})
     def delete(self, request, customer_id: str):
         credit_services.spending_limit_delete(customer=self.customer)
         return Response({})
@@ -304,7 +304,7 @@ class StripeAccountView(OrganizationScopedAPIView):
         account = credit_services.stripe_account_set(organization=self.organization, secret_key=secret_key)
         return Response(_account_shape(account))
 
-    @extend_schema(responses=STRIPE_ACCOUNT_SCHEMA)
+    @extend_schema(responses={200: STRIPE_ACCOUNT_SCHEMA})
     def delete(self, request):
         credit_services.stripe_account_delete(organization=self.organization)
         return Response(_account_shape(None))

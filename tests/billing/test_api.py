@@ -603,3 +603,22 @@ def test_the_database_refuses_overlapping_rates_and_contracts_skipping_validatio
             organization=organization, customer=customer, rate_card=rate.rate_card, starting_at=utc(2026, 3, 1)
         )
     assert Rate.objects.count() == 1 and Contract.objects.count() == 1
+
+
+def test_the_openapi_schema_describes_the_seed_004_shapes_and_the_200_of_deletes(api_client):
+    schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    paths, components = schema["paths"], schema["components"]["schemas"]
+    base = "/api/v1/customers/{customer_id}/billing"
+
+    def response(path, method="get", status="200"):
+        return paths[path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+
+    preview = components[response(f"{base}/invoice-preview")]
+    assert {"id", "amount_due", "amount_paid", "amount_remaining", "currency", "invoice_lines", "period_end",
+            "period_start", "status"} <= set(preview["properties"])
+    line = components["BillingInvoiceLine"]["properties"]
+    assert {"amount", "currency", "description", "period", "pricing", "quantity", "pretax_credit_amounts"} <= set(line)
+    assert "invoices" in components[response(f"{base}/invoice-history")]["properties"]
+    assert "history" in components[response(f"{base}/usage-history")]["properties"]
+    for path in (f"{base}/topup/config", f"{base}/spending-limit", "/api/v1/billing/stripe-account"):
+        assert set(paths[path]["delete"]["responses"]) == {"200"}, path  # they answer 200 with a body, not 204
