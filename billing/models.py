@@ -343,6 +343,8 @@ class Rate(ExclusionCheckedInClean):
             errors["quantity"] = "Must be greater than 0."
         if self.rate_card_id and self.product_id and self.product.organization_id != self.rate_card.organization_id:
             errors["product"] = "The product belongs to another organization."
+        if self.product_id and self.product.type == Product.Type.COMPOSITE and self.rate_type != self.RateType.FLAT:
+            errors["rate_type"] = "A composite product's rate is FLAT: its price is the fraction charged (0.1 = 10%)."
         if not errors and self.rate_card_id and self.product_id and self.starting_at and not self.siblings_checked:
             clash = overlapping(
                 Rate.objects.filter(rate_card_id=self.rate_card_id, product_id=self.product_id).exclude(pk=self.pk),

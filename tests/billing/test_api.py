@@ -622,3 +622,19 @@ def test_the_openapi_schema_describes_the_seed_004_shapes_and_the_200_of_deletes
     assert "history" in components[response(f"{base}/usage-history")]["properties"]
     for path in (f"{base}/topup/config", f"{base}/spending-limit", "/api/v1/billing/stripe-account"):
         assert set(paths[path]["delete"]["responses"]) == {"200"}, path  # they answer 200 with a body, not 204
+
+
+def test_a_composite_products_rate_must_be_flat(api_client, organization, seed_pricing):
+    """Its price is the fraction of the usage charges; a TIERED one used to bill a silent 0."""
+    fee = services.product_create(
+        organization=organization, name="Platform fee", type="composite", composite_products=[seed_pricing["product"]]
+    )
+
+    response = api_client.post(
+        f"/api/v1/rate-cards/{seed_pricing['rate_card'].pk}/rates",
+        {"product_id": str(fee.pk), "starting_at": "2026-01-01T00:00:00Z", "rate_type": "TIERED",
+         "tiers": [{"price": "0.1"}]},
+        format="json",
+    )
+
+    assert error(response)["details"]["field"] == "rate_type"
