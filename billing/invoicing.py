@@ -26,7 +26,7 @@ from django.utils import timezone
 from . import periods, rating
 from .definitions import override_version, product_definition, rate_version
 from .metering import lock_organization_exclusive
-from .models import Contract, Invoice, InvoiceLine, Product, Rate
+from .models import Contract, Invoice, InvoiceLine, Product, Rate, UsageRollup
 from .selectors import usage_cells
 
 logger = logging.getLogger(__name__)
@@ -104,8 +104,15 @@ def contract_usage_charges(*, customer_ids, start: datetime, end: datetime) -> d
     charges: dict[int, int] = {}
     if end <= start:
         return charges
+    # No usage billed in the window: nothing to rate (tiers only move with usage). One cheap query
+    # spares rating for every customer whose limit is checked after each ingest but who is idle.
+    active = (
+        UsageRollup.objects.filter(customer_id__in=list(customer_ids), hour__gte=start, hour__lt=end)
+        .values_list("customer_id", flat=True)
+        .distinct()
+    )
     contracts = (
-        Contract.objects.filter(customer_id__in=list(customer_ids), starting_at__lt=end)
+        Contract.objects.filter(customer_id__in=list(active), starting_at__lt=end)
         .exclude(ending_before__lte=start)
         .prefetch_related("overrides")
     )

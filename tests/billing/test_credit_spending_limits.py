@@ -247,6 +247,9 @@ def test_a_contract_customer_spends_what_its_rates_charge_for_usage_in_the_windo
     assert spending_in_window(limit=limit, now=utc(2026, 4, 1, 5, 20)) == 1_100_000
     assert [over.pk for over, _ in customers_over_spending_limit(organization=organization, now=utc(2026, 4, 1, 6))] \
         == [limit.pk]
+    # a day without usage costs nothing, even deep into the period's tiers
+    limit.strategy = "fixed"
+    assert spending_in_window(limit=limit, now=utc(2026, 3, 20, 12)) == 0
 
 
 @pytest.mark.django_db
