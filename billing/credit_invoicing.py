@@ -156,4 +156,5 @@ def pretax_credit_amounts(line) -> list[dict]:
         "amount": credit.amount_cents,
         "type": "credit_balance_transaction",
         "credit_balance_transaction": str(credit.entry_id) if credit.entry_id else None,
+        "discount": None,
     }]

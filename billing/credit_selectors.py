@@ -15,6 +15,7 @@ from billing.credit_models import (
     StripePaymentAccount,
     TopUp,
 )
+from billing.invoicing import contract_usage_charges
 from costcalc.money import MICRODOLLARS_PER_CENT
 from events import selectors as event_selectors
 from events.models import Customer, UsageEvent
@@ -91,15 +92,21 @@ def stripe_account(*, organization) -> StripePaymentAccount | None:
 
 
 def customer_spend(*, customer_ids, start: datetime, end: datetime) -> dict[int, int]:
-    """What each customer was charged for usage in [start, end): the revenue recorded on its usage
-    events (MarginDash `revenue_amount_in_cents`, Tanso revenue), in microdollars."""
+    """What each customer was charged for usage in [start, end), in microdollars: the revenue recorded
+    on its usage events (MarginDash `revenue_amount_in_cents`, Tanso revenue) plus what its contracts'
+    rates charge for the usage billed in the window (`billing.invoicing.contract_usage_charges`, whole
+    hours up to the end of the current one)."""
+    customer_ids = list(customer_ids)
     rows = (
-        UsageEvent.objects.filter(customer_id__in=list(customer_ids), occurred_at__gte=start, occurred_at__lt=end)
+        UsageEvent.objects.filter(customer_id__in=customer_ids, occurred_at__gte=start, occurred_at__lt=end)
         .values("customer_id")
         .annotate(spent=Sum("revenue_microdollars"))
         .values_list("customer_id", "spent")
     )
-    return {customer_id: spent or 0 for customer_id, spent in rows}
+    spend = {customer_id: spent or 0 for customer_id, spent in rows}
+    for customer_id, cents in contract_usage_charges(customer_ids=customer_ids, start=start, end=end).items():
+        spend[customer_id] = spend.get(customer_id, 0) + cents * MICRODOLLARS_PER_CENT
+    return spend
 
 
 def customers_over_spending_limit(*, organization, now: datetime | None = None) -> list[tuple[SpendingLimit, int]]:

@@ -18,16 +18,22 @@ STRIPE_MAX_CENTS = 99_999_999  # Stripe's largest USD charge: $999,999.99
 LARGEST_CENTS = 10**12  # keeps microdollars well inside a bigint
 
 
-class StrictCentsField(serializers.IntegerField):
-    """Integer cents. JSON numbers with a fraction, booleans and numeric strings are refused, so an
-    amount is never guessed from a float."""
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer. Numbers with a fraction, booleans and numeric strings are refused, so an amount
+    is never guessed from a float or a string."""
 
-    default_error_messages = {"invalid": "Must be an integer number of cents."}
+    default_error_messages = {"invalid": "Must be an integer (a JSON number without a fraction)."}
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class StrictCentsField(StrictIntegerField):
+    """Integer cents (see StrictIntegerField)."""
+
+    default_error_messages = {"invalid": "Must be an integer number of cents."}
 
 
 class TopupCreateSerializer(serializers.Serializer):
@@ -60,7 +66,7 @@ class CreditEntryCreateSerializer(serializers.Serializer):
     """POST .../credit-entries: a grant (positive) or an adjustment (either sign)."""
 
     kind = serializers.ChoiceField(choices=[CreditEntry.Kind.GRANT, CreditEntry.Kind.ADJUSTMENT])
-    amount_microdollars = serializers.IntegerField(min_value=-(10**16), max_value=10**16)
+    amount_microdollars = StrictIntegerField(min_value=-(10**16), max_value=10**16)
     reference = serializers.CharField(
         max_length=255, help_text="Your idempotency key: a second entry with the same kind and reference is a 409."
     )

@@ -182,7 +182,7 @@ class TopupConfigView(CustomerBillingView):
             {"amount": cents(config.amount_microdollars), "threshold": cents(config.threshold_microdollars)}
         )
 
-    @extend_schema(summary="Delete auto top-up configuration (seed 004)", responses=EMPTY_SCHEMA)
+    @extend_schema(summary="Delete auto top-up configuration (seed 004)", responses={200: EMPTY_SCHEMA})
     def delete(self, request, customer_id: str):
         credit_services.auto_topup_config_delete(customer=self.customer)
         return Response({})
@@ -210,7 +210,7 @@ class SpendingLimitView(CustomerBillingView):
         )
         return Response(spending_limit_shape(limit))
 
-    @extend_schema(summary="Delete spending limit (seed 004)", responses=EMPTY_SCHEMA)
+    @extend_schema(summary="Delete spending limit (seed 004)", responses={200: EMPTY_SCHEMA})
     def delete(self, request, customer_id: str):
         credit_services.spending_limit_delete(customer=self.customer)
         return Response({})
@@ -304,7 +304,7 @@ class StripeAccountView(OrganizationScopedAPIView):
         account = credit_services.stripe_account_set(organization=self.organization, secret_key=secret_key)
         return Response(_account_shape(account))
 
-    @extend_schema(responses=STRIPE_ACCOUNT_SCHEMA)
+    @extend_schema(responses={200: STRIPE_ACCOUNT_SCHEMA})
     def delete(self, request):
         credit_services.stripe_account_delete(organization=self.organization)
         return Response(_account_shape(None))
@@ -329,10 +329,14 @@ def stripe_billing_webhook(request):
         event = stripe.Webhook.construct_event(request.body, request.headers.get("Stripe-Signature", ""), secret)
     except stripe.SignatureVerificationError:
         return JsonResponse(error_body("invalid_signature", "The Stripe-Signature header does not verify."), status=400)
-    except ValueError:
+    except (ValueError, TypeError, AttributeError, KeyError):  # the library only builds events from JSON objects
         return JsonResponse(error_body("validation_error", "The body is not a JSON Stripe event."), status=400)
+    payload = event.to_dict()
+    problem = credit_webhooks.event_problem(payload)
+    if problem:
+        return JsonResponse(error_body("validation_error", problem), status=400)
     try:
-        row = credit_webhooks.webhook_receive(event=event.to_dict())
+        row = credit_webhooks.webhook_receive(event=payload)
     except IntegrityError:  # a concurrent redelivery of the same event id is being handled
         return JsonResponse({"received": True, "status": "duplicate"})
     if row.status == row.Status.FAILED:

@@ -24,6 +24,31 @@ PAYMENT_INTENT_EVENTS = {
 }
 
 
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+def event_problem(event: dict) -> str:
+    """Why a signed body cannot be a Stripe event we store ("" when it can). Stripe never sends these;
+    refusing them with a 400 beats a 500 that Stripe would redeliver for days."""
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
+        return "The event needs an id (a string of at most 255 characters)."
+    if not isinstance(event.get("type", ""), str) or len(event.get("type", "")) > 255:
+        return "The event type must be a string of at most 255 characters."
+    if _has_nul(event):
+        return "The event contains NUL characters."
+    if event.get("type") in PAYMENT_INTENT_EVENTS and not isinstance((event.get("data") or {}).get("object"), dict):
+        return "A payment_intent event needs data.object (the PaymentIntent)."
+    return ""
+
+
 def webhook_receive(*, event: dict) -> StripeWebhookEvent:
     """Store a verified event and handle it. Returns the row with its outcome."""
     with transaction.atomic():

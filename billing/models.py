@@ -10,6 +10,7 @@ usage is pre-aggregated per hour: an hour never straddles two prices.
 """
 
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.contrib.postgres.constraints import ExclusionConstraint
@@ -34,9 +35,15 @@ def _active_range():
     return TsTzRange("starting_at", "ending_before", RangeBoundary())
 
 
+# Monthly periods are computed a month ahead of an instant: the last representable year cannot start one.
+LATEST_INSTANT = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 def validate_whole_hour(value, field: str) -> dict[str, str]:
     if value is not None and (value.minute or value.second or value.microsecond):
         return {field: "Must be a whole hour in UTC (usage is rated per hour), e.g. 2026-01-01T00:00:00Z."}
+    if value is not None and value >= LATEST_INSTANT:
+        return {field: "Must be before 9999-01-01T00:00:00Z."}
     return {}
 
 
@@ -336,6 +343,8 @@ class Rate(ExclusionCheckedInClean):
             errors["quantity"] = "Must be greater than 0."
         if self.rate_card_id and self.product_id and self.product.organization_id != self.rate_card.organization_id:
             errors["product"] = "The product belongs to another organization."
+        if self.product_id and self.product.type == Product.Type.COMPOSITE and self.rate_type != self.RateType.FLAT:
+            errors["rate_type"] = "A composite product's rate is FLAT: its price is the fraction charged (0.1 = 10%)."
         if not errors and self.rate_card_id and self.product_id and self.starting_at and not self.siblings_checked:
             clash = overlapping(
                 Rate.objects.filter(rate_card_id=self.rate_card_id, product_id=self.product_id).exclude(pk=self.pk),

@@ -77,7 +77,7 @@ def test_a_draft_shows_credits_before_amount_due_without_touching_the_ledger(org
     assert (invoice.total_cents, invoice.credits_applied_cents, invoice.amount_due_cents) == (50, 30, 20)
     (line,) = seed_invoice_preview(invoice)["invoice_lines"]
     assert line["pretax_credit_amounts"] == [
-        {"amount": 30, "type": "credit_balance_transaction", "credit_balance_transaction": None}
+        {"amount": 30, "type": "credit_balance_transaction", "credit_balance_transaction": None, "discount": None}
     ]
     assert seed_invoice_preview(invoice)["amount_due"] == 20
     assert not CreditEntry.objects.filter(kind=DRAWDOWN).exists()
@@ -103,7 +103,10 @@ def test_finalization_draws_the_credits_down_once(organization, customer, contra
     assert credit_balance(customer=customer) == 3_500_000
     (line,) = seed_invoice_preview(invoice)["invoice_lines"]
     assert line["pretax_credit_amounts"] == [
-        {"amount": 150, "type": "credit_balance_transaction", "credit_balance_transaction": str(entry.pk)}
+        {
+            "amount": 150, "type": "credit_balance_transaction", "credit_balance_transaction": str(entry.pk),
+            "discount": None,
+        }
     ]
     assert seed_invoice_preview(invoice)["status"] == "open"
 
@@ -199,7 +202,7 @@ def test_invoice_preview_and_history_endpoints_show_the_credits(api_client, orga
 
     assert (preview["status"], preview["amount_due"]) == ("draft", 50)  # $1.00 - the $0.50 left
     assert preview["invoice_lines"][0]["pretax_credit_amounts"] == [
-        {"amount": 50, "type": "credit_balance_transaction", "credit_balance_transaction": None}
+        {"amount": 50, "type": "credit_balance_transaction", "credit_balance_transaction": None, "discount": None}
     ]
     (closed,) = history["invoices"]
     assert (closed["id"], closed["amount_due"], closed["amount_remaining"]) == (str(finalized.pk), 0, 0)

@@ -2,15 +2,18 @@
 
 import itertools
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
+from billing import services
 from billing.credit_models import SpendingLimit
-from billing.credit_selectors import customers_over_spending_limit
+from billing.credit_selectors import customers_over_spending_limit, spending_in_window
 from billing.credit_setup import spending_limit_block_source
 from events.models import IngestSettings, UsageEvent
 from events.services import blocklist_recompute
+from tests.billing.conftest import ingest, utc
 from tests.billing.credit_helpers import globex
 from tests.factories import CustomerFactory
 
@@ -190,3 +193,86 @@ def test_the_block_source_names_customers_by_external_id_and_stays_in_its_organi
 
     assert spending_limit_block_source(organization=organization).customer_ids == frozenset()
     assert spending_limit_block_source(organization=other_org_customer.organization).customer_ids == {"cust_123"}
+
+
+# --- Customers billed through rate-card contracts ------------------------------------------------
+
+
+def tiered_contract(organization, customer):
+    """langModel4 tokens per million: the first million at $1.00, every further million at $0.10; plus
+    a $50 subscription, which is not usage and never counts towards a spending limit."""
+    metric = services.billable_metric_create(
+        organization=organization, name="tokens", aggregation_type="SUM", aggregation_key="tokens",
+        event_type_filter={"in_values": ["langModel4"]},
+    )
+    tokens = services.product_create(
+        organization=organization, name="Tokens (millions)", billable_metric=metric,
+        quantity_conversion={"conversion_factor": Decimal(1_000_000), "operation": "DIVIDE"},
+    )
+    platform = services.product_create(organization=organization, name="Platform", type="subscription")
+    card = services.rate_card_create(organization=organization, name="Tiered")
+    services.rate_create(
+        rate_card=card, product=tokens, starting_at=utc(2020, 1, 1), rate_type="TIERED",
+        tiers=[{"size": Decimal(1), "price": Decimal(100)}, {"price": Decimal(10)}],
+    )
+    services.rate_create(rate_card=card, product=platform, starting_at=utc(2020, 1, 1), price=Decimal(5000))
+    services.contract_create(organization=organization, customer=customer, rate_card=card, starting_at=utc(2026, 1, 1))
+
+
+def million_tokens(organization, customer, at, millions=1):
+    ingest(organization, customer, [{"event_type": "langModel4", "occurred_at": at,
+                                     "properties": {"tokens": millions * 1_000_000}}])
+
+
+@pytest.mark.django_db
+def test_a_contract_customer_spends_what_its_rates_charge_for_usage_in_the_window(organization, customer):
+    tiered_contract(organization, customer)
+    million_tokens(organization, customer, utc(2026, 3, 5, 10))
+    million_tokens(organization, customer, utc(2026, 3, 10, 9, 30))
+    million_tokens(organization, customer, utc(2026, 4, 1, 5), millions=2)  # April: the tiers start over
+    limit = SpendingLimit.objects.create(
+        organization=organization, customer=customer, amount_microdollars=1_000_000, duration="daily", strategy="fixed"
+    )
+
+    # 10 March: the period's second million, at the second tier's 10 cents (not a fresh first tier)
+    assert spending_in_window(limit=limit, now=utc(2026, 3, 10, 12, 15)) == 100_000
+    # the ISO week of Monday 30 March crosses into April: $1.00 + $0.10 for April's two million
+    limit.duration = "weekly"
+    assert spending_in_window(limit=limit, now=utc(2026, 4, 1, 6)) == 1_100_000
+    # the month up to now: $1.10 in March and $1.10 in April; the $50 subscriptions never count
+    limit.duration, limit.strategy = "monthly", "sliding"
+    assert spending_in_window(limit=limit, now=utc(2026, 4, 1, 6)) == 2_200_000
+    # a sliding window ending now counts the current hour: the 05:00 usage at 05:20
+    limit.duration = "daily"
+    assert spending_in_window(limit=limit, now=utc(2026, 4, 1, 5, 20)) == 1_100_000
+    assert [over.pk for over, _ in customers_over_spending_limit(organization=organization, now=utc(2026, 4, 1, 6))] \
+        == [limit.pk]
+    # a day without usage costs nothing, even deep into the period's tiers
+    limit.strategy = "fixed"
+    assert spending_in_window(limit=limit, now=utc(2026, 3, 20, 12)) == 0
+
+
+@pytest.mark.django_db
+def test_a_contract_customer_whose_rated_usage_exceeds_its_limit_is_on_the_blocklist(
+    api_client, organization, customer, seed_pricing, django_capture_on_commit_callbacks
+):
+    """Seed 001 pricing ($0.50 per million langModel4 tokens) and no revenue on the events: only the
+    contract's rates say what the customer spends."""
+    with django_capture_on_commit_callbacks(execute=True):
+        services.contract_create(
+            organization=organization, customer=customer, rate_card=seed_pricing["rate_card"],
+            starting_at=utc(2026, 1, 1),
+        )
+        api_client.post(url(customer), {"amount": 100, "duration": "monthly", "strategy": "sliding"}, format="json")
+
+    def metronome(transaction_id):
+        event = {"transaction_id": transaction_id, "customer_id": customer.external_id, "event_type": "langModel4",
+                 "timestamp": (timezone.now() - timedelta(seconds=1)).isoformat(), "properties": {"tokens": 1_000_000}}
+        with django_capture_on_commit_callbacks(execute=True):
+            assert api_client.post("/api/v1/ingest", [event], format="json").status_code == 200
+
+    metronome("first")  # $0.50 of the $1.00 limit
+    assert blocked_customers(api_client) == []
+    metronome("second")  # $1.00: the limit is reached
+    assert UsageEvent.objects.filter(customer=customer, revenue_microdollars__gt=0).count() == 0
+    assert blocked_customers(api_client) == ["cust_123"]

@@ -58,6 +58,9 @@ def test_a_repeated_reference_is_a_409_and_changes_nothing(api_client, customer)
     [
         ({"kind": "grant", "amount_microdollars": -5, "reference": "r"}, "amount_microdollars"),
         ({"kind": "grant", "amount_microdollars": 0, "reference": "r"}, "amount_microdollars"),
+        ({"kind": "grant", "amount_microdollars": "5000000", "reference": "r"}, "amount_microdollars"),
+        ({"kind": "grant", "amount_microdollars": 5000000.0, "reference": "r"}, "amount_microdollars"),
+        ({"kind": "grant", "amount_microdollars": True, "reference": "r"}, "amount_microdollars"),
         ({"kind": "topup", "amount_microdollars": 5, "reference": "r"}, "kind"),
         ({"kind": "drawdown", "amount_microdollars": -5, "reference": "r"}, "kind"),
         ({"kind": "grant", "amount_microdollars": 5}, "reference"),

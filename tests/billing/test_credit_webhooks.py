@@ -105,6 +105,27 @@ def test_a_signed_body_that_is_not_json_is_a_400(anonymous_client, webhook_secre
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[]",
+        "{}",
+        '{"id": 7, "type": "customer.created"}',
+        '{"id": "evt_nul\\u0000", "type": "customer.created"}',
+        '{"id": "evt_type", "type": "customer.created\\u0000"}',
+        '{"id": "evt_pi", "type": "payment_intent.succeeded", "data": {"object": "pi_123"}}',
+        '{"id": "evt_pi2", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi\\u0000"}}}',
+    ],
+)
+def test_signed_bodies_that_are_not_stripe_events_are_a_400_and_store_nothing(anonymous_client, webhook_secret, body):
+    response = deliver(anonymous_client, body)
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "validation_error"
+    assert not StripeWebhookEvent.objects.exists()
+
+
+@pytest.mark.django_db
 def test_events_for_other_payments_are_stored_as_ignored(anonymous_client, webhook_secret):
     response = deliver(anonymous_client, payment_intent_event({"id": "pi_not_ours", "status": "succeeded"}))
     other_type = deliver(anonymous_client, {"id": "evt_cus", "type": "customer.created", "data": {"object": {}}})
