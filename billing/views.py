@@ -1,6 +1,6 @@
 """Billing API: configuration modelled on Metronome's create/list endpoints, and per-customer invoices
-(ours, plus seed 004's invoice_preview / invoice_history / usage_history shapes as bare seed objects, without
-our envelope).
+(ours, plus seed 004's invoice_preview / invoice_history / usage_history shapes as bare seed objects,
+without our envelope).
 
 Every view is tenant-scoped through accounts.api.views: another organization's object is a 404.
 """
