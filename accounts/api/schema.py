@@ -18,7 +18,9 @@ class EnvelopeAutoSchema(AutoSchema):
         )
         if not enveloped or not str(status_code).startswith("2"):
             return response
-        for media in (response.get("content") or {}).values():
+        for media_type, media in (response.get("content") or {}).items():
+            if media_type != "application/json":  # the envelope is JSON; a CSV answer is not wrapped
+                continue
             schema = media.get("schema")
             if schema is not None and not self._is_free_form(schema) and not self._has_data_key(schema):
                 media["schema"] = {"type": "object", "properties": {"data": schema}, "required": ["data"]}

@@ -85,6 +85,11 @@ def test_model_list_and_organization_match_the_schema(openapi, api_client, price
     assert_matches_schema(openapi, api_client.get("/api/v1/organization"), "/api/v1/organization", "get")
 
 
+def test_the_envelope_is_documented_for_json_only(openapi):
+    csv = openapi["paths"]["/api/margins"]["get"]["responses"]["200"]["content"]["text/csv"]["schema"]
+    assert "data" not in (csv.get("properties") or {})
+
+
 def test_schema_generation_has_no_warnings_or_errors():
     # drf-spectacular's own validation of the whole document, failing on any warning.
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
