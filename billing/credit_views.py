@@ -235,6 +235,7 @@ class CreditEntriesView(OrganizationScopedAPIView):
     def _customer(self):
         return credit_selectors.customer_get(organization=self.organization, customer_id=self.kwargs["customer_id"])
 
+    @extend_schema(responses=CreditEntrySerializer(many=True))
     def get(self, request, customer_id: str):
         page = self.paginate_queryset(self.get_queryset().filter(customer=self._customer()))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)

@@ -1,8 +1,9 @@
 """OpenAPI shapes of the margins endpoints (seed 002), for drf-spectacular only: the views build plain
 dicts (`margins.serializers`), and `tests/margins/test_openapi.py` checks these shapes against real answers.
 
-As everywhere in this schema, bodies are documented without the `{"data": …}` envelope that wraps
-every successful answer; errors are the usual `{"error": {"code", "message", "details"}}`.
+Shapes are declared without the `{"data": …}` envelope that wraps every successful answer: the
+project's schema class (`accounts.api.schema.EnvelopeAutoSchema`) adds it to the documented 2xx
+responses, as the views add it to the bodies. Errors are the usual `{"error": {"code", "message", "details"}}`.
 """
 
 from drf_spectacular.types import OpenApiTypes

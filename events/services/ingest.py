@@ -144,18 +144,6 @@ class _Row:
 
 def _store(organization, source, items, pending, outcomes, received_at, state) -> None:
     drafts = {index: items[index] for index in pending}
-
-    customers = customers_resolve(
-        organization=organization, refs=[d.customer for d in drafts.values()], now=received_at
-    )
-    for index, draft in list(drafts.items()):
-        if (draft.customer.kind, draft.customer.value) not in customers:
-            outcomes[index] = EventOutcome(
-                ERROR,
-                error=EventError("not_found", "No customer with this id in your organization.", draft.customer.field),
-            )
-            del drafts[index]
-
     features = _features(organization.pk, drafts.values())
     priced = _price(organization, drafts)
     rows: list[_Row] = []
@@ -196,7 +184,7 @@ def _store(organization, source, items, pending, outcomes, received_at, state) -
             _Row(
                 index,
                 draft,
-                customers[draft.customer.kind, draft.customer.value],
+                0,  # resolved below, once the event is known to be stored
                 cost,
                 revenue,
                 unpriced,
@@ -205,6 +193,14 @@ def _store(organization, source, items, pending, outcomes, received_at, state) -
             )
         )
 
+    # Customers last, so an event rejected above does not leave a new customer behind.
+    customers = customers_resolve(organization=organization, refs=[row.draft.customer for row in rows], now=received_at)
+    for row in rows:
+        row.customer_id = customers.get((row.draft.customer.kind, row.draft.customer.value), 0)
+        if not row.customer_id:
+            error = EventError("not_found", "No customer with this id in your organization.", row.draft.customer.field)
+            outcomes[row.index] = EventOutcome(ERROR, error=error)
+    rows = [row for row in rows if row.customer_id]
     if not rows:
         return
     rows.sort(key=lambda row: row.draft.idempotency_key)  # a stable lock order between concurrent requests

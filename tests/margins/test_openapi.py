@@ -68,11 +68,11 @@ def test_connect_disconnect_and_sync_shapes(schema, member_client, organization,
     conflict = admin.post("/api/stripe/connect", {"stripeKey": STRIPE_TEST_KEY}, format="json")
     disconnected = admin.delete("/api/stripe/disconnect")
 
-    assert_documents(schema, response_schema(schema, "/api/stripe/connect", "post", 201), connected.json()["data"])
-    assert_documents(schema, response_schema(schema, "/api/stripe/revenue-sync", "get", 200), synced.json()["data"])
+    assert_documents(schema, response_schema(schema, "/api/stripe/connect", "post", 201), connected.json())
+    assert_documents(schema, response_schema(schema, "/api/stripe/revenue-sync", "get", 200), synced.json())
     assert_documents(schema, response_schema(schema, "/api/stripe/connect", "post", 409), conflict.json())
     assert_documents(
-        schema, response_schema(schema, "/api/stripe/disconnect", "delete", 200), disconnected.json()["data"]
+        schema, response_schema(schema, "/api/stripe/disconnect", "delete", 200), disconnected.json()
     )
     assert set(schema["paths"]["/api/stripe/revenue-sync"]["get"]["responses"]) >= {"200", "401", "403", "502"}
 
@@ -82,8 +82,9 @@ def test_cron_sync_shape(schema, anonymous_client, settings):
 
     response = anonymous_client.get("/api/stripe/revenue-sync", HTTP_AUTHORIZATION="Bearer cron-secret-value")
 
-    assert_documents(schema, response_schema(schema, "/api/stripe/revenue-sync", "get", 200), response.json()["data"])
-    options = resolve(schema, response_schema(schema, "/api/stripe/revenue-sync", "get", 200))["oneOf"]
+    assert_documents(schema, response_schema(schema, "/api/stripe/revenue-sync", "get", 200), response.json())
+    enveloped = resolve(schema, response_schema(schema, "/api/stripe/revenue-sync", "get", 200))
+    options = resolve(schema, enveloped["properties"]["data"])["oneOf"]
     assert {frozenset(resolve(schema, option)["properties"]) for option in options} == {
         frozenset({"synced", "errors"}),
         frozenset({"orgId", "customersProcessed", "periodsUpdated", "autoMatchesCreated", "invoicesFetched",
@@ -134,8 +135,7 @@ def test_margins_mappings_unmatched_and_settings_shapes(schema, member_client, o
     for (path, method, status), response in answers.items():
         assert response.status_code == status, (path, method, response.content)
         body = response.json()
-        assert_documents(schema, response_schema(schema, path, method, status), body["data"] if status < 300 else body,
-                         f"{method} {path} {status}")
+        assert_documents(schema, response_schema(schema, path, method, status), body, f"{method} {path} {status}")
     table = answers[("/api/margins", "get", 200)].json()["data"]
     assert table["customers"][0]["sparkline"][-1]["projected"] is True
     csv_media = schema["paths"]["/api/margins"]["get"]["responses"]["200"]["content"]
