@@ -173,25 +173,63 @@ class StripeWebhookEventAdmin(ReadOnlyAdmin):
 
 
 class StripePaymentAccountForm(forms.ModelForm):
-    secret_key = forms.CharField(widget=forms.PasswordInput, help_text="sk_live_… or sk_test_…; stored encrypted.")
+    """Secrets are write-only: the fields start empty and a blank one keeps the stored value."""
+
+    secret_key = forms.CharField(
+        widget=forms.PasswordInput, required=False,
+        help_text="sk_live_… or sk_test_…; stored encrypted. Required for a new account; leave blank to keep the key.",
+    )
+    webhook_secret = forms.CharField(
+        widget=forms.PasswordInput, required=False,
+        help_text="Signing secret (whsec_…) of the webhook endpoint you add in this Stripe account, pointing at "
+        "/api/stripe/webhooks/billing/<organization id>; stored encrypted. Leave blank to keep it.",
+    )
+    remove_webhook_secret = forms.BooleanField(
+        required=False, help_text="Remove the signing secret (the organization's webhook endpoint then answers 404)."
+    )
 
     class Meta:
         model = StripePaymentAccount
-        fields = ["organization", "secret_key"]
+        fields = ["organization"]
 
     def clean_secret_key(self):
         value = self.cleaned_data["secret_key"]
-        if not value.startswith("sk_"):
+        if not value and not self.instance.pk:
+            raise forms.ValidationError("Required for a new account.")
+        if value and not value.startswith("sk_"):
             raise forms.ValidationError("Must be a Stripe secret key (sk_…).")
-        return value
+        return value or None
+
+    def clean_webhook_secret(self):
+        value = self.cleaned_data["webhook_secret"]
+        if value and not value.startswith("whsec_"):
+            raise forms.ValidationError("Must be a Stripe webhook signing secret (whsec_…).")
+        return value or None
+
+    def clean(self):
+        data = super().clean()
+        if data.get("remove_webhook_secret") and data.get("webhook_secret"):
+            self.add_error("remove_webhook_secret", "Either give a new signing secret or remove it, not both.")
+        return data
 
 
 @admin.register(StripePaymentAccount)
 class StripePaymentAccountAdmin(admin.ModelAdmin):
     form = StripePaymentAccountForm
-    list_display = ["organization", "key_hint", "livemode", "updated_at"]
+    list_display = ["organization", "key_hint", "livemode", "webhook_secret_set", "updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["organization"] if obj is not None else []
+
+    @admin.display(boolean=True, description="webhook secret set")
+    def webhook_secret_set(self, account: StripePaymentAccount) -> bool:
+        return account.has_webhook_secret
 
     def save_model(self, request, obj, form, change):
-        account = stripe_account_set(organization=form.cleaned_data["organization"],
-                                     secret_key=form.cleaned_data["secret_key"])
+        data = form.cleaned_data
+        account = stripe_account_set(
+            organization=obj.organization,
+            secret_key=data["secret_key"],
+            webhook_secret="" if data.get("remove_webhook_secret") else data["webhook_secret"],
+        )
         obj.pk = account.pk

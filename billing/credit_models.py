@@ -101,19 +101,28 @@ class CreditDraw(models.Model):
 class StripePaymentAccount(models.Model):
     """The Stripe account an organization charges its customers through (top-ups, auto top-ups).
 
-    Its secret key (`sk_…`) is encrypted at rest; PaymentIntents are created with it.
+    Its secret key (`sk_…`) is encrypted at rest; PaymentIntents are created with it. The signing
+    secret (`whsec_…`, encrypted too) of the webhook endpoint registered in that account verifies
+    what Stripe posts to the organization's own endpoint, `/api/stripe/webhooks/billing/<org id>`.
     """
 
     organization = models.OneToOneField(
         "accounts.Organization", on_delete=models.CASCADE, related_name="stripe_payment_account"
     )
     secret_key = EncryptedTextField()
+    webhook_secret = EncryptedTextField(
+        null=True, blank=True, help_text="Signing secret (whsec_…) of this account's billing webhook endpoint"
+    )
     key_hint = models.CharField(max_length=16, help_text="Last characters of the key, for humans")
     livemode = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"Stripe …{self.key_hint} for {self.organization}"
+
+    @property
+    def has_webhook_secret(self) -> bool:
+        return bool(self.webhook_secret)
 
 
 class TopUp(models.Model):
@@ -248,7 +257,13 @@ class SpendingLimit(models.Model):
 
 
 class StripeWebhookEvent(models.Model):
-    """A Stripe webhook delivery to the billing endpoint, kept with its outcome (and redeliveries)."""
+    """A Stripe webhook delivery to a billing endpoint, kept with its outcome (and redeliveries).
+
+    `endpoint_organization` is the organization whose own endpoint received it (verified with its
+    account's secret), null for the global endpoint. Event ids are unique per endpoint, so an event
+    posted to one organization's endpoint can never shadow the same id arriving at another's.
+    `organization` is whose top-up the event concerned, once handled.
+    """
 
     class Status(models.TextChoices):
         RECEIVED = "received", "Received"
@@ -256,7 +271,11 @@ class StripeWebhookEvent(models.Model):
         IGNORED = "ignored", "Ignored"
         FAILED = "failed", "Failed"
 
-    event_id = models.CharField(max_length=255, unique=True)
+    event_id = models.CharField(max_length=255)
+    endpoint_organization = models.ForeignKey(
+        "accounts.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="Received at this organization's own endpoint (empty: the global endpoint)",
+    )
     type = models.CharField(max_length=255)
     organization = models.ForeignKey(
         "accounts.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
@@ -270,6 +289,16 @@ class StripeWebhookEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_id"], condition=Q(endpoint_organization__isnull=True),
+                name="stripe_webhook_event_once_global",
+            ),
+            models.UniqueConstraint(
+                fields=["endpoint_organization", "event_id"], condition=Q(endpoint_organization__isnull=False),
+                name="stripe_webhook_event_once_per_endpoint",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id} ({self.status})"

@@ -107,7 +107,14 @@ class CreditEntrySerializer(serializers.ModelSerializer):
 
 
 class StripeAccountSerializer(serializers.Serializer):
-    secret_key = serializers.CharField(max_length=255, write_only=True)
+    """PUT body. Omitted fields keep their stored value (a new account needs `secret_key`);
+    `webhook_secret` null or "" removes the signing secret."""
+
+    secret_key = serializers.CharField(max_length=255, write_only=True, required=False)
+    webhook_secret = serializers.CharField(
+        max_length=255, write_only=True, required=False, allow_blank=True, allow_null=True,
+        help_text="Signing secret (whsec_…) of the webhook endpoint in this Stripe account; null or \"\" removes it",
+    )
 
     def validate_secret_key(self, value: str) -> str:
         if not value.startswith("sk_"):
@@ -115,6 +122,18 @@ class StripeAccountSerializer(serializers.Serializer):
         if settings.IS_PRODUCTION and value.startswith("sk_test_"):
             raise serializers.ValidationError("Test-mode keys are refused in production.")
         return value
+
+    def validate_webhook_secret(self, value: str | None) -> str:
+        if value and not value.startswith("whsec_"):
+            raise serializers.ValidationError("Must be a Stripe webhook signing secret (whsec_…).")
+        if value and any(character.isspace() or character == "\x00" for character in value):
+            raise serializers.ValidationError("Must not contain spaces or NUL characters.")
+        return value or ""
+
+    def validate(self, data: dict) -> dict:
+        if not data:
+            raise serializers.ValidationError({"secret_key": "Give secret_key, webhook_secret or both."})
+        return data
 
 
 # --- Output shapes (seed 004) ---------------------------------------------------------------------

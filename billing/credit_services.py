@@ -220,15 +220,24 @@ def credits_expire_all(*, at: datetime | None = None) -> int:
 
 
 @transaction.atomic
-def stripe_account_set(*, organization, secret_key: str) -> StripePaymentAccount:
-    account, _ = StripePaymentAccount.objects.update_or_create(
-        organization=organization,
-        defaults={
-            "secret_key": secret_key,
-            "key_hint": secret_key[-4:],
-            "livemode": secret_key.startswith("sk_live_"),
-        },
-    )
+def stripe_account_set(
+    *, organization, secret_key: str | None = None, webhook_secret: str | None = None
+) -> StripePaymentAccount:
+    """Create or update the organization's Stripe account. None leaves a field as it is (a new account
+    needs its secret key); `webhook_secret=""` removes the signing secret, which closes the
+    organization's own webhook endpoint."""
+    account = StripePaymentAccount.objects.select_for_update().filter(organization=organization).first()
+    if account is None:
+        if not secret_key:
+            raise ValueError("A new Stripe payment account needs its secret key.")
+        account = StripePaymentAccount(organization=organization)
+    if secret_key is not None:
+        account.secret_key = secret_key
+        account.key_hint = secret_key[-4:]
+        account.livemode = secret_key.startswith("sk_live_")
+    if webhook_secret is not None:
+        account.webhook_secret = webhook_secret or None
+    account.save()
     return account
 
 

@@ -15,4 +15,9 @@ urlpatterns = [
     path(f"{CUSTOMER}/credit-entries", credit_views.CreditEntriesView.as_view(), name="credit-entries"),
     path("api/v1/billing/stripe-account", credit_views.StripeAccountView.as_view(), name="billing-stripe-account"),
     path("api/stripe/webhooks/billing", credit_views.stripe_billing_webhook, name="stripe-billing-webhook"),
+    path(
+        "api/stripe/webhooks/billing/<str:organization_id>",
+        credit_views.stripe_organization_billing_webhook,
+        name="stripe-organization-billing-webhook",
+    ),
 ]

@@ -1,12 +1,15 @@
 """Credit endpoints. Seed-004 (Cloudflare AI Gateway billing) endpoints answer the seed's shapes,
 per customer of the caller's organization; the ledger and the Stripe account use our envelope."""
 
+import contextlib
 import logging
+import uuid
 
 import stripe
 from django.conf import settings
 from django.db import IntegrityError
 from django.http import JsonResponse
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -18,7 +21,7 @@ from accounts.api.pagination import EnvelopeCursorPagination
 from accounts.api.views import OrganizationScopedAPIView
 from accounts.models import Role
 from billing import credit_selectors, credit_services, credit_stripe, credit_webhooks
-from billing.credit_models import CreditEntry
+from billing.credit_models import CreditEntry, StripePaymentAccount
 from billing.credit_serializers import (
     CreditEntryCreateSerializer,
     CreditEntrySerializer,
@@ -54,6 +57,12 @@ STRIPE_ACCOUNT_SCHEMA = inline_serializer("StripePaymentAccount", {
     "configured": serializers.BooleanField(),
     "key_hint": serializers.CharField(allow_null=True),
     "livemode": serializers.BooleanField(allow_null=True),
+    "webhook_secret_set": serializers.BooleanField(
+        help_text="Whether a webhook signing secret is stored (it is never shown)"
+    ),
+    "webhook_url": serializers.CharField(
+        allow_null=True, help_text="This organization's own webhook endpoint (null without a signing secret)"
+    ),
     "updated_at": serializers.DateTimeField(allow_null=True),
 })
 
@@ -272,43 +281,58 @@ class CreditEntriesView(OrganizationScopedAPIView):
 # --- Stripe account (our envelope) --------------------------------------------------------------
 
 
-def _account_shape(account) -> dict:
+def _account_shape(request, account) -> dict:
     if account is None:
-        return {"configured": False, "key_hint": None, "livemode": None, "updated_at": None}
+        return {"configured": False, "key_hint": None, "livemode": None, "webhook_secret_set": False,
+                "webhook_url": None, "updated_at": None}
+    webhook_url = None
+    if account.has_webhook_secret:
+        webhook_url = request.build_absolute_uri(
+            reverse("billing:stripe-organization-billing-webhook", args=[str(account.organization_id)])
+        )
     return {"configured": True, "key_hint": account.key_hint, "livemode": account.livemode,
+            "webhook_secret_set": account.has_webhook_secret, "webhook_url": webhook_url,
             "updated_at": account.updated_at}
 
 
 class StripeAccountView(OrganizationScopedAPIView):
-    """The Stripe account top-ups are charged through (admins only; the key is never shown again)."""
+    """The Stripe account top-ups are charged through and its webhook signing secret (admins only;
+    neither secret is ever shown again)."""
 
     required_role = Role.ADMIN
     required_write_role = Role.ADMIN
 
     @extend_schema(responses=STRIPE_ACCOUNT_SCHEMA)
     def get(self, request):
-        return Response(_account_shape(credit_selectors.stripe_account(organization=self.organization)))
+        return Response(_account_shape(request, credit_selectors.stripe_account(organization=self.organization)))
 
     @extend_schema(request=StripeAccountSerializer, responses=STRIPE_ACCOUNT_SCHEMA)
     def put(self, request):
         serializer = StripeAccountSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        secret_key = serializer.validated_data["secret_key"]
-        try:
-            from accounts.stripe_client import stripe_client
+        secret_key = serializer.validated_data.get("secret_key")
+        if secret_key is None and credit_selectors.stripe_account(organization=self.organization) is None:
+            raise serializers.ValidationError({"secret_key": "Required to set up the Stripe account."})
+        if secret_key is not None:
+            try:
+                from accounts.stripe_client import stripe_client
 
-            stripe_client(secret_key).v1.customers.list(params={"limit": 1})
-        except stripe.AuthenticationError as exc:
-            raise serializers.ValidationError({"secret_key": "Stripe refused this key."}) from exc
-        except stripe.StripeError as exc:
-            raise credit_stripe.StripeUnavailable(f"Stripe: {exc.user_message or exc}") from exc
-        account = credit_services.stripe_account_set(organization=self.organization, secret_key=secret_key)
-        return Response(_account_shape(account))
+                stripe_client(secret_key).v1.customers.list(params={"limit": 1})
+            except stripe.AuthenticationError as exc:
+                raise serializers.ValidationError({"secret_key": "Stripe refused this key."}) from exc
+            except stripe.StripeError as exc:
+                raise credit_stripe.StripeUnavailable(f"Stripe: {exc.user_message or exc}") from exc
+        account = credit_services.stripe_account_set(
+            organization=self.organization,
+            secret_key=secret_key,
+            webhook_secret=serializer.validated_data.get("webhook_secret"),
+        )
+        return Response(_account_shape(request, account))
 
     @extend_schema(responses={200: STRIPE_ACCOUNT_SCHEMA})
     def delete(self, request):
         credit_services.stripe_account_delete(organization=self.organization)
-        return Response(_account_shape(None))
+        return Response(_account_shape(request, None))
 
 
 # --- Stripe webhook -----------------------------------------------------------------------------
@@ -318,14 +342,40 @@ class StripeAccountView(OrganizationScopedAPIView):
 @csrf_exempt
 @require_POST
 def stripe_billing_webhook(request):
-    """Stripe → us: payment_intent.* events for top-ups. The signature (Stripe-Signature header,
-    STRIPE_WEBHOOK_SECRET) is checked before anything is read or stored."""
+    """Stripe → us: payment_intent.* events for top-ups, from the platform's Stripe account. The
+    signature (Stripe-Signature header, STRIPE_WEBHOOK_SECRET) is checked before anything is read
+    or stored."""
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
         return JsonResponse(
             error_body("webhook_not_configured", "STRIPE_WEBHOOK_SECRET is not set; the endpoint refuses events."),
             status=503,
         )
+    return _receive(request, secret=secret, endpoint_organization=None)
+
+
+@extend_schema(exclude=True)
+@csrf_exempt
+@require_POST
+def stripe_organization_billing_webhook(request, organization_id: str):
+    """Stripe → us: payment_intent.* events from an organization's own Stripe account, verified with
+    the signing secret stored on its payment account; only that organization's top-ups are touched.
+    An unknown organization and one without a signing secret get the same 404."""
+    account = None
+    with contextlib.suppress(ValueError):
+        account = (
+            StripePaymentAccount.objects.select_related("organization")
+            .filter(organization_id=uuid.UUID(organization_id))
+            .first()
+        )
+    if account is None or not account.has_webhook_secret:
+        return JsonResponse(
+            error_body("not_found", "No Stripe billing webhook endpoint for this organization."), status=404
+        )
+    return _receive(request, secret=account.webhook_secret, endpoint_organization=account.organization)
+
+
+def _receive(request, *, secret: str, endpoint_organization) -> JsonResponse:
     try:
         event = stripe.Webhook.construct_event(request.body, request.headers.get("Stripe-Signature", ""), secret)
     except stripe.SignatureVerificationError:
@@ -337,7 +387,7 @@ def stripe_billing_webhook(request):
     if problem:
         return JsonResponse(error_body("validation_error", problem), status=400)
     try:
-        row = credit_webhooks.webhook_receive(event=payload)
+        row = credit_webhooks.webhook_receive(event=payload, endpoint_organization=endpoint_organization)
     except IntegrityError:  # a concurrent redelivery of the same event id is being handled
         return JsonResponse({"received": True, "status": "duplicate"})
     if row.status == row.Status.FAILED:

@@ -49,11 +49,17 @@ def event_problem(event: dict) -> str:
     return ""
 
 
-def webhook_receive(*, event: dict) -> StripeWebhookEvent:
-    """Store a verified event and handle it. Returns the row with its outcome."""
+def webhook_receive(*, event: dict, endpoint_organization=None) -> StripeWebhookEvent:
+    """Store a verified event and handle it. Returns the row with its outcome.
+
+    `endpoint_organization`: the organization whose own endpoint (and signing secret) received the
+    event; it then only ever touches that organization's top-ups. None: the global endpoint.
+    """
     with transaction.atomic():
         row, created = StripeWebhookEvent.objects.get_or_create(
-            event_id=event["id"], defaults={"type": event.get("type", ""), "payload": event}
+            event_id=event["id"],
+            endpoint_organization=endpoint_organization,
+            defaults={"type": event.get("type", ""), "payload": event},
         )
         if not created:
             StripeWebhookEvent.objects.filter(pk=row.pk).update(deliveries=F("deliveries") + 1)
@@ -61,7 +67,7 @@ def webhook_receive(*, event: dict) -> StripeWebhookEvent:
     if row.status in (StripeWebhookEvent.Status.PROCESSED, StripeWebhookEvent.Status.IGNORED):
         return row
     try:
-        status, organization_id, note = _handle(event)
+        status, organization_id, note = _handle(event, endpoint_organization)
     except Exception as exc:
         logger.exception("Stripe webhook %s (%s) failed", event["id"], event.get("type"))
         StripeWebhookEvent.objects.filter(pk=row.pk).update(
@@ -75,13 +81,18 @@ def webhook_receive(*, event: dict) -> StripeWebhookEvent:
     return row
 
 
-def _handle(event: dict) -> tuple[str, object, str]:
+def _handle(event: dict, endpoint_organization) -> tuple[str, object, str]:
     event_type = event.get("type", "")
     if event_type not in PAYMENT_INTENT_EVENTS:
         return StripeWebhookEvent.Status.IGNORED, None, f"{event_type} is not handled by billing"
     payment_intent = (event.get("data") or {}).get("object") or {}
-    topup = TopUp.objects.filter(payment_intent_id=payment_intent.get("id", "")).first()
+    topups = TopUp.objects.filter(payment_intent_id=payment_intent.get("id", ""))
+    if endpoint_organization is not None:
+        topups = topups.filter(organization=endpoint_organization)
+    topup = topups.first()
     if topup is None:
+        if endpoint_organization is not None:
+            return StripeWebhookEvent.Status.IGNORED, None, "not a top-up of this organization"
         return StripeWebhookEvent.Status.IGNORED, None, "not a TokenLedger top-up"
     if event_type == "payment_intent.processing":
         return StripeWebhookEvent.Status.PROCESSED, topup.organization_id, ""

@@ -13,14 +13,17 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import ArrayField, DateTimeRangeField, RangeBoundary, RangeOperators
 from django.core.exceptions import ValidationError
 from django.db import models, router
 from django.db.models import F, Func, Q
+from django.utils import timezone
 
 from . import rating
 from .fields import NumericField
+from .periods import earliest_contract_start
 
 PRICE_DIGITS = {"max_digits": 30, "decimal_places": 12}  # cents per unit, e.g. 0.000050000000
 QUANTITY_DIGITS = {"max_digits": 38, "decimal_places": 12}
@@ -440,6 +443,8 @@ class Contract(ExclusionCheckedInClean):
             errors["customer"] = "The customer belongs to another organization."
         if self.organization_id and self.rate_card_id and self.rate_card.organization_id != self.organization_id:
             errors["rate_card"] = "The rate card belongs to another organization."
+        if "starting_at" not in errors and self.starting_at:
+            errors.update(self._backdate_errors())
         if not errors and self.customer_id and self.starting_at:
             clash = overlapping(
                 Contract.objects.filter(customer_id=self.customer_id).exclude(pk=self.pk),
@@ -452,6 +457,26 @@ class Contract(ExclusionCheckedInClean):
                 )
         if errors:
             raise ValidationError(errors)
+
+
+    def _backdate_errors(self) -> dict[str, str]:
+        """A new contract starts at most BILLING_MAX_BACKDATE_MONTHS before now (every started month
+        opens a draft). Existing contracts stay editable; only moving one's start earlier, past the
+        limit, is refused, as it would open the same drafts."""
+        months = settings.BILLING_MAX_BACKDATE_MONTHS
+        earliest = earliest_contract_start(now=timezone.now(), max_backdate_months=months)
+        if self.starting_at >= earliest:
+            return {}
+        if not self._state.adding:
+            stored = Contract.objects.filter(pk=self.pk).values_list("starting_at", flat=True).first()
+            if stored is not None and self.starting_at >= stored:
+                return {}
+        return {
+            "starting_at": (
+                f"Must be at most {months} months before now "
+                f"(on or after {earliest:%Y-%m-%d %H:%M} UTC; BILLING_MAX_BACKDATE_MONTHS)."
+            )
+        }
 
 
 class ContractOverride(ExclusionCheckedInClean):

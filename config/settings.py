@@ -257,6 +257,8 @@ INVOICE_FINALIZE_GRACE_HOURS = env.int("INVOICE_FINALIZE_GRACE_HOURS", default=2
 BILLING_RECOMPUTE_DEBOUNCE_SECONDS = env.int("BILLING_RECOMPUTE_DEBOUNCE_SECONDS", default=2)
 # Default lifetime of the signed links that show customers their invoice.
 BILLING_INVOICE_LINK_DAYS = env.int("BILLING_INVOICE_LINK_DAYS", default=30)
+# A new contract may start at most this many months before now (each started month opens a draft).
+BILLING_MAX_BACKDATE_MONTHS = env.int("BILLING_MAX_BACKDATE_MONTHS", default=24)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     {
         "BillingProductTypeEnum": "billing.models.Product.Type",

@@ -403,3 +403,44 @@ def test_a_metric_whose_filters_hold_nul_characters_is_a_form_error(admin_client
     assert response.status_code == 200
     assert "NUL" in str(response.context["adminform"].form.errors)
     assert not BillableMetric.objects.filter(name="nul").exists()
+
+
+def test_the_add_form_refuses_a_backdated_contract_but_old_contracts_stay_editable(
+    admin_client, organization, customer, seed_pricing, settings
+):
+    card = seed_pricing["rate_card"]
+    settings.BILLING_MAX_BACKDATE_MONTHS = 24
+    ancient = {
+        **contract_data(organization, customer, card, utc(2026, 1, 1)),
+        "starting_at_0": "0001-01-01",
+        "starting_at_1": "00:00:00",
+    }
+
+    refused = admin_client.post(reverse("admin:billing_contract_add"), ancient)
+
+    assert refused.status_code == 200
+    assert "at most 24 months before now" in errors_of(refused)
+    assert not Contract.objects.exists() and not Invoice.objects.exists()
+
+    settings.BILLING_MAX_BACKDATE_MONTHS = 1200  # created back when the limit allowed it
+    contract = services.contract_create(
+        organization=organization, customer=customer, rate_card=card,
+        starting_at=utc(2022, 1, 1), ending_before=utc(2022, 3, 1),
+    )
+    settings.BILLING_MAX_BACKDATE_MONTHS = 24
+    change_url = reverse("admin:billing_contract_change", args=[contract.pk])
+    edit = {
+        **contract_data(organization, customer, card, utc(2022, 1, 1)),
+        "name": "Legacy",
+        **when("", "ending_before", utc(2022, 4, 1)),
+    }
+
+    edited = admin_client.post(change_url, edit)
+    moved_later = admin_client.post(change_url, {**edit, **when("", "starting_at", utc(2022, 2, 1))})
+    moved_earlier = admin_client.post(change_url, {**edit, **when("", "starting_at", utc(2021, 1, 1))})
+
+    assert edited.status_code == 302, errors_of(edited)
+    assert moved_later.status_code == 302, errors_of(moved_later)
+    assert "at most 24 months before now" in errors_of(moved_earlier)  # would open the same old drafts
+    contract.refresh_from_db()
+    assert (contract.name, contract.starting_at, contract.ending_before) == ("Legacy", utc(2022, 2, 1), utc(2022, 4, 1))

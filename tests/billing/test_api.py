@@ -8,8 +8,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
-from billing import invoicing, services
-from billing.models import BillableMetric, Invoice
+from billing import invoicing, periods, services
+from billing.models import BillableMetric, Contract, Invoice
 from tests.billing.conftest import ingest, utc
 from tests.factories import CustomerFactory, OrganizationFactory
 
@@ -638,3 +638,40 @@ def test_a_composite_products_rate_must_be_flat(api_client, organization, seed_p
     )
 
     assert error(response)["details"]["field"] == "rate_type"
+
+
+def test_a_new_contract_cannot_start_further_back_than_billing_max_backdate_months(
+    api_client, customer, seed_pricing, settings
+):
+    settings.BILLING_MAX_BACKDATE_MONTHS = 24
+    body = {"customer_id": customer.external_id, "rate_card_id": str(seed_pricing["rate_card"].pk)}
+    earliest = periods.earliest_contract_start(now=timezone.now(), max_backdate_months=24)
+
+    ancient = error(
+        api_client.post("/api/v1/contracts", {**body, "starting_at": "0001-01-01T00:00:00Z"}, format="json")
+    )
+    just_past = error(
+        api_client.post(
+            "/api/v1/contracts", {**body, "starting_at": (earliest - timedelta(hours=1)).isoformat()}, format="json"
+        )
+    )
+
+    for refused in (ancient, just_past):
+        assert refused["code"] == "validation_error"
+        assert refused["details"]["field"] == "starting_at"
+        assert "24 months" in refused["message"]
+    assert not Contract.objects.exists() and not Invoice.objects.exists()  # no drafts opened either
+
+    at_limit = api_client.post(
+        "/api/v1/contracts", {**body, "starting_at": (earliest + timedelta(hours=1)).isoformat()}, format="json"
+    )
+    assert at_limit.status_code == 201, at_limit.content
+    assert 24 <= Invoice.objects.filter(customer=customer, status="draft").count() <= 26
+
+    settings.BILLING_MAX_BACKDATE_MONTHS = 1  # the setting is read at each create
+    Invoice.objects.all().delete()
+    Contract.objects.all().delete()
+    three_months_ago = (month_start() - timedelta(days=80)).replace(day=1)
+    assert error(
+        api_client.post("/api/v1/contracts", {**body, "starting_at": three_months_ago.isoformat()}, format="json")
+    )["details"]["field"] == "starting_at"

@@ -1,8 +1,9 @@
 """Credit ledger admin: readable per customer, appended to through a form, never edited."""
 
 import pytest
+from django.urls import reverse
 
-from billing.credit_models import CreditEntry
+from billing.credit_models import CreditEntry, StripePaymentAccount
 from billing.credit_selectors import credit_balance
 from billing.credit_services import credit_add
 from tests.billing.credit_helpers import globex
@@ -65,3 +66,42 @@ def test_entries_cannot_be_edited_or_deleted(admin_client, customer):
     assert deleted.status_code == 403
     entry.refresh_from_db()
     assert entry.amount_microdollars == 1_000_000
+
+
+def test_the_stripe_account_admin_sets_keeps_and_removes_the_webhook_secret_without_showing_it(
+    admin_client, organization
+):
+    added = admin_client.post(reverse("admin:billing_stripepaymentaccount_add"), {
+        "organization": str(organization.pk), "secret_key": "sk_test_admin_key1", "webhook_secret": "whsec_admin_1",
+    })
+    assert added.status_code == 302, added.content.decode()
+    account = StripePaymentAccount.objects.get(organization=organization)
+    assert (account.secret_key, account.webhook_secret) == ("sk_test_admin_key1", "whsec_admin_1")
+    change_url = reverse("admin:billing_stripepaymentaccount_change", args=[account.pk])
+    page = admin_client.get(change_url).content.decode()
+    assert "whsec_admin_1" not in page and "sk_test_admin_key1" not in page
+    listing = admin_client.get(reverse("admin:billing_stripepaymentaccount_changelist")).content.decode()
+    assert "whsec_admin_1" not in listing and "icon-yes" in listing  # shown only as "set"
+
+    kept = admin_client.post(change_url, {"secret_key": "", "webhook_secret": ""})
+    assert kept.status_code == 302
+    account.refresh_from_db()
+    assert (account.secret_key, account.webhook_secret) == ("sk_test_admin_key1", "whsec_admin_1")
+
+    refused = admin_client.post(change_url, {"secret_key": "", "webhook_secret": "not_a_whsec"})
+    assert refused.status_code == 200 and "whsec_" in str(refused.context["adminform"].form.errors)
+
+    removed = admin_client.post(change_url, {"secret_key": "", "webhook_secret": "", "remove_webhook_secret": "on"})
+    assert removed.status_code == 302
+    account.refresh_from_db()
+    assert (account.secret_key, account.webhook_secret) == ("sk_test_admin_key1", None)
+
+
+def test_a_new_stripe_account_needs_its_key_in_admin(admin_client, organization):
+    response = admin_client.post(reverse("admin:billing_stripepaymentaccount_add"), {
+        "organization": str(organization.pk), "secret_key": "", "webhook_secret": "whsec_admin_1",
+    })
+
+    assert response.status_code == 200
+    assert "secret_key" in response.context["adminform"].form.errors
+    assert not StripePaymentAccount.objects.exists()

@@ -121,3 +121,53 @@ def test_only_admins_see_or_set_the_stripe_account(member_client, localstripe):
     assert member.put("/api/v1/billing/stripe-account", {"secret_key": STRIPE_KEY}, format="json").status_code == 403
     admin = member_client(role="admin")
     assert admin.put("/api/v1/billing/stripe-account", {"secret_key": STRIPE_KEY}, format="json").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_webhook_signing_secret_is_stored_encrypted_and_only_reported_as_set(api_client, organization, localstripe):
+    saved = api_client.put(
+        "/api/v1/billing/stripe-account", {"secret_key": STRIPE_KEY, "webhook_secret": "whsec_acme_1"}, format="json"
+    )
+
+    assert saved.status_code == 200, saved.content
+    data = saved.json()["data"]
+    assert data["webhook_secret_set"] is True
+    assert data["webhook_url"].endswith(f"/api/stripe/webhooks/billing/{organization.pk}")
+    assert "whsec_acme_1" not in saved.content.decode()
+    assert "whsec_acme_1" not in api_client.get("/api/v1/billing/stripe-account").content.decode()
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT webhook_secret FROM billing_stripepaymentaccount")
+        (stored,) = cursor.fetchone()
+    assert "whsec_acme_1" not in stored
+    assert StripePaymentAccount.objects.get().webhook_secret == "whsec_acme_1"
+
+    # The signing secret alone can be rotated (the key stays), and removed with null.
+    rotated = api_client.put("/api/v1/billing/stripe-account", {"webhook_secret": "whsec_acme_2"}, format="json")
+    assert rotated.status_code == 200 and rotated.json()["data"]["key_hint"] == STRIPE_KEY[-4:]
+    assert StripePaymentAccount.objects.get().webhook_secret == "whsec_acme_2"
+    key_only = api_client.put("/api/v1/billing/stripe-account", {"secret_key": STRIPE_KEY}, format="json")
+    assert key_only.json()["data"]["webhook_secret_set"] is True  # omitted: kept
+    removed = api_client.put("/api/v1/billing/stripe-account", {"webhook_secret": None}, format="json").json()["data"]
+    assert (removed["webhook_secret_set"], removed["webhook_url"]) == (False, None)
+    assert StripePaymentAccount.objects.get().webhook_secret is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"secret_key": STRIPE_KEY, "webhook_secret": "sk_test_wrong_kind"}, "webhook_secret"),
+        ({"secret_key": STRIPE_KEY, "webhook_secret": "whsec_with space"}, "webhook_secret"),
+        ({"webhook_secret": "whsec_no_account_yet"}, "secret_key"),
+        ({}, "secret_key"),
+    ],
+)
+def test_bad_webhook_secrets_and_a_new_account_without_a_key_are_a_400(api_client, localstripe, body, field):
+    response = api_client.put("/api/v1/billing/stripe-account", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert response.json()["error"]["details"]["field"] == field
+    assert not StripePaymentAccount.objects.exists()

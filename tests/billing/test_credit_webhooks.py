@@ -258,3 +258,126 @@ def test_localstripe_delivers_the_signed_event_that_credits_the_top_up(live_serv
     # (events of earlier tests' payments may arrive too: localstripe sends them a second after the fact)
     row = StripeWebhookEvent.objects.get(payload__data__object__id=payment_intent["id"])
     assert (row.status, row.organization_id) == ("processed", organization.pk)
+
+
+# --- Per-organization endpoints (an organization's own Stripe account) ---------------------------
+
+ORG_SECRET = "whsec_acme_own_account"
+OTHER_SECRET = "whsec_other_own_account"
+
+
+def org_webhook(organization) -> str:
+    return f"{WEBHOOK}/{organization.pk}"
+
+
+def deliver_to(client, organization, event: dict, secret: str):
+    body, header = signed(event, secret)
+    return client.post(org_webhook(organization), body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
+
+
+@pytest.fixture
+def own_account(stripe_organization, settings):
+    """The organization charges through its own Stripe account, with its own webhook signing secret;
+    no platform-wide secret is configured."""
+    settings.STRIPE_WEBHOOK_SECRET = ""
+    stripe_account_set(organization=stripe_organization, webhook_secret=ORG_SECRET)
+    return stripe_organization
+
+
+@pytest.fixture
+def other_organization(localstripe):
+    other = OrganizationFactory(name="Other Org")
+    stripe_account_set(organization=other, secret_key=STRIPE_KEY, webhook_secret=OTHER_SECRET)
+    return other
+
+
+@pytest.mark.django_db
+def test_an_organizations_endpoint_verifies_with_its_own_secret_and_credits_once(
+    api_client, anonymous_client, own_account, customer, stripe_api
+):
+    payment_intent = paid_topup(api_client, customer, stripe_api)
+    event = payment_intent_event(payment_intent, event_id="evt_own")
+
+    global_endpoint = deliver(anonymous_client, event, secret=ORG_SECRET)  # the global one has no secret here
+    responses = [deliver_to(anonymous_client, own_account, event, ORG_SECRET) for _ in range(3)]
+    another_event = deliver_to(
+        anonymous_client, own_account, payment_intent_event(payment_intent, event_id="evt_own_2"), ORG_SECRET
+    )
+
+    assert global_endpoint.status_code == 503
+    for response in [*responses, another_event]:
+        assert response.status_code == 200, response.content
+        assert response.json() == {"received": True, "status": "processed"}
+    assert credit_balance(customer=customer) == 30_000_000
+    assert CreditEntry.objects.filter(customer=customer).count() == 1
+    row = StripeWebhookEvent.objects.get(event_id="evt_own")
+    assert (row.endpoint_organization_id, row.organization_id, row.deliveries) == (own_account.pk, own_account.pk, 3)
+    assert TopUp.objects.get(payment_intent_id=payment_intent["id"]).status == TopUp.Status.COMPLETED
+
+
+@pytest.mark.django_db
+def test_an_organizations_endpoint_refuses_other_secrets_and_missing_signatures(
+    api_client, anonymous_client, own_account, other_organization, customer, stripe_api, settings
+):
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    payment_intent = paid_topup(api_client, customer, stripe_api)
+    event = payment_intent_event(payment_intent, event_id="evt_forged")
+
+    other_orgs_secret = deliver_to(anonymous_client, own_account, event, OTHER_SECRET)
+    platform_secret = deliver_to(anonymous_client, own_account, event, WEBHOOK_SECRET)
+    wrong_secret = deliver_to(anonymous_client, own_account, event, "whsec_guess")
+    unsigned = anonymous_client.post(org_webhook(own_account), json.dumps(event), content_type="application/json")
+
+    for response in (other_orgs_secret, platform_secret, wrong_secret, unsigned):
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid_signature"
+    assert not StripeWebhookEvent.objects.exists()
+    assert credit_balance(customer=customer) == 0
+    assert TopUp.objects.get(payment_intent_id=payment_intent["id"]).status == TopUp.Status.PENDING
+
+
+@pytest.mark.django_db
+def test_a_signed_event_about_another_organizations_payment_grants_nothing(
+    api_client, anonymous_client, own_account, other_organization, customer, stripe_api
+):
+    """The other organization signs, with its own secret, an event naming our PaymentIntent: stored
+    as ignored on its endpoint, nothing granted; the same event id still works on our endpoint."""
+    payment_intent = paid_topup(api_client, customer, stripe_api)
+    event = payment_intent_event(payment_intent, event_id="evt_shared_id")
+
+    sneaky = deliver_to(anonymous_client, other_organization, event, OTHER_SECRET)
+
+    assert sneaky.status_code == 200
+    assert sneaky.json()["status"] == "ignored"
+    row = StripeWebhookEvent.objects.get(endpoint_organization=other_organization)
+    assert (row.organization_id, row.error) == (None, "not a top-up of this organization")
+    assert credit_balance(customer=customer) == 0
+    assert TopUp.objects.get(payment_intent_id=payment_intent["id"]).status == TopUp.Status.PENDING
+
+    genuine = deliver_to(anonymous_client, own_account, event, ORG_SECRET)
+
+    assert genuine.json()["status"] == "processed"
+    assert credit_balance(customer=customer) == 30_000_000
+    assert StripeWebhookEvent.objects.filter(event_id="evt_shared_id").count() == 2
+
+
+@pytest.mark.django_db
+def test_unknown_organizations_and_organizations_without_a_signing_secret_are_a_404(
+    anonymous_client, stripe_organization, settings
+):
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    event = {"id": "evt_nowhere", "type": "customer.created", "data": {"object": {}}}
+    body, header = signed(event, WEBHOOK_SECRET)
+    unknown = OrganizationFactory.build()  # never saved
+    bare = OrganizationFactory(name="No Stripe")
+
+    for path in (
+        f"{WEBHOOK}/{unknown.pk}",
+        f"{WEBHOOK}/not-a-uuid",
+        org_webhook(bare),  # no payment account
+        org_webhook(stripe_organization),  # a payment account without a signing secret
+    ):
+        response = anonymous_client.post(path, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "not_found"
+    assert not StripeWebhookEvent.objects.exists()
