@@ -1,12 +1,23 @@
 from rest_framework import serializers
 
-from .models import ApiKey, Organization
+from .models import ApiKey, Organization, Role
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Organization
         fields = ["id", "name", "plan", "created_at"]
+
+
+class CallerOrganizationSerializer(OrganizationSerializer):
+    """`GET /api/v1/organization`: the organization, the caller's role in it and how the caller authenticated."""
+
+    role = serializers.ChoiceField(choices=Role.choices, read_only=True)
+    via = serializers.ChoiceField(choices=["api_key", "session"], read_only=True)
+
+    class Meta(OrganizationSerializer.Meta):
+        fields = [*OrganizationSerializer.Meta.fields, "role", "via"]
+        read_only_fields = fields
 
 
 class ApiKeySerializer(serializers.ModelSerializer):

@@ -6,7 +6,13 @@ from rest_framework.response import Response
 from .api.pagination import EnvelopeCursorPagination
 from .api.views import OrganizationScopedAPIView, OrganizationScopedViewSet
 from .models import ApiKey, Role
-from .serializers import ApiKeyCreatedSerializer, ApiKeyCreateSerializer, ApiKeySerializer, OrganizationSerializer
+from .serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeySerializer,
+    CallerOrganizationSerializer,
+    OrganizationSerializer,
+)
 from .services import api_key_create, api_key_revoke
 
 
@@ -15,6 +21,7 @@ class OrganizationView(OrganizationScopedAPIView):
 
     serializer_class = OrganizationSerializer
 
+    @extend_schema(responses=CallerOrganizationSerializer)
     def get(self, request):
         data = self.get_serializer(self.organization).data
         return Response({**data, "role": self.tenant.role, "via": "api_key" if self.tenant.api_key else "session"})

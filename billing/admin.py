@@ -166,9 +166,27 @@ class ProductAdmin(admin.ModelAdmin):
 # --- Rate cards and rates --------------------------------------------------------------------------
 
 
+class RateInlineFormSet(OverlapCheckedFormSet):
+    """Rates on the rate card page. Tiers are edited on a rate's own page, so a TIERED row here must be
+    a rate that already has its tiers: a TIERED rate without tiers cannot price anything."""
+
+    def clean(self):
+        super().clean()
+        for form in self.forms:
+            data = form.cleaned_data
+            if not data or data.get("DELETE") or data.get("rate_type") != Rate.RateType.TIERED:
+                continue
+            rate = form.instance
+            if rate.pk is None or not rate.tiers.exists():
+                form.add_error(
+                    "rate_type",
+                    "A TIERED rate needs its tiers: add it under Rates (with its tiers), or keep it FLAT here.",
+                )
+
+
 class RateInline(admin.TabularInline):
     model = Rate
-    formset = OverlapCheckedFormSet
+    formset = RateInlineFormSet
     extra = 0
     fields = ["product", "entitled", "rate_type", "price", "quantity", "starting_at", "ending_before", "tiers_text"]
     readonly_fields = ["tiers_text"]
@@ -372,9 +390,14 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.action(description="Recompute selected drafts from usage now")
     def recompute(self, request, queryset):
         drafts = list(queryset.filter(status=Invoice.Status.DRAFT))
+        done = 0
         for invoice in drafts:
-            invoicing.invoice_recompute(invoice=invoice)
-        self.message_user(request, f"Recomputed {len(drafts)} draft(s); other invoices are closed and unchanged.")
+            try:
+                invoicing.invoice_recompute(invoice=invoice)
+                done += 1
+            except ValidationError as error:
+                self.message_user(request, f"{invoice}: {'; '.join(error.messages)}", level=messages.ERROR)
+        self.message_user(request, f"Recomputed {done} draft(s); other invoices are closed and unchanged.")
 
     @admin.action(description="Finalize selected drafts (periods that have ended)")
     def finalize(self, request, queryset):

@@ -14,8 +14,10 @@ _EVENT_TYPE_FILTER_KEYS = {"in_values", "not_in_values"}
 
 
 def _string_list_error(value, what: str) -> str | None:
-    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) and item for item in value):
         return f"{what} must be a list of non-empty strings."
+    if any("\x00" in item for item in value):
+        return f"{what} must not contain NUL characters."
     return None
 
 
@@ -46,7 +48,7 @@ def metric_definition_errors(
         errors["aggregation_type"] = f"Must be one of {', '.join(BillableMetric.AggregationType.values)}."
     elif aggregation_type != BillableMetric.AggregationType.COUNT and not aggregation_key:
         errors["aggregation_key"] = f"{aggregation_type} needs an aggregation_key (the property to aggregate)."
-    keys = list(group_keys or [])
+    keys = [] if group_keys is None else group_keys  # a string is not a list of keys ("user" is not u, s, e, r)
     problem = _string_list_error(keys, "group_keys")
     if problem:
         errors["group_keys"] = problem
@@ -63,6 +65,8 @@ def _property_filter_error(flt) -> str | None:
         return f"unknown key {sorted(unknown)[0]!r}; use name, exists, in_values, not_in_values."
     if not isinstance(flt.get("name"), str) or not flt["name"]:
         return "name is required."
+    if "\x00" in flt["name"]:
+        return "name must not contain NUL characters."
     if "exists" in flt and not isinstance(flt["exists"], bool):
         return "exists must be true or false."
     for key in ("in_values", "not_in_values"):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -26,7 +26,7 @@ from django.utils import timezone
 from . import periods, rating
 from .definitions import override_version, product_definition, rate_version
 from .metering import lock_organization_exclusive
-from .models import Contract, Invoice, InvoiceLine, Product, Rate
+from .models import Contract, Invoice, InvoiceLine, Product, Rate, UsageRollup
 from .selectors import usage_cells
 
 logger = logging.getLogger(__name__)
@@ -78,6 +78,74 @@ def invoice_lines_compute(invoice: Invoice) -> tuple[list[rating.Line], dict]:
         return usage_cells(customer_id=invoice.customer_id, product=product, plan=plan)
 
     return rating.rate_invoice(window=window, products=definitions, book=book, usage=usage), products
+
+
+# --- Usage charges in a window (spending limits) -------------------------------------------------
+
+USAGE_CHARGE_TYPES = (rating.ProductType.USAGE, rating.ProductType.COMPOSITE)
+
+
+def _hour_ceiling(instant: datetime) -> datetime:
+    floor = instant.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == instant else floor + timedelta(hours=1)
+
+
+def contract_usage_charges(*, customer_ids, start: datetime, end: datetime) -> dict[int, int]:
+    """Cents each customer's contracts charge for usage billed in [start, end), by customer id.
+
+    Read from the hourly rollups and rated with the contract's rates by `billing.rating`, the way
+    the drafts are: usage products and composites (a percentage of usage); fixed and subscription
+    charges are not usage. Whole hours: ``start`` and ``end`` are rounded up to the hour, so a
+    window ending now includes the current hour. Per billing period the window overlaps, the charge
+    is the period rated up to the window's end minus the period rated up to its start, so graduated
+    tiers go on from where the period already is instead of starting over with the window.
+    """
+    start, end = _hour_ceiling(start), _hour_ceiling(end)
+    charges: dict[int, int] = {}
+    if end <= start:
+        return charges
+    # No usage billed in the window: nothing to rate (tiers only move with usage). One cheap query
+    # spares rating for every customer whose limit is checked after each ingest but who is idle.
+    active = (
+        UsageRollup.objects.filter(customer_id__in=list(customer_ids), hour__gte=start, hour__lt=end)
+        .values_list("customer_id", flat=True)
+        .distinct()
+    )
+    contracts = (
+        Contract.objects.filter(customer_id__in=list(active), starting_at__lt=end)
+        .exclude(ending_before__lte=start)
+        .prefetch_related("overrides")
+    )
+    for contract in contracts:
+        definitions, book, _ = contract_pricing(contract)
+        usage_products = [definition for definition in definitions if definition.type in USAGE_CHARGE_TYPES]
+        if not usage_products:
+            continue
+        total = 0
+        for period_start, period_end in periods.periods(
+            contract_start=contract.starting_at,
+            contract_end=contract.ending_before,
+            schedule=contract.usage_statement_day,
+            until=end,
+        ):
+            if period_end <= start:
+                continue
+            total += _rated_cents(contract, usage_products, book, period_start, min(period_end, end))
+            total -= _rated_cents(contract, usage_products, book, period_start, max(period_start, start))
+        charges[contract.customer_id] = charges.get(contract.customer_id, 0) + total
+    return charges
+
+
+def _rated_cents(contract: Contract, products, book: rating.PricingBook, start: datetime, end: datetime) -> int:
+    """The total of ``products``' lines for the contract's usage in [start, end) (0 for an empty window)."""
+    if end <= start:
+        return 0
+    window = rating.InvoiceWindow(start=start, end=end, contract_starting_at=contract.starting_at)
+
+    def usage(product: rating.ProductDefinition, plan: Sequence[rating.Segment]):
+        return usage_cells(customer_id=contract.customer_id, product=product, plan=plan)
+
+    return rating.invoice_total(rating.rate_invoice(window=window, products=products, book=book, usage=usage))
 
 
 # --- Drafts --------------------------------------------------------------------------------------
@@ -150,8 +218,38 @@ def customer_drafts_ensure(*, customer_id: int, now: datetime | None = None) -> 
         contract_drafts_ensure(contract=contract, now=now)
 
 
+class InvoiceTooLarge(ValidationError):
+    """A line does not fit the invoice's columns: a quantity or unit price of 10^26 / 10^18 or more
+    (12 decimal places kept), or an amount beyond a 64-bit count of cents. The draft keeps its last
+    lines; the message names the product, so the usage or price at fault can be corrected."""
+
+
+QUANTITY_LIMIT = Decimal(10) ** 26  # InvoiceLine.quantity, tier bounds: 38 digits, 12 after the point
+UNIT_PRICE_LIMIT = Decimal(10) ** 18  # InvoiceLine.unit_price: 30 digits, 12 after the point
+CENTS_LIMIT = 2**63  # bigint
+
+
+def _storage_problem(lines: Sequence[rating.Line], products: dict) -> str:
+    for line in lines:
+        name = products[line.product_id].name
+        bounds = [line.quantity, line.tier_floor or 0, line.tier_ceiling or 0]
+        if any(abs(value) >= QUANTITY_LIMIT for value in bounds):
+            return f"{name}: a quantity of {line.quantity:.6E} is beyond what an invoice line holds (10^26)."
+        if abs(line.unit_price) >= UNIT_PRICE_LIMIT:
+            return f"{name}: a unit price of {line.unit_price:.6E} cents is beyond what an invoice line holds."
+        if abs(line.amount_cents) >= CENTS_LIMIT:
+            return f"{name}: an amount of {line.amount_cents:.6E} cents is beyond what an invoice holds."
+    if abs(rating.invoice_total(lines)) >= CENTS_LIMIT:
+        return "The total is beyond what an invoice holds."
+    return ""
+
+
 def _recompute_locked(invoice: Invoice) -> Invoice:
     lines, products = invoice_lines_compute(invoice)
+    problem = _storage_problem(lines, products)
+    if problem:
+        logger.error("draft %s of customer %s not recomputed: %s", invoice.pk, invoice.customer_id, problem)
+        raise InvoiceTooLarge({"lines": f"The draft cannot be recomputed. {problem}"})
     InvoiceLine.objects.filter(invoice=invoice).delete()
     rows = []
     for position, line in enumerate(lines, start=1):
@@ -190,8 +288,11 @@ def _recompute_locked(invoice: Invoice) -> Invoice:
 
 
 def _fit(value: Decimal, places: int) -> Decimal:
-    """Stored quantities and unit prices keep 12 decimal places (amounts were computed exactly before)."""
-    return value.quantize(Decimal(1).scaleb(-places), rounding=rating.ROUNDING)
+    """Stored quantities and unit prices keep 12 decimal places (amounts were computed exactly before).
+    Quantized with rating's precision: the default 28 digits would refuse a quantity above 10^16."""
+    with localcontext() as ctx:
+        ctx.prec = rating.PRECISION
+        return value.quantize(Decimal(1).scaleb(-places), rounding=rating.ROUNDING)
 
 
 @transaction.atomic
@@ -207,7 +308,13 @@ def customer_drafts_recompute(*, customer_id: int, now: datetime | None = None) 
     """Make sure the customer's current drafts exist, then recompute each. Idempotent."""
     customer_drafts_ensure(customer_id=customer_id, now=now)
     drafts = Invoice.objects.filter(customer_id=customer_id, status=Invoice.Status.DRAFT).order_by("period_start")
-    return [invoice_recompute(invoice=invoice) for invoice in drafts]
+    recomputed = []
+    for invoice in drafts:
+        try:
+            recomputed.append(invoice_recompute(invoice=invoice))
+        except InvoiceTooLarge:  # logged; the customer's other drafts still follow their usage
+            continue
+    return recomputed
 
 
 # --- Finalization and status -----------------------------------------------------------------------
@@ -258,7 +365,10 @@ def invoices_finalize_due(*, now: datetime | None = None) -> list[Invoice]:
     due = Invoice.objects.filter(status=Invoice.Status.DRAFT, period_end__lte=cutoff).order_by("period_end")
     finalized = []
     for invoice in due:
-        finalized.append(invoice_finalize(invoice=invoice, now=now))
+        try:
+            finalized.append(invoice_finalize(invoice=invoice, now=now))
+        except InvoiceTooLarge:  # logged; it stays a draft, and the other due drafts are finalized
+            continue
     return finalized
 
 

@@ -10,16 +10,20 @@ usage is pre-aggregated per hour: an hour never straddles two prices.
 """
 
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import ArrayField, DateTimeRangeField, RangeBoundary, RangeOperators
 from django.core.exceptions import ValidationError
 from django.db import models, router
 from django.db.models import F, Func, Q
+from django.utils import timezone
 
 from . import rating
 from .fields import NumericField
+from .periods import earliest_contract_start
 
 PRICE_DIGITS = {"max_digits": 30, "decimal_places": 12}  # cents per unit, e.g. 0.000050000000
 QUANTITY_DIGITS = {"max_digits": 38, "decimal_places": 12}
@@ -34,9 +38,15 @@ def _active_range():
     return TsTzRange("starting_at", "ending_before", RangeBoundary())
 
 
+# Monthly periods are computed a month ahead of an instant: the last representable year cannot start one.
+LATEST_INSTANT = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 def validate_whole_hour(value, field: str) -> dict[str, str]:
     if value is not None and (value.minute or value.second or value.microsecond):
         return {field: "Must be a whole hour in UTC (usage is rated per hour), e.g. 2026-01-01T00:00:00Z."}
+    if value is not None and value >= LATEST_INSTANT:
+        return {field: "Must be before 9999-01-01T00:00:00Z."}
     return {}
 
 
@@ -336,6 +346,8 @@ class Rate(ExclusionCheckedInClean):
             errors["quantity"] = "Must be greater than 0."
         if self.rate_card_id and self.product_id and self.product.organization_id != self.rate_card.organization_id:
             errors["product"] = "The product belongs to another organization."
+        if self.product_id and self.product.type == Product.Type.COMPOSITE and self.rate_type != self.RateType.FLAT:
+            errors["rate_type"] = "A composite product's rate is FLAT: its price is the fraction charged (0.1 = 10%)."
         if not errors and self.rate_card_id and self.product_id and self.starting_at and not self.siblings_checked:
             clash = overlapping(
                 Rate.objects.filter(rate_card_id=self.rate_card_id, product_id=self.product_id).exclude(pk=self.pk),
@@ -431,6 +443,8 @@ class Contract(ExclusionCheckedInClean):
             errors["customer"] = "The customer belongs to another organization."
         if self.organization_id and self.rate_card_id and self.rate_card.organization_id != self.organization_id:
             errors["rate_card"] = "The rate card belongs to another organization."
+        if "starting_at" not in errors and self.starting_at:
+            errors.update(self._backdate_errors())
         if not errors and self.customer_id and self.starting_at:
             clash = overlapping(
                 Contract.objects.filter(customer_id=self.customer_id).exclude(pk=self.pk),
@@ -443,6 +457,26 @@ class Contract(ExclusionCheckedInClean):
                 )
         if errors:
             raise ValidationError(errors)
+
+
+    def _backdate_errors(self) -> dict[str, str]:
+        """A new contract starts at most BILLING_MAX_BACKDATE_MONTHS before now (every started month
+        opens a draft). Existing contracts stay editable; only moving one's start earlier, past the
+        limit, is refused, as it would open the same drafts."""
+        months = settings.BILLING_MAX_BACKDATE_MONTHS
+        earliest = earliest_contract_start(now=timezone.now(), max_backdate_months=months)
+        if self.starting_at >= earliest:
+            return {}
+        if not self._state.adding:
+            stored = Contract.objects.filter(pk=self.pk).values_list("starting_at", flat=True).first()
+            if stored is not None and self.starting_at >= stored:
+                return {}
+        return {
+            "starting_at": (
+                f"Must be at most {months} months before now "
+                f"(on or after {earliest:%Y-%m-%d %H:%M} UTC; BILLING_MAX_BACKDATE_MONTHS)."
+            )
+        }
 
 
 class ContractOverride(ExclusionCheckedInClean):
@@ -664,3 +698,19 @@ class InvoiceLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product_name} {self.presentation_group}".strip()
+
+
+# --- Prepaid credits, top-ups, auto top-up, spending limits (seed 004) --------------------------
+# Defined in billing/credit_models.py (kept apart to limit merge conflicts); imported here so Django
+# registers them in the billing app.
+from billing.credit_models import (  # noqa: E402, F401
+    AutoTopUpAttempt,
+    AutoTopUpConfig,
+    CreditDraw,
+    CreditEntry,
+    InvoiceCredit,
+    SpendingLimit,
+    StripePaymentAccount,
+    StripeWebhookEvent,
+    TopUp,
+)

@@ -68,3 +68,11 @@ def next_period(
 ) -> tuple[datetime, datetime] | None:
     """The period that starts at ``after`` (the end of the previous one), if the contract goes on."""
     return period_containing(contract_start=contract_start, contract_end=contract_end, schedule=schedule, at=after)
+
+
+def earliest_contract_start(*, now: datetime, max_backdate_months: int) -> datetime:
+    """The earliest `starting_at` a new contract may have: `max_backdate_months` calendar months
+    before `now`, down to the whole hour (contract boundaries are whole hours). Each started month
+    of a contract opens a draft, so this bounds the drafts one create can open."""
+    earliest = now - relativedelta(months=max(max_backdate_months, 0))
+    return earliest.replace(minute=0, second=0, microsecond=0)

@@ -1,9 +1,11 @@
-from django.urls import path
+from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from . import pages, views
 
 app_name = "billing"
+
+SEED_004 = "api/v1/customers/<str:customer_id>/billing"
 
 router = SimpleRouter(trailing_slash=False)
 router.register("api/v1/billable-metrics", views.BillableMetricViewSet, basename="billable-metric")
@@ -16,12 +18,10 @@ router.register(
 
 urlpatterns = [
     *router.urls,
-    path(
-        "api/v1/customers/<str:customer_id>/invoice-preview", views.InvoicePreviewView.as_view(), name="invoice-preview"
-    ),
-    path(
-        "api/v1/customers/<str:customer_id>/invoice-history", views.InvoiceHistoryView.as_view(), name="invoice-history"
-    ),
-    path("api/v1/customers/<str:customer_id>/usage-history", views.UsageHistoryView.as_view(), name="usage-history"),
+    # Seed 004 (Cloudflare AI Gateway billing) dialect, per customer: bare seed objects, no envelope.
+    path(f"{SEED_004}/invoice-preview", views.InvoicePreviewView.as_view(), name="invoice-preview"),
+    path(f"{SEED_004}/invoice-history", views.InvoiceHistoryView.as_view(), name="invoice-history"),
+    path(f"{SEED_004}/usage-history", views.UsageHistoryView.as_view(), name="usage-history"),
     path("invoices/view/<str:token>", pages.invoice_page, name="invoice-page"),
+    path("", include("billing.credit_urls")),  # prepaid credits, top-ups, spending limits
 ]

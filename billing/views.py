@@ -1,5 +1,6 @@
 """Billing API: configuration modelled on Metronome's create/list endpoints, and per-customer invoices
-(ours, plus seed 004's invoice_preview / invoice_history / usage_history shapes inside our envelope).
+(ours, plus seed 004's invoice_preview / invoice_history / usage_history shapes as bare seed objects,
+without our envelope).
 
 Every view is tenant-scoped through accounts.api.views: another organization's object is a 404.
 """
@@ -14,7 +15,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -26,7 +27,7 @@ from accounts.models import Role
 from events.selectors import customer_get
 
 from . import presentation, selectors, services
-from .models import BillableMetric, Contract, Invoice, Product, Rate, RateCard
+from .models import LATEST_INSTANT, BillableMetric, Contract, Invoice, Product, Rate, RateCard
 from .serializers import (
     BillableMetricCreateSerializer,
     BillableMetricSerializer,
@@ -39,6 +40,95 @@ from .serializers import (
     RateCardSerializer,
     RateCreateSerializer,
     RateSerializer,
+)
+
+# --- Seed 004 response shapes, for the OpenAPI schema -------------------------------------------
+
+_PERIOD = inline_serializer(
+    "InvoiceLinePeriod", {"start": serializers.IntegerField(), "end": serializers.IntegerField()}
+)
+INVOICE_PREVIEW_SCHEMA = inline_serializer(
+    "BillingInvoicePreviewResponse",
+    {
+        "id": serializers.CharField(),
+        "amount_due": serializers.IntegerField(help_text="Cents: total minus credits applied"),
+        "amount_paid": serializers.IntegerField(help_text="Cents"),
+        "amount_remaining": serializers.IntegerField(help_text="Cents"),
+        "currency": serializers.CharField(),
+        "invoice_lines": inline_serializer(
+            "BillingInvoiceLine",
+            {
+                "amount": serializers.IntegerField(help_text="Cents, rounded once (ROUND_HALF_UP)"),
+                "currency": serializers.CharField(),
+                "description": serializers.CharField(allow_null=True),
+                "period": _PERIOD,
+                "pricing": inline_serializer(
+                    "InvoiceLinePricing",
+                    {"unit_amount_decimal": serializers.CharField(allow_null=True, help_text="Cents per unit")},
+                ),
+                "quantity": serializers.DecimalField(max_digits=None, decimal_places=None, coerce_to_string=False,
+                                                     help_text="An exact JSON number, never a float"),
+                "pretax_credit_amounts": inline_serializer(
+                    "InvoiceLinePretaxCreditAmount",
+                    {
+                        "amount": serializers.IntegerField(help_text="Cents"),
+                        "type": serializers.CharField(),
+                        "credit_balance_transaction": serializers.CharField(allow_null=True),
+                        "discount": serializers.CharField(allow_null=True),
+                    },
+                    many=True,
+                ),
+            },
+            many=True,
+        ),
+        "period_end": serializers.IntegerField(help_text="Unix seconds"),
+        "period_start": serializers.IntegerField(help_text="Unix seconds"),
+        "status": serializers.ChoiceField(choices=["draft", "open", "paid", "uncollectible", "void"]),
+    },
+)
+INVOICE_HISTORY_SCHEMA = inline_serializer(
+    "BillingInvoiceHistoryResponse",
+    {
+        "invoices": inline_serializer(
+            "BillingInvoiceHistoryItem",
+            {
+                "amount_due": serializers.IntegerField(help_text="Cents"),
+                "amount_paid": serializers.IntegerField(help_text="Cents"),
+                "amount_remaining": serializers.IntegerField(help_text="Cents"),
+                "currency": serializers.CharField(),
+                "id": serializers.CharField(allow_null=True),
+                "attempt_count": serializers.IntegerField(allow_null=True),
+                "attempted": serializers.BooleanField(allow_null=True),
+                "auto_advance": serializers.BooleanField(allow_null=True),
+                "created": serializers.IntegerField(allow_null=True, help_text="Unix seconds"),
+                "created_by": serializers.CharField(allow_null=True),
+                "description": serializers.CharField(allow_null=True),
+                "invoice_origin": serializers.CharField(allow_null=True),
+                "invoice_pdf": serializers.CharField(allow_null=True),
+                "status": serializers.ChoiceField(choices=["open", "paid", "uncollectible", "void"], allow_null=True),
+            },
+            many=True,
+        ),
+    },
+)
+USAGE_HISTORY_SCHEMA = inline_serializer(
+    "BillingUsageHistoryResponse",
+    {
+        "history": inline_serializer(
+            "BillingUsageHistoryWindow",
+            {
+                "id": serializers.CharField(),
+                "aggregated_value": serializers.DecimalField(max_digits=None, decimal_places=None,
+                                                             coerce_to_string=False),
+                "end_time": serializers.IntegerField(help_text="Unix seconds"),
+                "start_time": serializers.IntegerField(help_text="Unix seconds"),
+            },
+            many=True,
+        ),
+    },
+)
+INVOICE_LINK_SCHEMA = inline_serializer(
+    "InvoiceLink", {"url": serializers.URLField(), "expires_at": serializers.DateTimeField()}
 )
 
 
@@ -212,7 +302,7 @@ class CustomerInvoiceViewSet(
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=InvoiceLinkCreateSerializer, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=InvoiceLinkCreateSerializer, responses={201: INVOICE_LINK_SCHEMA})
     @action(detail=True, methods=["post"], url_path="links")
     def links(self, request, customer_id=None, pk=None):
         """A signed, expiring link to the customer-facing invoice page (no login needed to open it)."""
@@ -229,9 +319,10 @@ class CustomerInvoiceViewSet(
 class InvoicePreviewView(CustomerScopedMixin, OrganizationScopedAPIView):
     """Seed 004 invoice_preview: the customer's current draft (amounts in integer cents)."""
 
+    envelope = False  # seed 004 shape, as the credit endpoints beside it
     queryset = Invoice.objects.all()
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=INVOICE_PREVIEW_SCHEMA)
     def get(self, request, customer_id):
         invoice = selectors.current_draft(organization=self.organization, customer=self.customer)
         if invoice is None:
@@ -242,9 +333,10 @@ class InvoicePreviewView(CustomerScopedMixin, OrganizationScopedAPIView):
 class InvoiceHistoryView(CustomerScopedMixin, OrganizationScopedAPIView):
     """Seed 004 invoice_history: the customer's finalized, paid, void and uncollectible invoices, newest first."""
 
+    envelope = False  # seed 004 shape, as the credit endpoints beside it
     queryset = Invoice.objects.all()
 
-    @extend_schema(parameters=[OpenApiParameter("limit", int)], responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[OpenApiParameter("limit", int)], responses=INVOICE_HISTORY_SCHEMA)
     def get(self, request, customer_id):
         limit = _int_param(request, "limit", default=50, low=1, high=500)
         invoices = (
@@ -256,6 +348,7 @@ class InvoiceHistoryView(CustomerScopedMixin, OrganizationScopedAPIView):
         return Response({"invoices": [presentation.seed_invoice_history_item(invoice) for invoice in invoices]})
 
 
+EARLIEST_PARAM = datetime(1970, 1, 1, tzinfo=UTC)
 WINDOW_STEP = {"hour": relativedelta(hours=1), "day": relativedelta(days=1), "month": relativedelta(months=1)}
 MAX_WINDOWS = 1000
 
@@ -268,6 +361,7 @@ class UsageHistoryView(CustomerScopedMixin, OrganizationScopedAPIView):
     0 when empty; at most 1000 windows.
     """
 
+    envelope = False  # seed 004 shape, as the credit endpoints beside it
     queryset = BillableMetric.objects.all()
 
     @extend_schema(
@@ -277,7 +371,7 @@ class UsageHistoryView(CustomerScopedMixin, OrganizationScopedAPIView):
             OpenApiParameter("starting_on", OpenApiTypes.DATETIME),
             OpenApiParameter("ending_before", OpenApiTypes.DATETIME),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=USAGE_HISTORY_SCHEMA,
     )
     def get(self, request, customer_id):
         params = request.query_params
@@ -333,9 +427,12 @@ def _datetime_param(params, name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        return serializers.DateTimeField().to_internal_value(raw)
+        value = serializers.DateTimeField().to_internal_value(raw)
     except ValidationError as error:
         raise ValidationError({name: error.detail}) from error
+    if not EARLIEST_PARAM <= value < LATEST_INSTANT:
+        raise ValidationError({name: "Must be between 1970-01-01 and 9999-01-01 (UTC)."})
+    return value
 
 
 def _uuid(raw: str, name: str) -> uuid.UUID:

@@ -60,6 +60,10 @@ STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 # Signing secret of the Stripe webhook endpoint (whsec_…), for payment events such as top-ups.
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Auto top-up of prepaid credits (billing): failed charges in a row before it disables itself, and
+# the pause after a failure before the next attempt.
+AUTO_TOPUP_MAX_FAILURES = env.int("AUTO_TOPUP_MAX_FAILURES", default=3)
+AUTO_TOPUP_RETRY_SECONDS = env.int("AUTO_TOPUP_RETRY_SECONDS", default=3600)
 
 # --- Applications ------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -202,7 +206,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["accounts.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["accounts.api.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "accounts.api.schema.EnvelopeAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -262,6 +266,8 @@ INVOICE_FINALIZE_GRACE_HOURS = env.int("INVOICE_FINALIZE_GRACE_HOURS", default=2
 BILLING_RECOMPUTE_DEBOUNCE_SECONDS = env.int("BILLING_RECOMPUTE_DEBOUNCE_SECONDS", default=2)
 # Default lifetime of the signed links that show customers their invoice.
 BILLING_INVOICE_LINK_DAYS = env.int("BILLING_INVOICE_LINK_DAYS", default=30)
+# A new contract may start at most this many months before now (each started month opens a draft).
+BILLING_MAX_BACKDATE_MONTHS = env.int("BILLING_MAX_BACKDATE_MONTHS", default=24)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     {
         "BillingProductTypeEnum": "billing.models.Product.Type",

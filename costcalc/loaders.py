@@ -5,6 +5,7 @@ Documents are decoded with ``parse_float=Decimal`` so a price never passes throu
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.request
 from decimal import Decimal
@@ -49,15 +50,21 @@ def read_document(*, file: str | Path | None = None, url: str | None = None) -> 
             raise PriceSourceError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if url is None:
         raise PriceSourceError("give a file or a URL")
-    if urlsplit(url).scheme not in ("http", "https"):
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:
+        raise PriceSourceError(f"{url!r} is not a valid URL: {exc}") from exc
+    if scheme not in ("http", "https"):
         raise PriceSourceError(f"only http(s) URLs are fetched, not {url!r}")
     limit = settings.COSTCALC_FETCH_MAX_BYTES
-    request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "TokenLedger"})  # noqa: S310
     try:
+        request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "TokenLedger"})  # noqa: S310
         with urllib.request.urlopen(request, timeout=settings.COSTCALC_FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310
             raw = response.read(limit + 1)
-    except OSError as exc:
-        raise PriceSourceError(f"cannot fetch {url}: {exc}") from exc
+    except (OSError, ValueError, OverflowError, http.client.HTTPException) as exc:
+        # OSError: unreachable, refused, timeout, HTTP error status; ValueError/OverflowError: a
+        # malformed URL or port; HTTPException: a broken response (truncated, bad status line).
+        raise PriceSourceError(f"cannot fetch {url}: {exc or type(exc).__name__}") from exc
     if len(raw) > limit:
         raise PriceSourceError(f"{url} is larger than COSTCALC_FETCH_MAX_BYTES ({limit} bytes)")
     return _decode(raw, url)

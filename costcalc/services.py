@@ -326,6 +326,40 @@ def _plan_slug(desired: list[PriceRecord], existing: list[PriceRecord], now: dat
     return plan
 
 
+_SLUG_MAX_LENGTH = ModelPrice._meta.get_field("slug").max_length
+_VENDOR_MAX_LENGTH = ModelPrice._meta.get_field("vendor").max_length
+_PRICE_FIELD = ModelPrice._meta.get_field("input_per_mtok")
+_PRICE_LIMIT = Decimal(10) ** (_PRICE_FIELD.max_digits - _PRICE_FIELD.decimal_places)
+
+
+def _storage_problem(record: PriceRecord) -> str | None:
+    """Why a parsed record cannot be stored exactly (None when it can): a source document is
+    outside input, so an over-long slug or an absurd price is skipped with a reason, never a crash
+    or a silently rounded price."""
+    if not record.slug.strip() or len(record.slug) > _SLUG_MAX_LENGTH:
+        return f"slug must be 1 to {_SLUG_MAX_LENGTH} characters"
+    if len(record.vendor or vendor_of(record.slug)) > _VENDOR_MAX_LENGTH:
+        return f"vendor must be at most {_VENDOR_MAX_LENGTH} characters"
+    if any("\x00" in text for text in (record.slug, record.vendor, record.display_name)):
+        return "contains a NUL character"
+    prices = {
+        "input": record.input_per_mtok,
+        "output": record.output_per_mtok,
+        "cache read": record.cache_read_per_mtok,
+        "cache write": record.cache_write_per_mtok,
+        "reasoning": record.reasoning_per_mtok,
+        "request fee": record.request_fee_usd,
+    }
+    for name, price in prices.items():
+        if price is None:
+            continue
+        if abs(price) >= _PRICE_LIMIT:
+            return f"{name} price {price} is beyond what the catalog stores (below {_PRICE_LIMIT:,})"
+        if price.as_tuple().exponent < -_PRICE_FIELD.decimal_places:  # type: ignore[operator]
+            return f"{name} price {price} has more than {_PRICE_FIELD.decimal_places} decimal places"
+    return None
+
+
 def _with_period(record: PriceRecord, start: datetime | None, until: datetime | None) -> PriceRecord:
     return replace(record, effective_from=start, effective_until=until)
 
@@ -371,13 +405,21 @@ def sync_model_prices(
     for row in ModelPrice.objects.filter(source=source).values(*PRICE_COLUMNS).iterator(chunk_size=5000):
         existing[row["slug"]].append(record_from_values(row))
     desired: dict[str, list[PriceRecord]] = defaultdict(list)
+    unstorable: dict[str, str] = {}
     for record in result.records:
+        problem = _storage_problem(record)
+        if problem is not None:
+            unstorable.setdefault(record.slug, problem)
         desired[record.slug].append(record)
 
     summary = SyncSummary(source=source)
     for skipped in result.skipped:
         summary.skipped += 1
         summary.skipped_reasons.append((skipped.slug, skipped.reason))
+    for slug, problem in unstorable.items():  # a slug is loaded whole or not at all
+        del desired[slug]
+        summary.skipped += 1
+        summary.skipped_reasons.append((slug.replace("\x00", "\\x00")[:300], problem))
 
     creates: list[ModelPrice] = []
     closes: dict[int, datetime] = {}

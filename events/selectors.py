@@ -38,6 +38,8 @@ def customer_find(*, organization, identifier: str) -> Customer | None:
 
 def customer_get(*, organization, customer_id: str) -> Customer | None:
     """A customer of ``organization`` by our uuid or by the organization's external id (None if absent)."""
+    if "\x00" in str(customer_id):  # PostgreSQL text cannot hold NUL: no customer has such an id
+        return None
     customers = Customer.objects.filter(organization=organization)
     try:
         return customers.get(uuid=uuid.UUID(str(customer_id)))

@@ -46,6 +46,7 @@ class EventsView(OrganizationScopedAPIView):
     serializer_class = UsageEventSerializer
     pagination_class = UsageEventPagination
     queryset = UsageEvent.objects.all()
+    unenveloped_methods = ("POST",)  # the MarginDash answer is bare
 
     @extend_schema(
         operation_id="events_ingest",

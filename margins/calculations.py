@@ -56,7 +56,10 @@ def period_of(moment: datetime) -> str:
 
 def parse_period(period: str) -> tuple[int, int]:
     """'2026-04' → (2026, 4). Raises ValueError for anything else."""
-    if len(period) != 7 or period[4] != "-" or not (period[:4].isdigit() and period[5:].isdigit()):
+    # isascii(): str.isdigit() also accepts other scripts' digits (fullwidth, Arabic-Indic), which int() takes.
+    if len(period) != 7 or not period.isascii() or period[4] != "-" or not (
+        period[:4].isdigit() and period[5:].isdigit()
+    ):
         raise ValueError("period must be YYYY-MM")
     year, month = int(period[:4]), int(period[5:])
     if not (1 <= month <= 12 and 1 <= year <= 9999):

@@ -75,7 +75,10 @@ def _ratio(left: str, right: str) -> Decimal:
     matcher = SequenceMatcher(None, left, right, autojunk=False)
     if matcher.real_quick_ratio() < 0.5:  # cheap upper bound: cannot reach the threshold after scaling
         return Decimal(0)
-    return Decimal(str(round(matcher.ratio(), 6)))
+    # SequenceMatcher's ratio depends on argument order ("002" vs "2010": 0.57 one way, 0.29 the
+    # other); the better of both directions makes the score symmetric.
+    reverse = SequenceMatcher(None, right, left, autojunk=False)
+    return Decimal(str(round(max(matcher.ratio(), reverse.ratio()), 6)))
 
 
 def _email_parts(email: str) -> list[str]:

@@ -11,6 +11,8 @@ from decimal import Decimal
 
 import stripe
 from django.db import IntegrityError, transaction
+from django.db import connection as db_connection
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.api.errors import ApiError, Conflict
@@ -35,7 +37,8 @@ logger = logging.getLogger(__name__)
 # Invoices created shortly before the previous sync started are read again (clock skew between Stripe
 # and us, invoices created while that sync was paging). Upserts make the overlap harmless.
 SYNC_OVERLAP_SECONDS = 300
-UNPAID_STATUSES = ("draft", "open")
+# Invoices that may still be paid, so every sync re-reads them: Stripe lets an `uncollectible` one be paid later.
+UNPAID_STATUSES = ("draft", "open", "uncollectible")
 
 
 class StripeNotConnected(ApiError):
@@ -48,6 +51,12 @@ class StripeSyncFailed(ApiError):
     status_code = 502
     default_code = "stripe_sync_failed"
     default_detail = "The revenue sync could not read from Stripe."
+
+
+class StripeUnavailable(ApiError):
+    status_code = 502
+    default_code = "stripe_unavailable"
+    default_detail = "Stripe could not be reached; try again."
 
 
 # --- Connect / disconnect ----------------------------------------------------------------------
@@ -64,6 +73,11 @@ def stripe_connect(*, organization: Organization, stripe_key: str) -> StripeConn
     try:
         stripe_api.check_key(stripe_key)
     except stripe.StripeError as exc:
+        if stripe_api.classify(exc).transient:  # Stripe down or rate limiting: nothing is wrong with the key
+            raise StripeUnavailable(
+                f"Stripe could not check the key right now ({type(exc).__name__}); try again.",
+                details={"transient": True},
+            ) from exc
         raise ApiError(
             "The key did not authenticate with Stripe.",
             code="stripe_validation_failed",
@@ -447,11 +461,17 @@ def margin_settings_update(*, organization: Organization, **values: Decimal) -> 
 
 # --- Health tiers and threshold webhooks -------------------------------------------------------
 
+HEALTH_LOCK_NAMESPACE = 0x4D52474E  # "MRGN": first key of pg_advisory_xact_lock(int, int) for tier tracking
+
 
 @transaction.atomic
 def health_recompute(*, organization: Organization, now: datetime | None = None) -> list[dict]:
     """Compute every customer's tier for the current month; for each tier that changed since the last
     computation in the same month, queue a `margin.threshold_crossed` webhook. Returns the crossings.
+
+    Runs after each sync, after a settings change and on a schedule (`margins.tasks.health_recompute_all`);
+    one at a time per organization (an advisory lock), so two runs neither both create a baseline nor
+    both report the same crossing.
 
     A customer seen for the first time, or for the first time in a new month, sets a baseline and
     sends nothing: at a month's start revenue is usually not yet invoiced, and a tier drop caused by
@@ -459,6 +479,10 @@ def health_recompute(*, organization: Organization, now: datetime | None = None)
     """
     from . import selectors, webhooks
 
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [HEALTH_LOCK_NAMESPACE, str(organization.pk)]
+        )
     period = calculations.period_of(now or timezone.now())
     table = selectors.margin_table(organization=organization, period=period)
     known = {row.tag_value: row for row in CustomerHealth.objects.select_for_update().filter(organization=organization)}
@@ -507,6 +531,14 @@ def connected_organization_ids() -> list:
         .order_by("created_at")
         .values_list("organization_id", flat=True)
     )
+
+
+def organizations_with_threshold_webhooks() -> list:
+    """Pro organizations with an active endpoint for `margin.threshold_crossed` (the scheduled tier check's)."""
+    endpoints = WebhookEndpoint.objects.filter(is_active=True, organization__plan=Organization.Plan.PRO).filter(
+        Q(event_types=[]) | Q(event_types__contains=[WebhookEndpoint.EVENT_THRESHOLD_CROSSED])
+    )
+    return list(endpoints.order_by("organization_id").values_list("organization_id", flat=True).distinct())
 
 
 # --- Webhook endpoints -------------------------------------------------------------------------

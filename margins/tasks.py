@@ -47,6 +47,27 @@ def revenue_sync_all() -> int:
     return len(organization_ids)
 
 
+@shared_task
+def health_recompute_organization(organization_id: str) -> int:
+    """Re-check one organization's health tiers and queue `margin.threshold_crossed` for each change.
+    Idempotent: a second run finds nothing changed. Returns the number of crossings."""
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        return 0
+    return len(services.health_recompute(organization=organization))
+
+
+@shared_task
+def health_recompute_all() -> int:
+    """Beat entry point: tiers also move with usage (cost, revenue on events) between revenue syncs, and
+    organizations without Stripe have no sync at all; re-check every organization with a threshold
+    webhook endpoint. Returns how many were queued."""
+    organization_ids = services.organizations_with_threshold_webhooks()
+    for organization_id in organization_ids:
+        health_recompute_organization.delay(str(organization_id))
+    return len(organization_ids)
+
+
 @shared_task(
     bind=True,
     autoretry_for=(webhooks.WebhookDeliveryFailed,),

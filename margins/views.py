@@ -25,7 +25,7 @@ from accounts.api.views import OrganizationScopedAPIView
 from accounts.models import Organization, Role
 from costcalc.money import ROUNDING, microdollars_to_usd
 
-from . import calculations, selectors, serializers, services
+from . import calculations, openapi, selectors, serializers, services
 from .authentication import CronCaller, CronSecretAuthentication
 from .models import CustomerMapping, MarginSettings, SyncRun, WebhookEndpoint
 from .stripe_api import StripeSyncError
@@ -40,7 +40,8 @@ class IgnoreFormatParameter(DefaultContentNegotiation):
 
 class MarginsAPIView(OrganizationScopedAPIView):
     authentication_classes = [SessionAuthentication]
-    permission_classes = [IsOrganizationMember, RequiresPlan]
+    # Plan first: a free organization cannot use these at any role, so its 403 carries the upgrade pointer.
+    permission_classes = [RequiresPlan, IsOrganizationMember]
     content_negotiation_class = IgnoreFormatParameter
 
 
@@ -64,10 +65,23 @@ def _period(request) -> str:
 
 
 class StripeConnectView(MarginsAPIView):
+    """Connect a restricted Stripe key (`rk_…`; `sk_test_…` outside production), checked with
+    `customers.list(limit=1)` and stored encrypted (admin)."""
+
     required_role = Role.ADMIN
     required_write_role = Role.ADMIN
 
-    @extend_schema(request=serializers.StripeConnectSerializer, responses={201: dict})
+    @extend_schema(
+        request=serializers.StripeConnectSerializer,
+        responses={
+            201: openapi.CONNECTION,
+            **openapi.errors(
+                400, 409, 502, s400="validation_error (key missing or malformed) or stripe_validation_failed "
+                "(Stripe refused the key)", s409="conflict: Stripe is already connected (disconnect first)",
+                s502="stripe_unavailable: Stripe unreachable, rate limiting or failing; nothing stored, try again",
+            ),
+        },
+    )
     def post(self, request):
         if not isinstance(request.data, dict) or not isinstance(request.data.get("stripeKey", ""), str):
             raise ValidationError({"stripeKey": ["A Stripe key string is required."]})
@@ -80,10 +94,15 @@ class StripeConnectView(MarginsAPIView):
 
 
 class StripeDisconnectView(MarginsAPIView):
+    """Remove the Stripe connection with all synced revenue data and customer mappings (admin)."""
+
     required_role = Role.ADMIN
     required_write_role = Role.ADMIN
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(
+        request=None,
+        responses={200: openapi.DELETED, **openapi.errors(404, s404="not_found: Stripe is not connected")},
+    )
     def delete(self, request):
         services.stripe_disconnect(organization=self.organization)
         return Response({"deleted": True})
@@ -103,7 +122,13 @@ class RevenueSyncView(MarginsAPIView):
             return []
         return super().get_permissions()
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(
+        request=None,
+        responses={
+            200: openapi.SYNC,
+            **openapi.errors(404, 502, s404="not_found: Stripe is not connected (session callers)"),
+        },
+    )
     def get(self, request):
         if self._is_cron():
             return Response(self._sync_all())
@@ -142,14 +167,20 @@ class RevenueSyncView(MarginsAPIView):
 
 
 class CustomerMappingsView(MarginsAPIView):
+    """Stripe customer → usage customer (tag value) mappings: list (viewer), upsert on
+    (organization, stripeCustomerId, tagKey) and delete by `?id=` (member)."""
+
     queryset = CustomerMapping.objects.all()
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: openapi.MAPPINGS, **openapi.errors()})
     def get(self, request):
         mappings = self.get_queryset().order_by("stripe_customer_id", "tag_key")
         return Response([serializers.mapping_json(mapping) for mapping in mappings])
 
-    @extend_schema(request=serializers.CustomerMappingWriteSerializer, responses={200: dict, 201: dict})
+    @extend_schema(
+        request=serializers.CustomerMappingWriteSerializer,
+        responses={200: openapi.MAPPING, 201: openapi.MAPPING, **openapi.errors(400)},
+    )
     def post(self, request):
         payload = serializers.CustomerMappingWriteSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -167,7 +198,10 @@ class CustomerMappingsView(MarginsAPIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("id", str, required=True, description="Mapping id (UUID)")],
-        responses={200: dict},
+        responses={
+            200: openapi.MAPPING_DELETED,
+            **openapi.errors(400, 404, s404="not_found: no such mapping in the organization"),
+        },
     )
     def delete(self, request):
         raw_id = request.query_params.get("id")
@@ -190,7 +224,10 @@ class CustomerMappingReviewView(MarginsAPIView):
     queryset = CustomerMapping.objects.all()
     approve = True
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(
+        request=None,
+        responses={200: openapi.MAPPING, **openapi.errors(404, 409, s409="conflict: the mapping is not pending")},
+    )
     def post(self, request, pk):
         mapping = self.get_object()
         mapping = services.customer_mapping_review(mapping=mapping, approve=self.approve)
@@ -214,12 +251,22 @@ def _csv_text(value: str) -> str:
 
 
 class MarginsView(MarginsAPIView):
+    """The margin table of a calendar month: summary and one row per customer, as JSON or CSV (viewer)."""
+
     @extend_schema(
         parameters=[
             OpenApiParameter("period", str, description="YYYY-MM (default: current month, UTC)"),
-            OpenApiParameter("format", str, enum=["json", "csv"]),
+            OpenApiParameter(
+                "format", str, enum=["json", "csv"],
+                description='csv: an attachment "margins-YYYY-MM.csv" with the columns Customer, Stripe ID, Tag Value, '
+                "Revenue ($), Cost ($), Margin (%), Margin ($), Health Tier",
+            ),
         ],
-        responses={200: dict},
+        responses={
+            (200, "application/json"): openapi.MARGIN_TABLE,
+            (200, "text/csv"): openapi.MARGIN_CSV,
+            **openapi.errors(400, s400="validation_error: invalid period (YYYY-MM) or format"),
+        },
     )
     def get(self, request):
         period = _period(request)
@@ -254,11 +301,20 @@ class MarginsView(MarginsAPIView):
 
 
 class MarginCustomerView(MarginsAPIView):
-    @extend_schema(operation_id="margins_customer_retrieve", parameters=[OpenApiParameter("period", str)],
-                   responses={200: dict})
+    """One customer's margin (URL-encoded tag value): three months of revenue and cost, cost per model (viewer)."""
+
+    @extend_schema(
+        operation_id="margins_customer_retrieve",
+        parameters=[OpenApiParameter("period", str, description="YYYY-MM (default: current month, UTC)")],
+        responses={
+            200: openapi.MARGIN_CUSTOMER,
+            **openapi.errors(400, 404, s404="not_found: customer mapping not found"),
+        },
+    )
     def get(self, request, customer: str):
         period = _period(request)
-        if not selectors.customer_exists(organization=self.organization, tag_value=customer):
+        # PostgreSQL text cannot hold NUL, so no customer has one in its id (and the query would fail).
+        if "\x00" in customer or not selectors.customer_exists(organization=self.organization, tag_value=customer):
             raise NotFound("Customer mapping not found.")
         (row,) = selectors.customer_margins(organization=self.organization, period=period, tag_values={customer})
         models = selectors.model_breakdown(organization=self.organization, tag_value=customer, period=period)
@@ -266,7 +322,9 @@ class MarginCustomerView(MarginsAPIView):
 
 
 class UnmatchedView(MarginsAPIView):
-    @extend_schema(responses={200: dict})
+    """Unmatched Stripe customers, usage customers without a Stripe customer, pending auto-matches (viewer)."""
+
+    @extend_schema(responses={200: openapi.UNMATCHED, **openapi.errors()})
     def get(self, request):
         result = selectors.unmatched(organization=self.organization)
         return Response(
@@ -293,12 +351,15 @@ class MarginSettingsView(MarginsAPIView):
 
     required_write_role = Role.ADMIN
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: openapi.MARGIN_SETTINGS, **openapi.errors()})
     def get(self, request):
         row = MarginSettings.objects.filter(organization=self.organization).first()
         return Response(serializers.margin_settings_json(row))
 
-    @extend_schema(request=serializers.MarginSettingsWriteSerializer, responses={200: dict})
+    @extend_schema(
+        request=serializers.MarginSettingsWriteSerializer,
+        responses={200: openapi.MARGIN_SETTINGS, **openapi.errors(400)},
+    )
     def put(self, request):
         payload = serializers.MarginSettingsWriteSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -313,11 +374,14 @@ class WebhookEndpointsView(MarginsAPIView):
     required_role = Role.ADMIN
     required_write_role = Role.ADMIN
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: openapi.WEBHOOK_ENDPOINTS, **openapi.errors()})
     def get(self, request):
         return Response([serializers.webhook_endpoint_json(e) for e in self.get_queryset().order_by("created_at")])
 
-    @extend_schema(request=serializers.WebhookEndpointWriteSerializer, responses={201: dict})
+    @extend_schema(
+        request=serializers.WebhookEndpointWriteSerializer,
+        responses={201: openapi.WEBHOOK_ENDPOINT_CREATED, **openapi.errors(400)},
+    )
     def post(self, request):
         payload = serializers.WebhookEndpointWriteSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -329,7 +393,10 @@ class WebhookEndpointsView(MarginsAPIView):
         body = {**serializers.webhook_endpoint_json(endpoint), "secret": secret}
         return Response(body, status=status.HTTP_201_CREATED)
 
-    @extend_schema(parameters=[OpenApiParameter("id", str, required=True)], responses={200: dict})
+    @extend_schema(
+        parameters=[OpenApiParameter("id", str, required=True, description="Endpoint id (UUID)")],
+        responses={200: openapi.WEBHOOK_ENDPOINT_DELETED, **openapi.errors(400, 404)},
+    )
     def delete(self, request):
         raw_id = request.query_params.get("id")
         if not raw_id:

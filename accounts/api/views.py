@@ -14,6 +14,8 @@ from ..tenancy import Tenant, resolve_tenant
 class OrganizationScopedMixin:
     organization_field = "organization"
     envelope = True
+    # Methods that answer a compatibility dialect's own shape on a view that otherwise uses the envelope.
+    unenveloped_methods: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -44,6 +46,7 @@ class OrganizationScopedMixin:
         """Wrap successful bodies in `{"data": ...}` (paginated bodies already are)."""
         if (
             self.envelope
+            and request.method not in self.unenveloped_methods
             and isinstance(response, Response)
             and 200 <= response.status_code < 300
             and response.data is not None

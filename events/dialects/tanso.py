@@ -90,6 +90,8 @@ def _parse(body, header_key: str | None, now: datetime) -> EventDraft:
     revenue = _usd(body, "revenueAmount")
     units = body.get("usageUnits")
     usage_units = None if units is None else decimal_number(units, "usageUnits", low=Decimal(0), high=MAX_USAGE_UNITS)
+    if usage_units is not None and usage_units.as_tuple().exponent < -9:  # the column keeps 9 places
+        raise FieldError("usageUnits", "must have at most 9 decimal places")
 
     calls = []
     cost_input = optional_object(body, "costInput", "costInput")

@@ -148,9 +148,15 @@ def customer_create(
     Every identifier must be free in the organization: an external id, alias or Stripe id already
     used by another customer is a 409 `conflict` naming it. Without an external id, the first
     ingest alias is used, else our uuid, so every customer can be named by ingest.
+
+    Usage may arrive before its customer is created (seed 001: "start flowing in usage for
+    customers before they're created"); ingest then made a bare customer carrying only that
+    identifier. Creating the customer with that identifier completes the bare one in place (same
+    uuid, so the earlier usage is theirs) instead of answering 409.
     """
     aliases = list(dict.fromkeys(alias for alias in ingest_aliases if alias))
     customer_uuid = uuid.uuid4()
+    explicit_external_id = external_id
     external_id = external_id or (aliases[0] if aliases else str(customer_uuid))
     identifiers = list(dict.fromkeys([external_id, *aliases]))
     # One creation at a time per organization: alias uniqueness is not a database constraint.
@@ -159,7 +165,17 @@ def customer_create(
     clash = Q(external_id__in=identifiers) | Q(ingest_aliases__overlap=identifiers)
     if stripe_customer_id:
         clash |= Q(stripe_customer_id=stripe_customer_id)
-    existing = Customer.objects.filter(clash, organization=organization).first()
+    clashes = list(Customer.objects.filter(clash, organization=organization).order_by("pk")[:2])
+    if len(clashes) == 1 and _is_bare(clashes[0], stripe_customer_id):
+        return _complete_bare_customer(
+            clashes[0],
+            name=name,
+            email=email,
+            external_id=explicit_external_id,
+            ingest_aliases=aliases,
+            stripe_customer_id=stripe_customer_id,
+        )
+    existing = clashes[0] if clashes else None
     if existing is not None:
         raise Conflict(
             "A customer with one of these identifiers already exists.",
@@ -182,6 +198,36 @@ def customer_create(
     except IntegrityError:
         # Ingest created a customer with the same external id or Stripe id meanwhile.
         raise Conflict("A customer with one of these identifiers already exists.") from None
+
+
+def _is_bare(customer: Customer, stripe_customer_id: str | None) -> bool:
+    """Made by ingest from an identifier alone (no name, e-mail or aliases; the API always sets a
+    name), and not linked to a different Stripe customer."""
+    if customer.name or customer.email or customer.ingest_aliases:
+        return False
+    return not stripe_customer_id or customer.stripe_customer_id in (None, stripe_customer_id)
+
+
+def _complete_bare_customer(
+    customer: Customer,
+    *,
+    name: str,
+    email: str,
+    external_id: str,
+    ingest_aliases: list[str],
+    stripe_customer_id: str | None,
+) -> Customer:
+    aliases = list(ingest_aliases)
+    if external_id and external_id != customer.external_id:
+        # The identifier usage already arrived under keeps resolving to this customer.
+        aliases = list(dict.fromkeys([*aliases, customer.external_id]))
+        customer.external_id = external_id
+    customer.name = name
+    customer.email = email
+    customer.ingest_aliases = aliases
+    customer.stripe_customer_id = stripe_customer_id or customer.stripe_customer_id
+    customer.save(update_fields=["external_id", "name", "email", "ingest_aliases", "stripe_customer_id"])
+    return customer
 
 
 def _clashing_field(existing: Customer, identifiers: list[str], stripe_customer_id: str | None) -> str:

@@ -2,11 +2,12 @@
 
 validate (done by the dialect) → one round trip for the organization's ingest state, the keys
 already stored, the customers the batch names and the price catalog's version → drop the stored
-keys → resolve customers (set-based, creating unknown ones) → price (costcalc's batch API over its
-in-process snapshot) → one statement: a multi-row `INSERT … ON CONFLICT (organization_id,
-idempotency_key) DO NOTHING RETURNING` for the events and one for their vendor responses → the
-original ids of keys that another request stored meanwhile → ingest hooks (inside the transaction,
-new events only) → on commit: `usage_recorded` and the debounced budget evaluation.
+keys → price (costcalc's batch API over its in-process snapshot) → resolve customers of the events
+that passed (set-based from the rows already read, creating unknown ones) → one statement: a
+multi-row `INSERT … ON CONFLICT (organization_id, idempotency_key) DO NOTHING RETURNING` for the
+events and one for their vendor responses → the original ids of keys that another request stored
+meanwhile → ingest hooks (inside the transaction, new events only) → on commit: `usage_recorded`
+and the debounced budget evaluation.
 
 Exactly once: the unique constraint on (organization, idempotency_key) decides. A request that
 races another with the same keys waits on the conflicting row until the other commits, then skips
@@ -192,18 +193,6 @@ class _Row:
 
 def _store(organization, source, items, pending, outcomes, received_at, state, customer_rows, catalog_version):
     drafts = {index: items[index] for index in pending}
-
-    customers = customers_resolve(
-        organization=organization, refs=[d.customer for d in drafts.values()], now=received_at, found=customer_rows
-    )
-    for index, draft in list(drafts.items()):
-        if (draft.customer.kind, draft.customer.value) not in customers:
-            outcomes[index] = EventOutcome(
-                ERROR,
-                error=EventError("not_found", "No customer with this id in your organization.", draft.customer.field),
-            )
-            del drafts[index]
-
     features = _features(organization.pk, drafts.values())
     priced = _price(organization, drafts, catalog_version)
     rows: list[_Row] = []
@@ -244,7 +233,7 @@ def _store(organization, source, items, pending, outcomes, received_at, state, c
             _Row(
                 index,
                 draft,
-                customers[draft.customer.kind, draft.customer.value],
+                0,  # resolved below, once the event is known to be stored
                 cost,
                 revenue,
                 unpriced,
@@ -253,6 +242,16 @@ def _store(organization, source, items, pending, outcomes, received_at, state, c
             )
         )
 
+    # Customers last, so an event rejected above does not leave a new customer behind.
+    customers = customers_resolve(
+        organization=organization, refs=[row.draft.customer for row in rows], now=received_at, found=customer_rows
+    )
+    for row in rows:
+        row.customer_id = customers.get((row.draft.customer.kind, row.draft.customer.value), 0)
+        if not row.customer_id:
+            error = EventError("not_found", "No customer with this id in your organization.", row.draft.customer.field)
+            outcomes[row.index] = EventOutcome(ERROR, error=error)
+    rows = [row for row in rows if row.customer_id]
     if not rows:
         return
     rows.sort(key=lambda row: row.draft.idempotency_key)  # a stable lock order between concurrent requests

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import services
-from billing.models import Contract, Invoice, Product, Rate, RateCard, RateTier
+from billing.models import BillableMetric, Contract, Invoice, Product, Rate, RateCard, RateTier
 from tests.billing.conftest import utc
 from tests.factories import CustomerFactory
 
@@ -173,6 +173,46 @@ def test_valid_tiers_turn_a_rate_tiered(admin_client, seed_pricing):
         (1, Decimal(1000), Decimal(5)),
         (2, None, Decimal(3)),
     ]
+
+
+def test_the_rate_card_page_refuses_a_tiered_rate_without_tiers(admin_client, organization, seed_pricing):
+    rate, card = seed_pricing["rate"], seed_pricing["rate_card"]
+    url = reverse("admin:billing_ratecard_change", args=[card.pk])
+
+    def card_data(row):
+        row = {**row, "rates-0-rate_type": "TIERED", "rates-0-price": "", "rates-0-rate_card": str(card.pk)}
+        return {"organization": str(organization.pk), "name": card.name, "description": "", **row}
+
+    switched = admin_client.post(
+        url, {**management("rates", 1, 1), **card_data(rate_row(0, rate.product, rate.starting_at, rate_id=rate.pk))}
+    )
+    rate.refresh_from_db()
+    assert switched.status_code == 200 and "needs its tiers" in errors_of(switched)
+    assert rate.rate_type == "FLAT"  # a TIERED rate without tiers would make every draft on the card fail to rate
+
+    other = services.product_create(organization=organization, name="Other", billable_metric=seed_pricing["metric"])
+    added = admin_client.post(
+        url,
+        {
+            "organization": str(organization.pk), "name": card.name, "description": "",
+            **management("rates", 2, 1),
+            **rate_row(0, rate.product, rate.starting_at, rate_id=rate.pk),
+            "rates-0-rate_card": str(card.pk),
+            **{k.replace("rates-0-", "rates-1-"): v for k, v in card_data(rate_row(0, other, utc(2026, 1, 1))).items()
+               if k.startswith("rates-0-")},
+        },
+    )
+    assert added.status_code == 200 and "needs its tiers" in errors_of(added)
+    assert not Rate.objects.filter(product=other).exists()
+
+    tiered = admin_client.post(
+        reverse("admin:billing_rate_change", args=[rate.pk]), tier_data(rate, [(1, "1000", "5"), (2, "", "3")])
+    )
+    assert tiered.status_code == 302
+    kept = admin_client.post(
+        url, {**management("rates", 1, 1), **card_data(rate_row(0, rate.product, rate.starting_at, rate_id=rate.pk))}
+    )
+    assert kept.status_code == 302, errors_of(kept)  # a TIERED rate that has its tiers saves from the card page
 
 
 def product_data(organization, **fields):
@@ -345,3 +385,62 @@ def test_change_pages_with_their_inlines_render(admin_client, organization, cust
         "Language Model 4 Tokens"
         in admin_client.get(reverse("admin:billing_invoice_change", args=[invoice.pk])).content.decode()
     )
+
+
+def test_a_metric_whose_filters_hold_nul_characters_is_a_form_error(admin_client, organization):
+    data = {
+        "organization": str(organization.pk),
+        "name": "nul",
+        "aggregation_type": "COUNT",
+        "aggregation_key": "",
+        "event_type_filter": '{"in_values": ["chat\\u0000"]}',
+        "property_filters": '[{"name": "region", "in_values": ["eu\\u0000"]}]',
+        "group_keys": "",
+    }
+
+    response = admin_client.post(reverse("admin:billing_billablemetric_add"), data)
+
+    assert response.status_code == 200
+    assert "NUL" in str(response.context["adminform"].form.errors)
+    assert not BillableMetric.objects.filter(name="nul").exists()
+
+
+def test_the_add_form_refuses_a_backdated_contract_but_old_contracts_stay_editable(
+    admin_client, organization, customer, seed_pricing, settings
+):
+    card = seed_pricing["rate_card"]
+    settings.BILLING_MAX_BACKDATE_MONTHS = 24
+    ancient = {
+        **contract_data(organization, customer, card, utc(2026, 1, 1)),
+        "starting_at_0": "0001-01-01",
+        "starting_at_1": "00:00:00",
+    }
+
+    refused = admin_client.post(reverse("admin:billing_contract_add"), ancient)
+
+    assert refused.status_code == 200
+    assert "at most 24 months before now" in errors_of(refused)
+    assert not Contract.objects.exists() and not Invoice.objects.exists()
+
+    settings.BILLING_MAX_BACKDATE_MONTHS = 1200  # created back when the limit allowed it
+    contract = services.contract_create(
+        organization=organization, customer=customer, rate_card=card,
+        starting_at=utc(2022, 1, 1), ending_before=utc(2022, 3, 1),
+    )
+    settings.BILLING_MAX_BACKDATE_MONTHS = 24
+    change_url = reverse("admin:billing_contract_change", args=[contract.pk])
+    edit = {
+        **contract_data(organization, customer, card, utc(2022, 1, 1)),
+        "name": "Legacy",
+        **when("", "ending_before", utc(2022, 4, 1)),
+    }
+
+    edited = admin_client.post(change_url, edit)
+    moved_later = admin_client.post(change_url, {**edit, **when("", "starting_at", utc(2022, 2, 1))})
+    moved_earlier = admin_client.post(change_url, {**edit, **when("", "starting_at", utc(2021, 1, 1))})
+
+    assert edited.status_code == 302, errors_of(edited)
+    assert moved_later.status_code == 302, errors_of(moved_later)
+    assert "at most 24 months before now" in errors_of(moved_earlier)  # would open the same old drafts
+    contract.refresh_from_db()
+    assert (contract.name, contract.starting_at, contract.ending_before) == ("Legacy", utc(2022, 2, 1), utc(2022, 4, 1))

@@ -8,8 +8,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
-from billing import invoicing, services
-from billing.models import Invoice
+from billing import invoicing, periods, services
+from billing.models import BillableMetric, Contract, Invoice
 from tests.billing.conftest import ingest, utc
 from tests.factories import CustomerFactory, OrganizationFactory
 
@@ -96,9 +96,9 @@ def test_the_seed_flow_through_the_api(api_client, organization, customer, djang
     assert contract.status_code == 201, contract.content
     assert contract.json()["data"]["usage_statement_schedule"] == {"frequency": "MONTHLY", "day": "FIRST_OF_MONTH"}
 
-    preview = api_client.get(f"/api/v1/customers/{customer.uuid}/invoice-preview")
+    preview = api_client.get(f"/api/v1/customers/{customer.uuid}/billing/invoice-preview")
     assert preview.status_code == 200
-    body = preview.json()["data"]
+    body = preview.json()  # seed 004 shape: the bare object, no envelope
     assert body["status"] == "draft" and body["currency"] == "usd"
     assert (body["amount_due"], body["amount_paid"], body["amount_remaining"]) == (50, 0, 50)
     (line,) = body["invoice_lines"]
@@ -130,6 +130,25 @@ def test_metric_validation_names_the_field(api_client):
     assert bad_filter["details"]["field"] == "property_filters" and "bogus" in bad_filter["message"]
     assert bad_type["details"]["field"] == "aggregation_type"
     assert duplicate["details"]["field"] == "name"
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"group_keys": "user_id"}, "group_keys"),  # a string, not a list: must not become u, s, e, r, ...
+        ({"group_keys": ["user\x00"]}, "group_keys"),
+        ({"event_type_filter": {"in_values": ["chat\x00"]}}, "event_type_filter"),
+        ({"property_filters": [{"name": "region", "in_values": ["eu\x00"]}]}, "property_filters"),
+        ({"property_filters": [{"name": "reg\x00ion", "exists": True}]}, "property_filters"),
+    ],
+)
+def test_metric_definitions_with_nul_characters_or_a_string_for_group_keys_are_a_400(api_client, extra, field):
+    response = api_client.post(
+        "/api/v1/billable-metrics", {"name": "m", "aggregation_type": "COUNT", **extra}, format="json"
+    )
+
+    assert error(response)["details"]["field"] == field
+    assert not BillableMetric.objects.exists()
 
 
 def test_overlapping_rates_for_one_product_on_one_card_are_a_400_on_starting_at(api_client, seed_pricing):
@@ -247,7 +266,7 @@ def test_the_api_needs_authentication(anonymous_client, customer):
         "/api/v1/rate-cards",
         "/api/v1/contracts",
         f"/api/v1/customers/{customer.uuid}/invoices",
-        f"/api/v1/customers/{customer.uuid}/invoice-preview",
+        f"/api/v1/customers/{customer.uuid}/billing/invoice-preview",
     ]:
         assert error(anonymous_client.get(url), 401)["code"] == "authentication_required"
 
@@ -298,12 +317,12 @@ def test_customer_invoices_list_filter_and_detail(api_client, customer, billed):
 def test_invoice_history_maps_finalized_to_open(api_client, customer, billed):
     invoicing.invoice_set_status(invoice=billed, status="uncollectible")
 
-    history = api_client.get(f"/api/v1/customers/{customer.uuid}/invoice-history").json()["data"]
+    history = api_client.get(f"/api/v1/customers/{customer.uuid}/billing/invoice-history").json()
 
     (entry,) = history["invoices"]
     assert entry["status"] == "uncollectible" and entry["amount_due"] == 150 and entry["amount_remaining"] == 150
     invoicing.invoice_set_status(invoice=billed, status="paid")
-    (entry,) = api_client.get(f"/api/v1/customers/{customer.uuid}/invoice-history").json()["data"]["invoices"]
+    (entry,) = api_client.get(f"/api/v1/customers/{customer.uuid}/billing/invoice-history").json()["invoices"]
     assert (entry["status"], entry["amount_paid"], entry["amount_remaining"]) == ("paid", 150, 0)
     assert set(entry) >= {
         "amount_due",
@@ -324,16 +343,16 @@ def test_invoice_history_maps_finalized_to_open(api_client, customer, billed):
 
 
 def test_finalized_invoices_show_as_open(api_client, customer, billed):
-    (entry,) = api_client.get(f"/api/v1/customers/{customer.uuid}/invoice-history").json()["data"]["invoices"]
+    (entry,) = api_client.get(f"/api/v1/customers/{customer.uuid}/billing/invoice-history").json()["invoices"]
 
     assert entry["status"] == "open"
 
 
 def test_exact_fractional_quantities_are_json_numbers_not_floats(api_client, customer, billed):
-    response = api_client.get(f"/api/v1/customers/{customer.uuid}/invoice-preview")
+    response = api_client.get(f"/api/v1/customers/{customer.uuid}/billing/invoice-preview")
 
     assert b'"quantity":2.5' in response.content
-    assert response.json()["data"]["amount_due"] == 125
+    assert response.json()["amount_due"] == 125
 
 
 def test_a_link_created_through_the_api_opens_the_page(api_client, client, customer, billed):
@@ -369,15 +388,15 @@ def test_usage_history_per_window(api_client, organization, customer, seed_prici
             {"event_type": "langModel4", "occurred_at": start + timedelta(days=2), "properties": {"tokens": 7}},
         ],
     )
-    url = f"/api/v1/customers/{customer.uuid}/usage-history"
+    url = f"/api/v1/customers/{customer.uuid}/billing/usage-history"
     params = {
         "billable_metric_id": str(seed_pricing["metric"].pk),
         "starting_on": "2026-02-01T00:00:00Z",
         "ending_before": "2026-02-04T00:00:00Z",
     }
 
-    daily = api_client.get(url, {**params, "window_size": "day"}).json()["data"]["history"]
-    hourly = api_client.get(url, {**params, "window_size": "hour"}).json()["data"]["history"]
+    daily = api_client.get(url, {**params, "window_size": "day"}).json()["history"]
+    hourly = api_client.get(url, {**params, "window_size": "hour"}).json()["history"]
 
     assert [(w["aggregated_value"], w["end_time"] - w["start_time"]) for w in daily] == [
         (15, 86400),
@@ -435,10 +454,10 @@ def test_another_organizations_objects_are_not_found(api_client, customer, other
         f"/api/v1/customers/{theirs['customer'].uuid}/invoices",
         f"/api/v1/customers/{theirs['customer'].uuid}/invoices/{theirs['invoice'].pk}",
         f"/api/v1/customers/{customer.uuid}/invoices/{theirs['invoice'].pk}",
-        f"/api/v1/customers/{theirs['customer'].uuid}/invoice-preview",
-        f"/api/v1/customers/{theirs['customer'].uuid}/invoice-history",
-        f"/api/v1/customers/{theirs['customer'].external_id}/invoice-history",
-        f"/api/v1/customers/{customer.uuid}/usage-history?billable_metric_id={theirs['metric'].pk}",
+        f"/api/v1/customers/{theirs['customer'].uuid}/billing/invoice-preview",
+        f"/api/v1/customers/{theirs['customer'].uuid}/billing/invoice-history",
+        f"/api/v1/customers/{theirs['customer'].external_id}/billing/invoice-history",
+        f"/api/v1/customers/{customer.uuid}/billing/usage-history?billable_metric_id={theirs['metric'].pk}",
     ]
     for url in urls:
         assert error(api_client.get(url), 404)["code"] == "not_found", url
@@ -504,3 +523,155 @@ def test_references_to_another_organizations_objects_are_rejected(api_client, cu
     assert rate["details"]["field"] == "product_id"
     assert contract_customer["details"]["field"] == "customer_id"
     assert contract_card["details"]["field"] == "rate_card_id"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/contracts?customer_id=%00",
+        "/api/v1/customers/%00/invoices",
+        "/api/v1/customers/c%00/billing/invoice-preview",
+        "/api/v1/customers/%00/billing/credit-balance",
+        "/api/v1/customers/%00/billing/spending-limit",
+    ],
+)
+def test_a_customer_id_with_a_nul_character_is_no_customer(api_client, path):
+    response = api_client.get(path)
+
+    if path.startswith("/api/v1/contracts"):
+        assert response.status_code == 200 and response.json()["data"] == []
+    else:
+        assert error(response, 404)["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"starting_on": "9999-12-31T00:00:00Z", "window_size": "month"}, "starting_on"),
+        ({"starting_on": "9999-11-30T00:00:00Z", "ending_before": "9999-12-31T23:00:00Z"}, "ending_before"),
+        ({"ending_before": "0001-01-05T00:00:00Z"}, "ending_before"),
+    ],
+)
+def test_usage_history_dates_at_the_ends_of_the_calendar_are_a_400(api_client, customer, seed_pricing, params, field):
+    url = f"/api/v1/customers/{customer.uuid}/billing/usage-history"
+
+    response = api_client.get(url, {"billable_metric_id": str(seed_pricing["metric"].pk), **params})
+
+    assert error(response)["details"]["field"] == field
+
+
+def test_a_contract_or_rate_in_the_last_representable_year_is_a_400(api_client, customer, seed_pricing):
+    contract = api_client.post(
+        "/api/v1/contracts",
+        {"customer_id": customer.external_id, "rate_card_id": str(seed_pricing["rate_card"].pk),
+         "starting_at": "9999-12-31T23:00:00Z"},
+        format="json",
+    )
+    rate = api_client.post(
+        f"/api/v1/rate-cards/{seed_pricing['rate_card'].pk}/rates",
+        {"product_id": str(seed_pricing["product"].pk), "starting_at": "2010-01-01T00:00:00Z",
+         "ending_before": "9999-06-01T00:00:00Z", "price": "1"},
+        format="json",
+    )
+
+    assert error(contract)["details"]["field"] == "starting_at"
+    assert error(rate)["details"]["field"] == "ending_before"
+
+
+def test_the_database_refuses_overlapping_rates_and_contracts_skipping_validation(organization, customer, seed_pricing):
+    """What a race between two validated requests would meet: the exclusion constraints, mapped to field errors."""
+    from django.core.exceptions import ValidationError
+    from django.db import IntegrityError, transaction
+
+    from billing.models import Contract, Rate
+
+    rate = seed_pricing["rate"]
+    with pytest.raises(IntegrityError, match="rate_no_overlap_per_product"), transaction.atomic():
+        Rate.objects.create(rate_card=rate.rate_card, product=rate.product, starting_at=utc(2026, 1, 1), price=1)
+
+    racing = Rate(rate_card=rate.rate_card, product=rate.product, starting_at=utc(2026, 1, 1), price=Decimal(1))
+    racing.siblings_checked = True  # as if its clean() ran before the other row committed
+    with pytest.raises(ValidationError) as refused:
+        services._save(racing)
+    assert refused.value.message_dict == {"starting_at": ["Overlaps another rate for this product on this rate card."]}
+
+    services.contract_create(
+        organization=organization, customer=customer, rate_card=rate.rate_card, starting_at=utc(2026, 1, 1)
+    )
+    with pytest.raises(IntegrityError, match="contract_no_overlap_per_customer"), transaction.atomic():
+        Contract.objects.create(
+            organization=organization, customer=customer, rate_card=rate.rate_card, starting_at=utc(2026, 3, 1)
+        )
+    assert Rate.objects.count() == 1 and Contract.objects.count() == 1
+
+
+def test_the_openapi_schema_describes_the_seed_004_shapes_and_the_200_of_deletes(api_client):
+    schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    paths, components = schema["paths"], schema["components"]["schemas"]
+    base = "/api/v1/customers/{customer_id}/billing"
+
+    def response(path, method="get", status="200"):
+        return paths[path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+
+    preview = components[response(f"{base}/invoice-preview")]
+    assert {"id", "amount_due", "amount_paid", "amount_remaining", "currency", "invoice_lines", "period_end",
+            "period_start", "status"} <= set(preview["properties"])
+    line = components["BillingInvoiceLine"]["properties"]
+    assert {"amount", "currency", "description", "period", "pricing", "quantity", "pretax_credit_amounts"} <= set(line)
+    assert "invoices" in components[response(f"{base}/invoice-history")]["properties"]
+    assert "history" in components[response(f"{base}/usage-history")]["properties"]
+    for path in (f"{base}/topup/config", f"{base}/spending-limit", "/api/v1/billing/stripe-account"):
+        assert set(paths[path]["delete"]["responses"]) == {"200"}, path  # they answer 200 with a body, not 204
+
+
+def test_a_composite_products_rate_must_be_flat(api_client, organization, seed_pricing):
+    """Its price is the fraction of the usage charges; a TIERED one used to bill a silent 0."""
+    fee = services.product_create(
+        organization=organization, name="Platform fee", type="composite", composite_products=[seed_pricing["product"]]
+    )
+
+    response = api_client.post(
+        f"/api/v1/rate-cards/{seed_pricing['rate_card'].pk}/rates",
+        {"product_id": str(fee.pk), "starting_at": "2026-01-01T00:00:00Z", "rate_type": "TIERED",
+         "tiers": [{"price": "0.1"}]},
+        format="json",
+    )
+
+    assert error(response)["details"]["field"] == "rate_type"
+
+
+def test_a_new_contract_cannot_start_further_back_than_billing_max_backdate_months(
+    api_client, customer, seed_pricing, settings
+):
+    settings.BILLING_MAX_BACKDATE_MONTHS = 24
+    body = {"customer_id": customer.external_id, "rate_card_id": str(seed_pricing["rate_card"].pk)}
+    earliest = periods.earliest_contract_start(now=timezone.now(), max_backdate_months=24)
+
+    ancient = error(
+        api_client.post("/api/v1/contracts", {**body, "starting_at": "0001-01-01T00:00:00Z"}, format="json")
+    )
+    just_past = error(
+        api_client.post(
+            "/api/v1/contracts", {**body, "starting_at": (earliest - timedelta(hours=1)).isoformat()}, format="json"
+        )
+    )
+
+    for refused in (ancient, just_past):
+        assert refused["code"] == "validation_error"
+        assert refused["details"]["field"] == "starting_at"
+        assert "24 months" in refused["message"]
+    assert not Contract.objects.exists() and not Invoice.objects.exists()  # no drafts opened either
+
+    at_limit = api_client.post(
+        "/api/v1/contracts", {**body, "starting_at": (earliest + timedelta(hours=1)).isoformat()}, format="json"
+    )
+    assert at_limit.status_code == 201, at_limit.content
+    assert 24 <= Invoice.objects.filter(customer=customer, status="draft").count() <= 26
+
+    settings.BILLING_MAX_BACKDATE_MONTHS = 1  # the setting is read at each create
+    Invoice.objects.all().delete()
+    Contract.objects.all().delete()
+    three_months_ago = (month_start() - timedelta(days=80)).replace(day=1)
+    assert error(
+        api_client.post("/api/v1/contracts", {**body, "starting_at": three_months_ago.isoformat()}, format="json")
+    )["details"]["field"] == "starting_at"

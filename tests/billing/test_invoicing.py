@@ -108,6 +108,24 @@ def test_usage_is_billed_in_the_period_it_occurred(organization, customer, contr
     assert draft_of(customer).total_cents == 50
 
 
+def test_usage_too_large_for_an_invoice_line_leaves_the_draft_as_it_was_and_spares_the_others(
+    organization, customer, contract
+):
+    ingest(organization, customer, [tokens(recent(), 10**22)])  # 10^16 million tokens: a line of $5 x 10^15
+    invoicing.customer_drafts_recompute(customer_id=customer.pk)
+    assert draft_of(customer).total_cents == 5 * 10**17  # above 10^16, the quantity used to overflow quantize()
+
+    earlier = previous_month_start() + timedelta(days=3)
+    ingest(organization, customer, [tokens(recent(), 10**24), tokens(earlier, 10**6)])
+    recomputed = invoicing.customer_drafts_recompute(customer_id=customer.pk)  # 5 x 10^19 cents: beyond a bigint
+
+    assert draft_of(customer, previous_month_start()).total_cents == 50  # the other draft still follows usage
+    assert [invoice.period_start for invoice in recomputed] == [previous_month_start()]
+    assert draft_of(customer).total_cents == 5 * 10**17  # kept its last lines rather than half-writing new ones
+    with pytest.raises(invoicing.InvoiceTooLarge, match="Language Model 4 Tokens"):
+        invoicing.invoice_recompute(invoice=draft_of(customer))
+
+
 def test_finalize_after_the_grace_period_numbers_from_a_sequence_and_opens_the_next_draft(
     organization, customer, contract, settings
 ):
@@ -256,3 +274,18 @@ def test_a_new_rate_recomputes_the_drafts_on_its_card(
         )
 
     assert draft_of(customer).total_cents == 7
+
+
+def test_a_recompute_reads_rollups_never_the_raw_events(organization, customer, contract):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ingest(organization, customer, [tokens(recent(), 1_000_000), tokens(recent(), 1_000_000, user="bob")])
+
+    with CaptureQueriesContext(connection) as queries:
+        invoicing.customer_drafts_recompute(customer_id=customer.pk)
+
+    assert draft_of(customer).total_cents == 100
+    read = " ".join(query["sql"] for query in queries.captured_queries)
+    assert "billing_usagerollup" in read
+    assert "events_usageevent" not in read

@@ -50,6 +50,15 @@ def test_a_valid_link_shows_the_draft_without_login(client, invoice):
     assert response["Referrer-Policy"] == "no-referrer"
 
 
+def test_lines_sit_under_their_presentation_group_in_one_table_whose_columns_align(client, invoice):
+    page = client.get(link(invoice)).content.decode()
+
+    assert page.count('<table class="lines">') == 1  # one table: every group shares the same columns
+    alice, bob = page.index("user_id: alice"), page.index("user_id: bob")
+    assert alice < page.index("$0.50", alice) < bob < page.index("$1.50", bob)
+    assert page.count('<tr class="group">') == 2 and page.count("Subtotal") == 2
+
+
 def test_an_expired_link_is_gone(client, invoice):
     response = client.get(link(invoice, expires_in=timedelta(seconds=-1)))
 

@@ -42,3 +42,11 @@ def test_period_containing_and_next_period():
     assert periods.period_containing(at=dt(2026, 3, 1), **kwargs) is None
     assert periods.next_period(after=dt(2026, 2, 1), **kwargs) == (dt(2026, 2, 1), dt(2026, 3, 1))
     assert periods.next_period(after=dt(2026, 3, 1), **kwargs) is None
+
+
+def test_the_earliest_contract_start_is_whole_calendar_months_back_down_to_the_hour():
+    now = dt(2026, 11, 22, 5, 6, 7)
+
+    assert periods.earliest_contract_start(now=now, max_backdate_months=24) == dt(2024, 11, 22, 5)
+    assert periods.earliest_contract_start(now=now, max_backdate_months=0) == dt(2026, 11, 22, 5)
+    assert periods.earliest_contract_start(now=dt(2026, 3, 31, 12), max_backdate_months=1) == dt(2026, 2, 28, 12)

@@ -3,9 +3,10 @@
 import uuid
 
 import pytest
+from django.utils import timezone
 
 from events.drafts import CustomerRef
-from events.models import Customer
+from events.models import Customer, UsageEvent
 from events.services import customer_create, customers_resolve
 from tests.factories import CustomerFactory
 
@@ -121,3 +122,61 @@ def test_external_id_wins_over_an_alias_of_another_customer(organization):
 def test_customer_create_service_defaults_external_id_to_the_uuid(organization):
     customer = customer_create(organization=organization, name="Nameless")
     assert customer.external_id == str(customer.uuid)
+
+
+def _ingest_metronome(client, customer_id: str, transaction_id: str) -> None:
+    usage = {
+        "transaction_id": transaction_id,
+        "customer_id": customer_id,
+        "event_type": "tokens",
+        "timestamp": timezone.now().isoformat(),
+    }
+    assert client.post("/api/v1/ingest", [usage], format="json").status_code == 200
+
+
+def test_usage_sent_before_the_customer_exists_is_theirs_once_created_with_that_alias(api_client, organization):
+    # Seed 001: "start flowing in usage for customers before they're created", then create the
+    # customer with that identifier as an ingest alias "so the previous event gets matched".
+    _ingest_metronome(api_client, "team@example.com", "t-1")
+
+    response = api_client.post(URL, {"name": "Team", "ingest_aliases": ["team@example.com"]}, format="json")
+
+    assert response.status_code == 201
+    data = response.json()["data"]
+    customer = Customer.objects.get()
+    assert str(customer.uuid) == data["id"]
+    assert (data["name"], data["external_id"], data["ingest_aliases"]) == (
+        "Team",
+        "team@example.com",
+        ["team@example.com"],
+    )
+    assert list(UsageEvent.objects.values_list("customer_id", flat=True)) == [customer.pk]
+    _ingest_metronome(api_client, "team@example.com", "t-2")
+    assert UsageEvent.objects.filter(customer=customer).count() == 2
+
+
+def test_completing_a_bare_customer_with_its_own_external_id_keeps_the_old_one_as_an_alias(api_client):
+    _ingest_metronome(api_client, "team@example.com", "t-1")
+
+    body = {"name": "Team", "external_id": "acct-7", "ingest_aliases": ["team@example.com"], "email": "t@example.com"}
+    data = api_client.post(URL, body, format="json").json()["data"]
+
+    assert (data["external_id"], data["ingest_aliases"], data["email"]) == (
+        "acct-7",
+        ["team@example.com"],
+        "t@example.com",
+    )
+    listed = api_client.get("/api/v1/events?customer_id=acct-7").json()["data"]
+    assert [event["customer_id"] for event in listed] == ["acct-7"]
+
+
+def test_a_named_customer_or_two_bare_ones_still_conflict(api_client):
+    api_client.post(URL, {"name": "Named", "external_id": "named"}, format="json")
+    _ingest_metronome(api_client, "bare-a", "t-1")
+    _ingest_metronome(api_client, "bare-b", "t-2")
+
+    named = api_client.post(URL, {"name": "Again", "ingest_aliases": ["named"]}, format="json")
+    both = api_client.post(URL, {"name": "Both", "ingest_aliases": ["bare-a", "bare-b"]}, format="json")
+
+    assert (named.status_code, both.status_code) == (409, 409)
+    assert Customer.objects.filter(name="").count() == 2

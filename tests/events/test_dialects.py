@@ -387,6 +387,7 @@ def test_tanso_cost_input_with_provider_gets_a_vendor_prefixed_slug():
         (ts(costAmount=-0.01), "costAmount"),
         (ts(revenueAmount="1.0"), "revenueAmount"),
         (ts(usageUnits=-1), "usageUnits"),
+        (ts(usageUnits=1e-10), "usageUnits"),  # the ledger keeps 9 decimal places: no silent rounding
         (ts(costInput={"inputTokens": 1}), "costInput.model"),
         (ts(costInput={"model": "openai/gpt-4o", "inputTokens": 100_000_001}), "costInput.inputTokens"),
         (ts(occurredAt="2026-06-15T10:00:00"), "occurredAt"),

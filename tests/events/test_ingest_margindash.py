@@ -119,6 +119,14 @@ def test_unknown_model_is_a_per_event_error_with_suggestions(api_client, price_c
     assert not UnpricedModel.objects.exists()
 
 
+def test_a_rejected_event_does_not_create_its_customer(api_client, price_catalog):
+    unknown_model = [{"model": "openai/gpt4o", "input_tokens": 5, "output_tokens": 5}]
+    results = post(api_client, md_event("new-good"), md_event("new-rejected", vendor_responses=unknown_model))
+
+    assert [r["status"] for r in results.json()["results"]] == ["created", "error"]
+    assert list(Customer.objects.values_list("external_id", flat=True)) == ["new-good"]
+
+
 def test_organizations_that_accept_unpriced_models_store_them_unpriced(
     api_client, price_catalog, accept_unpriced, organization
 ):

@@ -154,6 +154,7 @@ def test_unknown_cost_input_model_is_a_400_with_suggestions(api_client, price_ca
     assert error["details"]["field"] == "costInput.model"
     assert "openai/gpt-4o" in error["details"]["suggestions"]
     assert not UsageEvent.objects.exists()
+    assert not Customer.objects.exists()  # a 400 writes nothing, not even the customer it names
 
 
 def test_unknown_model_with_an_explicit_cost_is_stored(api_client, price_catalog):
@@ -182,9 +183,10 @@ def test_feature_by_id_and_explicit_amounts_win(api_client, organization):
     body = send(api_client, event(featureId=str(feature.uuid), usageUnits=1, revenueAmount=5)).json()
     assert (body["costAmount"], body["revenueAmount"]) == ("1", "5")
 
-    missing = send(api_client, event(featureId=str(uuid.uuid4()), usageUnits=1))
+    missing = send(api_client, event(featureId=str(uuid.uuid4()), usageUnits=1, customerReferenceId="acct-new"))
     assert missing.status_code == 404
     assert missing.json()["error"]["details"]["field"] == "featureId"
+    assert not Customer.objects.filter(external_id="acct-new").exists()
 
 
 def test_another_tenants_feature_is_not_used(api_client, other_client):

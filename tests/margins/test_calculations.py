@@ -46,7 +46,8 @@ def test_periods():
     assert calculations.trailing_periods("2026-02", 3) == ["2025-12", "2026-01", "2026-02"]
     start, end = calculations.period_bounds("2026-12")
     assert (start.isoformat(), end.isoformat()) == ("2026-12-01T00:00:00+00:00", "2027-01-01T00:00:00+00:00")
-    for bad in ("2026-00", "2026-13", "26-01", "2026/01", "abcd-ef", "2026-1"):
+    fullwidth, arabic_indic = "\uff12\uff10\uff12\uff16-04", "2026-\u0660\u0664"  # isdigit() is True for both
+    for bad in ("2026-00", "2026-13", "26-01", "2026/01", "abcd-ef", "2026-1", fullwidth, arabic_indic):
         with pytest.raises(ValueError):
             calculations.parse_period(bad)
 

@@ -65,3 +65,10 @@ def test_name_similarity_is_symmetric(left, right):
     assert similarity(StripeSide("c", name=left), UsageSide("", name=right)) == similarity(
         StripeSide("c", name=right), UsageSide("", name=left)
     )
+
+
+def test_similarity_is_symmetric_on_the_counterexample_hypothesis_found():
+    forward = similarity(StripeSide("c", name="002"), UsageSide("", name="2010"))
+    backward = similarity(StripeSide("c", name="2010"), UsageSide("", name="002"))
+
+    assert forward == backward

@@ -247,3 +247,40 @@ def test_stripe_decimal_fields_are_stored_in_the_raw_payload(organization, setti
     row = StripeInvoice.objects.get(stripe_id="in_dec1")
     assert row.raw["lines"]["data"][0]["price"]["unit_amount_decimal"] == "12.5"
     assert (row.amount_paid_microdollars, row.period) == (12_500_000, "2026-03")
+
+
+def test_an_uncollectible_invoice_paid_later_is_rechecked_and_counted(organization, settings):
+    """Stripe lets an invoice marked uncollectible be paid afterwards; the sync must keep re-checking it.
+    localstripe cannot mark invoices uncollectible, so a stub serves the Stripe-shaped answers here."""
+    import json
+
+    from tests.margins.http_stub import start_stub
+
+    CustomerFactory(organization=organization, external_id="late")
+    customer = {"id": "cus_unc1", "object": "customer", "name": "Late Payer", "metadata": {"customer_id": "late"},
+                "created": 1772000000}
+    invoice = {"id": "in_unc1", "object": "invoice", "customer": "cus_unc1", "status": "uncollectible",
+               "currency": "usd", "amount_paid": 0, "created": 1772000000, "status_transitions": {}}
+    paid = {**invoice, "status": "paid", "amount_paid": 4200, "status_transitions": {"paid_at": 1775000000}}
+    stub, server = start_stub(routes={
+        "/v1/invoices/in_unc1": invoice,
+        "/v1/customers": {"object": "list", "has_more": False, "data": [customer]},
+        "/v1/invoices": {"object": "list", "has_more": False, "data": [invoice]},
+    })
+    try:
+        settings.STRIPE_API_BASE = stub.url
+        StripeConnection.objects.create(
+            organization=organization, secret_key="rk_live_4eC39HqLyjWDarjtT1zdp7dc", key_prefix="rk_live_4eC3...p7dc"
+        )
+        services.revenue_sync(organization=organization)
+        assert StripeInvoice.objects.get(stripe_id="in_unc1").status == "uncollectible"
+        stub.routes["/v1/invoices/in_unc1"] = json.dumps(paid).encode()  # paid since; the list still ends there
+
+        result = services.revenue_sync(organization=organization)
+    finally:
+        server.shutdown()
+
+    row = StripeInvoice.objects.get(stripe_id="in_unc1")
+    assert (row.status, row.amount_paid_microdollars, row.period) == ("paid", 42_000_000, "2026-03")
+    assert result.periods_updated == 1
+    assert _revenue_by_tag(organization, "2026-03") == {"late": 42_000_000}

@@ -167,7 +167,11 @@ def test_csv_neutralizes_spreadsheet_formulas_in_names(member_client, organizati
     assert list(csv.reader(io.StringIO(response.content.decode())))[1][0] == "'=HYPERLINK(\"http://x\")"
 
 
-@pytest.mark.parametrize("query", ["period=2026-13", "period=202604", "period=april", "period=2026-4", "format=xml"])
+@pytest.mark.parametrize(
+    "query",
+    ["period=2026-13", "period=202604", "period=april", "period=2026-4", "format=xml", "period=%EF%BC%92026-04",
+     "period=2026-04%00"],
+)
 def test_invalid_period_or_format_is_400(member_client, organization, query):
     response = member_client().get(f"/api/margins?{query}")
 
@@ -228,6 +232,16 @@ def test_unknown_or_foreign_customer_is_404(member_client, organization):
         assert response.json()["error"]["code"] == "not_found"
 
 
+@pytest.mark.parametrize("path", ["/api/margins/%00", "/api/margins/acme%00corp", "/api/margins/a%00?period=2026-04"])
+def test_customer_with_a_nul_byte_is_404_not_500(member_client, organization, path):
+    CustomerFactory(organization=organization, external_id="acme")
+
+    response = member_client().get(path)
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
 def test_unmatched_lists_stripe_customers_tags_and_pending_matches(member_client, ledger):
     CustomerMapping.objects.create(
         organization=ledger, stripe_customer_id="cus_unmatched", tag_value="delta", match_type="auto",
@@ -264,6 +278,29 @@ def test_free_tier_gets_403_with_upgrade_pointer(member_client, free_organizatio
     assert error["code"] == "forbidden"
     assert error["details"]["required_plan"] == "pro"
     assert error["details"]["upgrade_url"]
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "path"),
+    [
+        ("viewer", "get", "/api/stripe/revenue-sync"),
+        ("member", "post", "/api/stripe/connect"),
+        ("member", "delete", "/api/stripe/disconnect"),
+        ("viewer", "post", "/api/customer-mappings"),
+        ("viewer", "delete", "/api/customer-mappings?id=00000000-0000-0000-0000-000000000000"),
+        ("viewer", "post", "/api/customer-mappings/00000000-0000-0000-0000-000000000000/approve"),
+        ("member", "put", "/api/margin-settings"),
+        ("member", "get", "/api/webhook-endpoints"),
+        ("owner", "post", "/api/webhook-endpoints"),
+    ],
+)
+def test_free_tier_gets_the_upgrade_pointer_whatever_the_role(member_client, free_organization, role, method, path):
+    """The plan gate answers first: a free organization cannot use these at any role, so the 403 says upgrade."""
+    response = getattr(member_client(role=role, org=free_organization), method)(path, {}, format="json")
+
+    assert response.status_code == 403
+    assert response.json()["error"]["details"]["upgrade_url"]
+    assert response.json()["error"]["details"]["required_plan"] == "pro"
 
 
 @pytest.mark.parametrize("path", ["/api/margins", "/api/margins/unmatched", "/api/customer-mappings"])

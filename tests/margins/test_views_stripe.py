@@ -71,6 +71,32 @@ def test_key_that_does_not_authenticate_is_stripe_validation_failed(member_clien
     assert not StripeConnection.objects.exists()
 
 
+@pytest.mark.parametrize("status", [429, 500, None])
+def test_stripe_down_at_connect_is_502_not_a_bad_key(member_client, organization, settings, status):
+    """A network failure, a rate limit or a Stripe 5xx says nothing about the key: 502, retryable, nothing stored."""
+    from tests.margins.http_stub import start_stub
+
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    server = None
+    if status is None:
+        settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # discard port: nothing listens
+    else:
+        stub, server = start_stub([status], {"error": {"type": "api_error", "message": "busy"}})
+        settings.STRIPE_API_BASE = stub.url
+    try:
+        response = member_client(role="admin").post(
+            "/api/stripe/connect", {"stripeKey": "rk_live_4eC39HqLyjWDarjtT1zdp7dc"}, format="json"
+        )
+    finally:
+        if server is not None:
+            server.shutdown()
+
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "stripe_unavailable"
+    assert response.json()["error"]["details"] == {"transient": True}
+    assert not StripeConnection.objects.exists()
+
+
 def test_second_connect_is_409(member_client, organization, connected):
     response = member_client(role="admin").post("/api/stripe/connect", {"stripeKey": STRIPE_TEST_KEY}, format="json")
 

@@ -304,3 +304,86 @@ def test_a_real_worker_retries_a_failing_receiver_with_backoff(celery_worker_pro
     assert [r.headers["webhook-id"] for r in stub.received] == [str(delivery.id)] * 2
     for request in stub.received:
         webhooks.verify_webhook(body=request.body, headers=request.headers, secret=SECRET)
+
+
+# --- scheduled tier check ----------------------------------------------------------------------
+
+
+def test_the_schedule_alerts_an_organization_without_stripe_when_usage_moves_a_tier(
+    organization, receiver, django_capture_on_commit_callbacks
+):
+    """Revenue carried on events, no Stripe connection, so no sync ever runs: the beat task notices."""
+    stub = receiver([200])
+    _endpoint(organization, stub.url)
+    free = OrganizationFactory(plan="free")
+    _endpoint(free, stub.url)
+    muted = OrganizationFactory()
+    WebhookEndpoint.objects.create(organization=muted, url=stub.url, secret=SECRET, is_active=False)
+    customer = CustomerFactory(organization=organization, external_id="evented")
+    record_usage(customer, when=timezone.now(), cost=1_000_000, revenue=10_000_000)  # 90 %: healthy
+    assert tasks.health_recompute_all.delay().get() == 1  # baseline; the free and the muted org are skipped
+
+    record_usage(customer, when=timezone.now(), cost=8_000_000, revenue=0)  # 9 / 10: 10 %, critical
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.health_recompute_all.delay().get() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.health_recompute_all.delay().get()  # nothing changed since: nothing more
+
+    (request,) = stub.received
+    data = webhooks.verify_webhook(body=request.body, headers=request.headers, secret=SECRET)["data"]
+    assert (data["customer"], data["previousTier"], data["currentTier"]) == ("evented", "healthy", "critical")
+    assert not CustomerHealth.objects.filter(organization__in=[free, muted]).exists()
+
+
+def test_health_check_schedule_is_installed_by_migration():
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(task="margins.tasks.health_recompute_all")
+
+    assert task.enabled
+    assert (task.crontab.minute, task.queue) == ("*/10", "sync")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_recomputes_wait_for_each_other_instead_of_failing():
+    """A sync and the schedule recomputing at once: the second waits for the first's baseline rather than
+    inserting the same one and failing on the unique constraint."""
+    import threading
+
+    from django.db import connection, transaction
+
+    organization = OrganizationFactory()
+    customer = CustomerFactory(organization=organization, external_id="racer")
+    record_usage(customer, when=timezone.now(), cost=1_000_000, revenue=10_000_000)
+    first_done = threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                services.health_recompute(organization=organization)  # inserts the baseline, uncommitted
+                first_done.set()
+                time.sleep(0.5)  # the second one reaches its insert meanwhile
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            first_done.set()
+            connection.close()
+
+    def second() -> None:
+        first_done.wait(10)
+        try:
+            services.health_recompute(organization=organization)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+
+    assert errors == []
+    assert CustomerHealth.objects.filter(organization=organization).count() == 1

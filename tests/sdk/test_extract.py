@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from ai_cost_calc import Usage, anthropic_usage, extract_usage, openai_usage
+from ai_cost_calc import Usage, anthropic_slug, anthropic_usage, extract_usage, openai_usage
 
 OPENAI_CHAT_COMPLETION = {
     "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
@@ -105,7 +105,7 @@ RESPONSES_USAGE = Usage(
     reasoning_tokens=512,
 )
 ANTHROPIC_USAGE = Usage(
-    model="anthropic/claude-sonnet-4-5-20250929",
+    model="anthropic/claude-sonnet-4.5",  # the catalog's slug for the API id claude-sonnet-4-5-20250929
     input_tokens=12 + 2051 + 4096,  # Anthropic's input_tokens exclude cache reads/writes
     output_tokens=503,
     cached_input_tokens=4096,
@@ -162,7 +162,7 @@ def test_anthropic_object_with_cache_fields_none():
 
     message = Message(model="claude-haiku-4-5", usage=AnthropicUsage(25, 7))
     assert extract_usage(message) == Usage(
-        model="anthropic/claude-haiku-4-5", input_tokens=25, output_tokens=7
+        model="anthropic/claude-haiku-4.5", input_tokens=25, output_tokens=7
     )
 
 
@@ -186,6 +186,34 @@ def test_vendor_prefix_is_kept_or_skipped():
     assert extract_usage(ANTHROPIC_MESSAGE, prefix_vendor=False).model == (
         "claude-sonnet-4-5-20250929"
     )
+
+
+@pytest.mark.parametrize(
+    ("api_id", "slug"),
+    [
+        ("claude-sonnet-4-5-20250929", "claude-sonnet-4.5"),
+        ("claude-opus-4-1-20250805", "claude-opus-4.1"),
+        ("claude-sonnet-4-20250514", "claude-sonnet-4"),
+        ("claude-haiku-4-5", "claude-haiku-4.5"),
+        ("claude-3-7-sonnet-latest", "claude-3.7-sonnet"),
+        ("claude-3-5-sonnet-20241022", "claude-3.5-sonnet"),
+        ("claude-3-5-haiku-20241022", "claude-3.5-haiku"),
+        ("claude-3-haiku-20240307", "claude-3-haiku"),
+        ("claude-3-opus-20240229", "claude-3-opus"),
+        ("claude-2.1", "claude-2.1"),
+        ("gpt-4o", "gpt-4o"),
+    ],
+)
+def test_anthropic_api_ids_become_catalog_slugs(api_id, slug):
+    assert anthropic_slug(api_id) == slug
+    assert anthropic_usage({"model": api_id, "usage": {"input_tokens": 1, "output_tokens": 1}}).model == (
+        "anthropic/" + slug
+    )
+
+
+def test_names_that_already_are_slugs_are_kept():
+    routed = {"model": "anthropic/claude-3.5-sonnet-20240620", "usage": {"input_tokens": 1, "output_tokens": 1}}
+    assert anthropic_usage(routed).model == "anthropic/claude-3.5-sonnet-20240620"
 
 
 @pytest.mark.parametrize(
@@ -218,7 +246,7 @@ def test_add_usage_from_sends_the_extracted_numbers(stand_in_server, make_client
             "reasoning_tokens": 1600,
         },
         {
-            "model": "anthropic/claude-sonnet-4-5-20250929",
+            "model": "anthropic/claude-sonnet-4.5",
             "input_tokens": 6159,
             "output_tokens": 503,
             "cached_input_tokens": 4096,

@@ -268,3 +268,28 @@ def test_an_unknown_api_key_is_refused_and_not_retried(live_server, gpt_4o_price
     stats = md.stats()
     assert (stats["rejected"], stats["requests"]) == (1, 1)
     assert "HTTP 401" in caplog.text
+
+
+def test_responses_from_the_vendors_sdks_reach_the_ledger_priced(live_server, sdk, organization):
+    """add_usage_from with the model ids the OpenAI and Anthropic APIs really return: both are priced by the
+    catalog (Anthropic's dated, dash-versioned ids are turned into its slugs), so neither event is refused."""
+    ModelPrice.objects.create(
+        slug="anthropic/claude-sonnet-4.5", vendor="anthropic", display_name="Claude Sonnet 4.5",
+        input_per_mtok=Decimal("3"), output_per_mtok=Decimal("15"), cache_read_per_mtok=Decimal("0.3"),
+        cache_write_per_mtok=Decimal("3.75"), effective_from=datetime(2024, 1, 1, tzinfo=UTC), source="manual",
+    )
+    md = sdk(live_server.url)
+    md.add_usage_from({"model": "gpt-4o", "object": "chat.completion",
+                       "usage": {"prompt_tokens": 1200, "completion_tokens": 340}})
+    md.add_usage_from({"model": "claude-sonnet-4-5-20250929", "type": "message",
+                       "usage": {"input_tokens": 1000, "output_tokens": 100}})
+    md.track(customer_id="8291", event_type="agent_run")
+    assert md.flush(10)
+
+    assert (md.stats()["created"], md.stats()["rejected"]) == (1, 0)
+    event = UsageEvent.objects.get(organization=organization)
+    # gpt-4o 6,400 µ$ + Sonnet 4.5: 1,000 x $3 + 100 x $15 per million = 4,500 µ$.
+    assert event.cost_microdollars == COST_PER_EVENT + 4_500
+    assert sorted(event.vendor_responses.values_list("model", flat=True)) == [
+        "anthropic/claude-sonnet-4.5", "openai/gpt-4o",
+    ]

@@ -1,21 +1,27 @@
 """Create (or refresh) the demo organization: a Pro org, an admin user, an API key, customers, and
 30 days of AI usage for them sent through the real ingest service (MarginDash dialect, priced by
-the catalog), plus an alert budget.
+the catalog), plus an alert budget, and billing configuration: per-request billable metrics,
+products, a rate card and a contract per customer, so live draft invoices show the usage.
 
 Idempotent: running it again reuses what exists (usage has fixed idempotency keys, so it is stored
 once) and prints a fresh API key (the previous demo key is revoked, since a key's secret cannot be
 shown twice).
 """
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import ApiKey, Organization, Role
 from accounts.services import api_key_create, api_key_revoke, membership_set, organization_get_or_create
+from billing import services as billing_services
+from billing.invoicing import customer_drafts_recompute
+from billing.models import BillableMetric, Contract, Invoice, RateCard
 from costcalc.models import ModelPrice
 from events.dialects import margindash
 from events.models import Budget, Customer
@@ -38,6 +44,12 @@ DEMO_USAGE = [
     ("initech", "chat", "openai/gpt-4o-mini", 700, 250, 5, 2),
 ]
 DEMO_DAYS = 30
+# (event type, product name, price in cents per request): what the demo organization charges
+DEMO_PRICES = [
+    ("summarize", "Summaries", Decimal("5")),
+    ("chat", "Chat messages", Decimal("1")),
+    ("agent_run", "Agent runs", Decimal("20")),
+]
 
 
 class Command(BaseCommand):
@@ -59,6 +71,7 @@ class Command(BaseCommand):
                     organization=organization, external_id=external_id, defaults={"name": name, "email": email}
                 )
             MarginSettings.objects.get_or_create(organization=organization)
+            self._billing(organization)
             if not Budget.objects.filter(organization=organization).exists():
                 budget_create(
                     organization=organization,
@@ -70,14 +83,51 @@ class Command(BaseCommand):
                     action=Budget.Action.ALERT,
                 )
         created = self._usage(organization)
+        invoice_url = self._draft_invoice_link(organization, base_url)
         self.stdout.write(self.style.SUCCESS(f"Demo organization: {organization.name} (plan {organization.plan})"))
         self.stdout.write(f"Admin:     {base_url}/admin/   login {DEMO_USERNAME} / {DEMO_PASSWORD}")
         self.stdout.write(f"API docs:  {base_url}/api/docs/")
         self.stdout.write(f"Health:    {base_url}/healthz")
         self.stdout.write(f"Usage:     {created} new demo events over the last {DEMO_DAYS} days and today")
+        self.stdout.write(f"Invoice:   {invoice_url}  (Acme Corp's live draft, no login)")
         self.stdout.write(f"API key:   {raw_key}")
         self.stdout.write(f"Margins:   sign in at /admin/, then open {base_url}/api/margins (session auth, Pro plan)")
         self.stdout.write(f"Try:       curl -H 'Authorization: Bearer {raw_key}' {base_url}/api/v1/organization")
+
+    def _billing(self, organization) -> None:
+        """A COUNT metric and a product per event type, one rate card, and a contract per customer.
+
+        Created before the usage is sent, so ingest pre-aggregates it for these metrics."""
+        if RateCard.objects.filter(organization=organization, name="Standard").exists():
+            return
+        # Rates and contracts start on whole UTC hours (usage is pre-aggregated per hour).
+        starts = datetime(2026, 1, 1, tzinfo=UTC)
+        rate_card = billing_services.rate_card_create(organization=organization, name="Standard")
+        for event_type, product_name, cents in DEMO_PRICES:
+            metric = billing_services.billable_metric_create(
+                organization=organization,
+                name=f"{product_name} (requests)",
+                aggregation_type=BillableMetric.AggregationType.COUNT,
+                event_type_filter={"in_values": [event_type]},
+            )
+            product = billing_services.product_create(
+                organization=organization, name=product_name, billable_metric=metric
+            )
+            billing_services.rate_create(rate_card=rate_card, product=product, starting_at=starts, price=cents)
+        demo_ids = [external_id for external_id, _, _ in DEMO_CUSTOMERS]
+        for customer in Customer.objects.filter(organization=organization, external_id__in=demo_ids):
+            if not Contract.objects.filter(customer=customer).exists():
+                billing_services.contract_create(
+                    organization=organization, customer=customer, rate_card=rate_card, starting_at=starts
+                )
+
+    def _draft_invoice_link(self, organization, base_url: str) -> str:
+        customer = Customer.objects.get(organization=organization, external_id=DEMO_CUSTOMERS[0][0])
+        customer_drafts_recompute(customer_id=customer.pk)
+        drafts = Invoice.objects.filter(customer=customer, status=Invoice.Status.DRAFT)
+        invoice = drafts.order_by("-period_start").first()
+        token = billing_services.invoice_link_token(invoice=invoice, expires_at=timezone.now() + timedelta(days=30))
+        return base_url + reverse("billing:invoice-page", args=[token])
 
     def _usage(self, organization) -> int:
         """Send the demo usage through the MarginDash parser and the ingest service, a day per batch."""

@@ -11,6 +11,7 @@ from ai_cost_calc.client import AiCostCalc, UsageSession
 from ai_cost_calc.errors import BudgetError, BudgetExceeded, BudgetUnavailable
 from ai_cost_calc.extract import (
     Usage,
+    anthropic_slug,
     anthropic_usage,
     extract_usage,
     openai_usage,
@@ -24,6 +25,7 @@ __all__ = [
     "Usage",
     "UsageSession",
     "__version__",
+    "anthropic_slug",
     "anthropic_usage",
     "extract_usage",
     "openai_usage",

@@ -121,7 +121,52 @@ def _is_empty(usage: _UsageTuple) -> bool:
     return usage[1] == 0 and usage[2] == 0
 
 
-class UsageSession:
+class _UsageRecorder:
+    """``add_usage`` and ``add_usage_from``, shared by the client and sessions; they differ only in
+    which bucket collects the usage (``_bucket_for_add``)."""
+
+    def _bucket_for_add(self) -> _Bucket:
+        raise NotImplementedError
+
+    def add_usage(
+        self,
+        *,
+        model: str,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cached_input_tokens: int | None = 0,
+        reasoning_tokens: int | None = 0,
+        cache_creation_input_tokens: int | None = 0,
+    ) -> None:
+        """Record one model call's tokens; the next ``track`` in this context sends them."""
+        usage = _usage_tuple(
+            model,
+            input_tokens,
+            output_tokens,
+            cached_input_tokens,
+            reasoning_tokens,
+            cache_creation_input_tokens,
+        )
+        if _is_empty(usage):
+            return
+        bucket = self._bucket_for_add()
+        with bucket.lock:
+            bucket.items.append(usage)
+
+    def add_usage_from(self, response: Any, *, prefix_vendor: bool = True) -> None:
+        """``add_usage`` with the numbers of an OpenAI or Anthropic response (object or dict)."""
+        u = extract_usage(response, prefix_vendor=prefix_vendor)
+        self.add_usage(
+            model=u.model,
+            input_tokens=u.input_tokens,
+            output_tokens=u.output_tokens,
+            cached_input_tokens=u.cached_input_tokens,
+            reasoning_tokens=u.reasoning_tokens,
+            cache_creation_input_tokens=u.cache_creation_input_tokens,
+        )
+
+
+class UsageSession(_UsageRecorder):
     """Pending usage shared by everything an agent session does.
 
     ``with md.session() as session:`` makes it the current bucket for
@@ -138,39 +183,8 @@ class UsageSession:
     def pending(self) -> int:
         return len(self._bucket.items)
 
-    def add_usage(
-        self,
-        *,
-        model: str,
-        input_tokens: int | None,
-        output_tokens: int | None,
-        cached_input_tokens: int | None = 0,
-        reasoning_tokens: int | None = 0,
-        cache_creation_input_tokens: int | None = 0,
-    ) -> None:
-        usage = _usage_tuple(
-            model,
-            input_tokens,
-            output_tokens,
-            cached_input_tokens,
-            reasoning_tokens,
-            cache_creation_input_tokens,
-        )
-        if _is_empty(usage):
-            return
-        with self._bucket.lock:
-            self._bucket.items.append(usage)
-
-    def add_usage_from(self, response: Any, *, prefix_vendor: bool = True) -> None:
-        u = extract_usage(response, prefix_vendor=prefix_vendor)
-        self.add_usage(
-            model=u.model,
-            input_tokens=u.input_tokens,
-            output_tokens=u.output_tokens,
-            cached_input_tokens=u.cached_input_tokens,
-            reasoning_tokens=u.reasoning_tokens,
-            cache_creation_input_tokens=u.cache_creation_input_tokens,
-        )
+    def _bucket_for_add(self) -> _Bucket:
+        return self._bucket
 
     def track(
         self,
@@ -208,7 +222,7 @@ class UsageSession:
             )
 
 
-class AiCostCalc:
+class AiCostCalc(_UsageRecorder):
     """TokenLedger client; a drop-in for the ``ai-cost-calc`` Python client.
 
     Build one per process and share it between threads.
@@ -292,45 +306,13 @@ class AiCostCalc:
 
     # -- usage -------------------------------------------------------------
 
-    def add_usage(
-        self,
-        *,
-        model: str,
-        input_tokens: int | None,
-        output_tokens: int | None,
-        cached_input_tokens: int | None = 0,
-        reasoning_tokens: int | None = 0,
-        cache_creation_input_tokens: int | None = 0,
-    ) -> None:
-        """Record one model call's tokens; the next ``track`` in this context sends them."""
-        usage = _usage_tuple(
-            model,
-            input_tokens,
-            output_tokens,
-            cached_input_tokens,
-            reasoning_tokens,
-            cache_creation_input_tokens,
-        )
-        if _is_empty(usage):
-            return
+    def _bucket_for_add(self) -> _Bucket:
+        """This thread's or task's pending bucket (a session's, while one is entered)."""
         bucket = self._pending.get()
         if bucket is None or (bucket.owner is not None and bucket.owner != _owner()):
             bucket = _Bucket(_owner())
             self._pending.set(bucket)
-        with bucket.lock:
-            bucket.items.append(usage)
-
-    def add_usage_from(self, response: Any, *, prefix_vendor: bool = True) -> None:
-        """``add_usage`` with the numbers of an OpenAI or Anthropic response (object or dict)."""
-        u = extract_usage(response, prefix_vendor=prefix_vendor)
-        self.add_usage(
-            model=u.model,
-            input_tokens=u.input_tokens,
-            output_tokens=u.output_tokens,
-            cached_input_tokens=u.cached_input_tokens,
-            reasoning_tokens=u.reasoning_tokens,
-            cache_creation_input_tokens=u.cache_creation_input_tokens,
-        )
+        return bucket
 
     def session(self) -> UsageSession:
         """A usage session for one agent run; see the module docstring."""

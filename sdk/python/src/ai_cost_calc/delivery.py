@@ -402,8 +402,9 @@ class Deliverer:
             self._stopping.wait(remaining)
 
     def _give_up(self, events: list[dict[str, object]], reason: str) -> None:
-        self._counters["undelivered"] += len(events)
+        # Log before counting: whoever sees the counter move can rely on the error being logged.
         self._log.error("TokenLedger gave up on %d event(s): %s", len(events), reason)
+        self._counters["undelivered"] += len(events)
 
     def _record_results(self, events: list[dict[str, object]], response: HttpResponse) -> None:
         try:

@@ -15,12 +15,18 @@ reasoning inside ``completion_tokens`` already. Anthropic's ``input_tokens``
 excludes cache reads and writes, so they are added to it here.
 
 Model names without a vendor prefix get one (``gpt-4o`` becomes
-``openai/gpt-4o``), since TokenLedger's model slugs are ``vendor/model``;
-pass ``prefix_vendor=False`` to keep the name as the response gives it.
+``openai/gpt-4o``), since TokenLedger's model slugs are ``vendor/model``.
+Anthropic's API ids are also turned into the catalog's slugs, which write
+versions with a dot and carry no snapshot date
+(``claude-sonnet-4-5-20250929`` becomes ``anthropic/claude-sonnet-4.5``,
+``claude-3-5-haiku-latest`` becomes ``anthropic/claude-3.5-haiku``);
+otherwise the server would refuse the event as an unknown model. Pass
+``prefix_vendor=False`` to keep the name exactly as the response gives it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +74,18 @@ def _model(response: Any, vendor: str, prefix_vendor: bool) -> str:
     return model
 
 
+_ANTHROPIC_SNAPSHOT = re.compile(r"-(?:\d{8}|latest)$")
+_ANTHROPIC_VERSION = re.compile(r"(?<=-)(\d+)-(\d)(?=-|$)")
+
+
+def anthropic_slug(model: str) -> str:
+    """An Anthropic API model id as the price catalog names it: ``claude-opus-4-1-20250805`` →
+    ``claude-opus-4.1``, ``claude-3-5-sonnet-20241022`` → ``claude-3.5-sonnet``. Other names are kept."""
+    if not model.startswith("claude-"):
+        return model
+    return _ANTHROPIC_VERSION.sub(r"\1.\2", _ANTHROPIC_SNAPSHOT.sub("", model))
+
+
 def _usage_of(response: Any) -> Any:
     usage = _get(response, "usage")
     if usage is None:
@@ -104,8 +122,11 @@ def anthropic_usage(response: Any, *, prefix_vendor: bool = True) -> Usage:
     usage = _usage_of(response)
     cache_read = _count(usage, "cache_read_input_tokens")
     cache_creation = _count(usage, "cache_creation_input_tokens")
+    model = _model(response, "anthropic", False)
+    if prefix_vendor and "/" not in model:  # an id from Anthropic's API, not a slug (say, via a router)
+        model = "anthropic/" + anthropic_slug(model)
     return Usage(
-        model=_model(response, "anthropic", prefix_vendor),
+        model=model,
         input_tokens=_count(usage, "input_tokens") + cache_read + cache_creation,
         output_tokens=_count(usage, "output_tokens"),
         cached_input_tokens=cache_read,

@@ -1,0 +1,97 @@
+"""events in Django admin: every page renders, and budgets edited there move the blocklist at once."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from events.models import BlocklistState, Budget, UsageEvent
+from tests.events.conftest import md_event
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client_logged_in(client):
+    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def ledger(api_client, price_catalog):
+    """Two events of customer "big" (12,800 µ$) with vendor responses, one of "small"."""
+    body = {"events": [md_event("big"), md_event("big"), md_event("small")]}
+    assert api_client.post("/api/v1/events", body, format="json").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/events/customer/",
+        "/admin/events/customer/?q=big",
+        "/admin/events/customer/add/",
+        "/admin/events/usageevent/",
+        "/admin/events/usageevent/?unpriced__exact=0&source__exact=margindash",
+        "/admin/events/ingestsettings/",
+        "/admin/events/ingestsettings/add/",
+        "/admin/events/feature/",
+        "/admin/events/feature/add/",
+        "/admin/events/budget/",
+        "/admin/events/budget/add/",
+        "/admin/events/budgetalert/",
+        "/admin/events/blockliststate/",
+    ],
+)
+def test_admin_pages_load(admin_client_logged_in, ledger, url):
+    assert admin_client_logged_in.get(url).status_code == 200
+
+
+def test_a_usage_event_is_shown_read_only_with_its_vendor_responses(admin_client_logged_in, ledger):
+    event = UsageEvent.objects.first()
+
+    page = admin_client_logged_in.get(f"/admin/events/usageevent/{event.pk}/change/")
+
+    assert page.status_code == 200
+    assert "openai/gpt-4o" in page.content.decode()
+    assert admin_client_logged_in.post(f"/admin/events/usageevent/{event.pk}/change/", {}).status_code == 403
+
+
+def test_a_budget_added_and_deleted_in_admin_moves_the_blocklist_at_once(
+    admin_client_logged_in, ledger, api_client, organization
+):
+    form = {
+        "organization": organization.pk,
+        "name": "big spender",
+        "scope": "customer",
+        "scope_value": "big",
+        "limit_microdollars": 10_000,
+        "period": "month",
+        "action": "block",
+        "enabled": "on",
+    }
+    added = admin_client_logged_in.post("/admin/events/budget/add/", form)
+
+    assert added.status_code == 302, added.content.decode()[-2000:]
+    blocklist = api_client.get("/api/v1/budgets/blocklist").json()
+    assert (blocklist["version"], blocklist["blocked"]["customer_ids"]) == (1, ["big"])
+
+    budget = Budget.objects.get()
+    deleted = admin_client_logged_in.post(f"/admin/events/budget/{budget.pk}/delete/", {"post": "yes"})
+
+    assert deleted.status_code == 302
+    assert BlocklistState.objects.get(organization=organization).version == 2
+    assert api_client.get("/api/v1/budgets/blocklist").json()["blocked"]["customer_ids"] == []
+
+
+def test_an_organization_budget_with_a_scope_value_is_refused_in_admin(admin_client_logged_in, organization):
+    form = {
+        "organization": organization.pk,
+        "scope": "organization",
+        "scope_value": "oops",
+        "limit_microdollars": 1,
+        "period": "day",
+        "action": "alert",
+    }
+    response = admin_client_logged_in.post("/admin/events/budget/add/", form)
+
+    assert response.status_code == 200  # the form again, with the error
+    assert not Budget.objects.exists()
