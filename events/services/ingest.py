@@ -58,15 +58,20 @@ _RESPONSES = VendorResponse._meta.db_table
 class _OrganizationState:
     accept_unpriced_models: bool
     budget_state_version: int
-    has_budgets: bool
+    blocklist_watched: bool  # an enabled budget, or a block source watching the organization
 
 
 _STATE_SQL = (
     f"SELECT (SELECT accept_unpriced_models FROM {IngestSettings._meta.db_table} "  # noqa: S608
     "WHERE organization_id = %(organization)s), "
     f"(SELECT version FROM {BlocklistState._meta.db_table} WHERE organization_id = %(organization)s), "
-    f"EXISTS (SELECT 1 FROM {Budget._meta.db_table} WHERE organization_id = %(organization)s AND enabled)"
+    f"EXISTS (SELECT 1 FROM {Budget._meta.db_table} WHERE organization_id = %(organization)s AND enabled) "
+    "OR {watched}"
 )
+
+
+def _state_sql() -> str:
+    return _STATE_SQL.replace("{watched}", f"({hooks.block_sources_watch_sql()})")
 _STORED_SQL = (
     f"SELECT idempotency_key, id FROM {_EVENTS} "  # noqa: S608
     "WHERE organization_id = %s AND idempotency_key = ANY(%s::text[])"
@@ -74,13 +79,13 @@ _STORED_SQL = (
 
 
 def _state(row) -> _OrganizationState:
-    accept, version, has_budgets = row
-    return _OrganizationState(bool(accept), version or 0, has_budgets)
+    accept, version, watched = row
+    return _OrganizationState(bool(accept), version or 0, watched)
 
 
 def organization_ingest_state(organization_id) -> _OrganizationState:
     """Everything ingest needs to know about the organization, in one query."""
-    return _state(fetch_one(_STATE_SQL, {"organization": organization_id}))
+    return _state(fetch_one(_state_sql(), {"organization": organization_id}))
 
 
 def ingest_events(
@@ -131,7 +136,7 @@ def _ingest(organization, source, items, received_at, unchecked) -> tuple[list[E
         if first_by_key:
             state_row, stored_rows, customer_rows, version_rows = fetch_pipelined(
                 [
-                    (_STATE_SQL, {"organization": organization.pk}, True),
+                    (_state_sql(), {"organization": organization.pk}, True),
                     (_STORED_SQL, [organization.pk, list(first_by_key)], False),
                     (
                         *customers_lookup_statement(
@@ -295,8 +300,9 @@ def _store(organization, source, items, pending, outcomes, received_at, state, c
         hooks.run_ingest_hooks(organization=organization, events=recorded)
         customer_ids = sorted({event.customer_id for event in recorded})
         transaction.on_commit(partial(_send_usage_recorded, organization.pk, customer_ids), robust=True)
-        if state.has_budgets or hooks.has_block_sources():
-            # Without budgets or block sources the blocklist cannot change: nothing to evaluate.
+        if state.blocklist_watched:
+            # Without an enabled budget or a block source watching the organization, usage cannot
+            # change the blocklist: nothing to evaluate.
             transaction.on_commit(partial(_schedule_budget_evaluation, organization.pk), robust=True)
 
 
