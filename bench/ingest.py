@@ -1,15 +1,19 @@
 """Ingest throughput over HTTP against a COPY baseline measured in the same run.
 
-    .venv/bin/python bench/ingest.py [--seconds 10] [--clients 4] [--mode both|fresh|duplicates]
+    .venv/bin/python bench/ingest.py [--seconds 10] [--clients 4] [--threads 1] [--mode both|fresh|duplicates]
 
 1. Prepares a scratch database (`tokenledger_bench` on the embedded or configured PostgreSQL):
-   migrations, the genai-prices catalog, a Pro organization and an API key.
-2. Serves the app with gunicorn (2 sync workers, DEBUG off, Celery eager as in a broker-less setup).
-3. From a separate process, `--clients` connections send MarginDash batches of 100 unique events
-   (1 or 2 vendor responses each, 500 customers, real model slugs) for `--seconds`.
-4. COPYs the same number of equivalent rows (events and their vendor responses, formatted in Python
-   as a COPY-based ingest would) into scratch tables with the ledger's own indexes and unique
-   constraint, and prints both rates and their ratio (target >= 0.3).
+   migrations, the genai-prices catalog, a Pro organization and an API key; empties the ledger, so
+   every run (HTTP and COPY alike) starts from empty tables instead of one grown by earlier runs.
+2. Serves the app with gunicorn (2 workers, `--threads` threads each; DEBUG off, Celery eager as
+   in a broker-less setup).
+3. From a separate process, `--clients` keep-alive connections send MarginDash batches of 100
+   unique events (1 or 2 vendor responses each, 500 customers, real model slugs) for `--seconds`.
+4. COPYs the same number of equivalent rows (events and their vendor responses referencing their
+   customers and price rows, formatted in Python as a COPY-based ingest would) into scratch tables
+   with the ledger's own indexes, unique constraint and foreign keys (deferred, as in the ledger),
+   and prints both rates and their ratio (target >= 0.3). For reference it also prints the rate of
+   the same COPY into tables without the foreign keys, which the ledger may not drop.
 5. Duplicate storm: replays the stored batches for `--seconds`; prints its rate relative to fresh
    ingest (target >= 0.9) and checks that no row was added.
 """
@@ -179,7 +183,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_gunicorn(port: int) -> subprocess.Popen:
+def start_gunicorn(port: int, threads: int) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_NAME": BENCH_DB,
@@ -192,7 +196,8 @@ def start_gunicorn(port: int) -> subprocess.Popen:
     env.pop("REDIS_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning", "--timeout", "120"],
+         "--log-level", "warning", "--timeout", "120",
+         *(["--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "5"] if threads > 1 else [])],
         cwd=REPO,
         env=env,
     )
@@ -214,21 +219,52 @@ def warm_up(port: int, api_key: str) -> None:
     drive(port, api_key, f"warmup-{uuid.uuid4().hex[:8]}", 2, 1.0)
 
 
-def copy_baseline(events: int) -> float:
-    """COPY `events` equivalent events (and their vendor responses) into indexed scratch tables."""
+def reset_ledger() -> None:
+    """Empty the scratch database's ledger (and what billing derives from it), keeping customers."""
     from django.db import connection
 
+    from billing.models import UniqueValueRollup, UsageRollup
+    from events.models import UsageEvent, VendorResponse
+
+    tables = [model._meta.db_table for model in (VendorResponse, UsageEvent, UsageRollup, UniqueValueRollup)]
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(tables)}")
+
+
+def _foreign_keys(table: str) -> list[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+            [table],
+        )
+        return [definition for (definition,) in cursor.fetchall()]
+
+
+def copy_baseline(events: int, *, foreign_keys: bool) -> float:
+    """COPY `events` equivalent events (and their vendor responses) into indexed scratch tables, with
+    the ledger's foreign keys or without them."""
+    from django.db import connection
+
+    from costcalc.models import ModelPrice
     from events.models import UsageEvent, VendorResponse
 
     events_table, responses_table = UsageEvent._meta.db_table, VendorResponse._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS bench_copy_events, bench_copy_responses")
+        cursor.execute("DROP TABLE IF EXISTS bench_copy_responses, bench_copy_events")
         cursor.execute(f"CREATE TABLE bench_copy_events (LIKE {events_table} INCLUDING ALL)")
         cursor.execute(f"CREATE TABLE bench_copy_responses (LIKE {responses_table} INCLUDING ALL)")
+        if foreign_keys:  # LIKE copies indexes and checks but not foreign keys: add the ledger's
+            for scratch, table in (("bench_copy_events", events_table), ("bench_copy_responses", responses_table)):
+                for definition in _foreign_keys(table):
+                    definition = definition.replace(f"REFERENCES {events_table}(", "REFERENCES bench_copy_events(")
+                    cursor.execute(f"ALTER TABLE {scratch} ADD {definition}")
         cursor.execute("SELECT id FROM accounts_organization WHERE name = 'Bench Co'")
         organization_id = cursor.fetchone()[0]
         cursor.execute(f"SELECT min(id) FROM {events_table.replace('usageevent', 'customer')}")
         customer_id = cursor.fetchone()[0] or 1
+    prices = dict(ModelPrice.objects.filter(slug__in=MODELS).values_list("slug", "id"))
     raw = connection.connection  # the psycopg connection
     now = datetime.now(UTC)
     run = uuid.uuid4().hex[:8]
@@ -253,11 +289,12 @@ def copy_baseline(events: int) -> float:
             for n in range(events):
                 for _ in range(2 if n % 3 == 0 else 1):
                     row_id += 1
-                    copy.write_row((row_id, organization_id, n + 1, MODELS[n % len(MODELS)], 900, 150, 0, 0, 0,
-                                    6400, None, None))
+                    model = MODELS[n % len(MODELS)]
+                    copy.write_row((row_id, organization_id, n + 1, model, 900, 150, 0, 0, 0, 6400, prices[model],
+                                    None))
     elapsed = time.perf_counter() - started
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE bench_copy_events, bench_copy_responses")
+        cursor.execute("DROP TABLE bench_copy_responses, bench_copy_events")
     return events / elapsed
 
 
@@ -275,13 +312,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (1: sync workers)")
     parser.add_argument("--mode", choices=["both", "fresh", "duplicates"], default="both")
     args = parser.parse_args()
 
     setup_django()
     api_key = prepare()
+    reset_ledger()
     port = free_port()
-    server = start_gunicorn(port)
+    server = start_gunicorn(port, args.threads)
     try:
         warm_up(port, api_key)
         run = f"run-{uuid.uuid4().hex[:8]}"
@@ -291,15 +330,19 @@ def main() -> None:
         fresh_rate = created / fresh["elapsed"]
         stored = count_events() - before
         print(f"fresh ingest: {created} events in {fresh['elapsed']:.1f}s over HTTP "
-              f"({args.clients} clients, 2 gunicorn workers): {fresh_rate:,.0f} events/s")
+              f"({args.clients} clients, 2 gunicorn workers x {args.threads} threads): {fresh_rate:,.0f} events/s")
         if created != stored or total(fresh, "error") or total(fresh, "duplicate"):
             raise SystemExit(f"expected {created} new rows, found {stored}; errors {total(fresh, 'error')}")
 
         if args.mode in ("both", "fresh"):
-            copy_rate = copy_baseline(created)
-            print(f"COPY baseline: {created} events + vendor responses: {copy_rate:,.0f} events/s")
+            copy_rate = copy_baseline(created, foreign_keys=True)
+            bare_rate = copy_baseline(created, foreign_keys=False)
+            print(f"COPY baseline: {created} events + vendor responses, the ledger's indexes and foreign keys: "
+                  f"{copy_rate:,.0f} events/s")
             ratio = fresh_rate / copy_rate
             print(f"ratio HTTP ingest / COPY = {ratio:.2f} (target >= 0.3) {'OK' if ratio >= 0.3 else 'BELOW TARGET'}")
+            print(f"for reference, COPY without the foreign keys: {bare_rate:,.0f} events/s, "
+                  f"ratio {fresh_rate / bare_rate:.2f}")
 
         if args.mode in ("both", "duplicates"):
             replay = [counts.get("batches", 0) for counts in fresh["per_client"]]

@@ -19,10 +19,17 @@ def connect() -> None:
 
     from billing import credit_admin, credit_tasks  # noqa: F401  (admin pages and Celery tasks in every process)
     from billing.credit_invoicing import invoice_apply_credits, invoice_saved
+    from billing.credit_models import SpendingLimit
     from billing.invoicing import register_invoice_adjuster
     from billing.models import Invoice
     from events.hooks import register_block_source
 
-    register_block_source(spending_limit_block_source)
+    # Usage can only push a customer over a limit in an organization that has an enabled one;
+    # setting or deleting a limit recomputes the blocklist itself (credit_services).
+    register_block_source(
+        spending_limit_block_source,
+        watches_sql=f"EXISTS (SELECT 1 FROM {SpendingLimit._meta.db_table} "  # noqa: S608
+        "WHERE organization_id = %(organization)s AND enabled)",
+    )
     register_invoice_adjuster(invoice_apply_credits)
     post_save.connect(invoice_saved, sender=Invoice, dispatch_uid="billing.credits.invoice_finalized")

@@ -45,17 +45,15 @@ def hour_floor(instant: datetime) -> datetime:
 # --- Locks ---------------------------------------------------------------------------------------
 
 
-def lock_organization_shared(organization_id) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, hashtext(%s))", [LOCK_NAMESPACE, str(organization_id)])
-
-
 def lock_organization_exclusive(organization_id) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [LOCK_NAMESPACE, str(organization_id)])
 
 
 # --- Metric cache --------------------------------------------------------------------------------
+
+
+FINGERPRINT_SQL = "SELECT count(*), max(updated_at) FROM billing_billablemetric WHERE organization_id = %s"
 
 
 class MetricCache:
@@ -69,13 +67,12 @@ class MetricCache:
         self._entries: dict[str, tuple[tuple, list[rating.MetricDefinition]]] = {}
         self._lock = threading.Lock()
 
-    def for_organization(self, organization_id) -> list[rating.MetricDefinition]:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*), max(updated_at) FROM billing_billablemetric WHERE organization_id = %s",
-                [organization_id],
-            )
-            fingerprint = tuple(cursor.fetchone())
+    def for_organization(self, organization_id, *, fingerprint: tuple | None = None) -> list[rating.MetricDefinition]:
+        """`fingerprint`: the row of `FINGERPRINT_SQL` when the caller already read it."""
+        if fingerprint is None:
+            with connection.cursor() as cursor:
+                cursor.execute(FINGERPRINT_SQL, [organization_id])
+                fingerprint = tuple(cursor.fetchone())
         key = str(organization_id)
         cached = self._entries.get(key)
         if cached is not None and cached[0] == fingerprint:
@@ -241,14 +238,29 @@ def aggregate_usage(*, organization, events: Sequence[RecordedEvent]) -> None:
     """Ingest hook: roll up ``events`` (newly stored, inside the ingest transaction)."""
     if not events:
         return
-    lock_organization_shared(organization.pk)
-    metrics = metric_cache.for_organization(organization.pk)
+    fingerprint = _lock_shared_then_fingerprint(organization.pk)
+    metrics = metric_cache.for_organization(organization.pk, fingerprint=fingerprint)
     if not metrics:
         return
     closed = closed_through(event.customer_id for event in events)
     rule = billing_hour_rule(lambda customer_id, received_at: closed.get(customer_id))
     rows = ((e.id, e.customer_id, e.event_type, e.occurred_at, e.properties, None) for e in events)
     store(organization.pk, accumulate(metrics, rows, rule))
+
+
+def _lock_shared_then_fingerprint(organization_id) -> tuple:
+    """The organization's shared billing lock, then the metric cache's fingerprint, in one round trip.
+
+    Two statements in one simple query: in READ COMMITTED each takes its own snapshot when it
+    starts, so the metrics are read after the lock is granted, exactly as with two round trips.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock_shared(%s, hashtext(%s)); " + FINGERPRINT_SQL,
+            [LOCK_NAMESPACE, str(organization_id), organization_id],
+        )
+        cursor.nextset()
+        return tuple(cursor.fetchone())
 
 
 # --- Backfill ------------------------------------------------------------------------------------

@@ -131,6 +131,12 @@ else:
 # by the test suite uses it to share the test database).
 _database["NAME"] = env.str("DATABASE_NAME", default=_database["NAME"])
 _database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# Server-side prepared statements for the few raw statements of the ingest path (Django's own
+# queries bind client-side and are never prepared). Django turns them off by default for
+# connection poolers; set DATABASE_PREPARED_STATEMENTS=0 behind a pooler that cannot keep them
+# (PgBouncer in transaction mode before 1.21).
+if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+    _database.setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 _database["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -187,6 +193,9 @@ AUTH_PASSWORD_VALIDATORS = [
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 UPGRADE_URL = env.str("UPGRADE_URL", default="/admin/accounts/organization/")
+# How long a process trusts an API key it has verified before looking it up again (0: every request).
+# A revocation or plan change made in another process takes effect there within this many seconds.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -95,3 +95,19 @@ class UnpricedModel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.slug} ({self.event_count} events)"
+
+
+class CatalogVersion(models.Model):
+    """One row whose `version` changes in the same transaction as any change to the price tables.
+
+    Database triggers (migration 0004) set it from a sequence after every INSERT, UPDATE, DELETE or
+    TRUNCATE of `ModelPrice` and `OrganizationPriceOverride`, whoever writes (loaders, admin, SQL).
+    A process's catalog snapshot is valid while the version it was built at is the current one; a
+    sequence never goes back, so a rolled-back change cannot make a stale snapshot look current.
+    """
+
+    id = models.SmallIntegerField(primary_key=True, default=1, editable=False)
+    version = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"catalog version {self.version}"

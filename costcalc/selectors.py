@@ -4,10 +4,11 @@ The snapshot (`costcalc.engine.CatalogSnapshot`) is built from the database once
 pricing call in the process. It is invalidated when prices change:
 
 * in this process, immediately: the loaders and the override service call `catalog_changed()`;
-* in every other process (web workers, Celery workers): each use compares a fingerprint of the two
-  price tables (row counts, highest id, latest `updated_at`; one indexed-size query) with the one the
-  snapshot was built from, at most every ``COSTCALC_SNAPSHOT_CHECK_SECONDS`` seconds (0, the
-  default, checks on every use; the batch pricing path checks once per batch).
+* in every other process (web workers, Celery workers): each use compares the catalog version
+  (`CatalogVersion`, set by database triggers whenever either price table changes; a one-row
+  lookup) with the one the snapshot was built at, at most every ``COSTCALC_SNAPSHOT_CHECK_SECONDS``
+  seconds (0, the default, checks on every use; the batch pricing path checks once per batch, and
+  a caller that already read the version, such as ingest, passes it in).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from django.db import connection
 from django.utils import timezone
 
 from .engine import CatalogSnapshot
-from .models import ModelPrice, OrganizationPriceOverride
+from .models import CatalogVersion, ModelPrice, OrganizationPriceOverride
 from .sources import PriceRecord, canonical_decimal, tiers_from_json, vendor_of
 
 OVERRIDE_SOURCE = "override"
@@ -95,16 +96,17 @@ def price_record_from_row(row: ModelPrice) -> PriceRecord:
     return record_from_values({column: getattr(row, column) for column in PRICE_COLUMNS})
 
 
-def catalog_fingerprint() -> tuple[Any, ...]:
-    """Changes whenever a price or override row is added, edited or deleted."""
-    prices, overrides = ModelPrice._meta.db_table, OrganizationPriceOverride._meta.db_table
+#: The current catalog version; run it yourself (e.g. with other queries in one round trip) and
+#: pass the value to `catalog_snapshot(version=...)`. No row (a flushed test database) reads as None.
+CATALOG_VERSION_SQL = f"SELECT version FROM {CatalogVersion._meta.db_table} WHERE id = 1"  # noqa: S608
+
+
+def catalog_version() -> int | None:
+    """Changes (in the same transaction) whenever a price or override row is added, edited or deleted."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT (SELECT count(*) FROM {prices}), (SELECT max(id) FROM {prices}), "  # noqa: S608 (table names)
-            f"(SELECT max(updated_at) FROM {prices}), (SELECT count(*) FROM {overrides}), "
-            f"(SELECT max(id) FROM {overrides}), (SELECT max(updated_at) FROM {overrides})"
-        )
-        return tuple(cursor.fetchone())
+        cursor.execute(CATALOG_VERSION_SQL)
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def build_catalog_snapshot(*, version: Any = None) -> CatalogSnapshot:
@@ -117,26 +119,30 @@ def build_catalog_snapshot(*, version: Any = None) -> CatalogSnapshot:
     return CatalogSnapshot(records, overrides=overrides, source_priority=source_priority(), version=version)
 
 
+_UNKNOWN = object()
+
+
 class _SnapshotHolder:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.snapshot: CatalogSnapshot | None = None
         self.checked_at = 0.0
 
-    def get(self) -> CatalogSnapshot:
-        interval = float(getattr(settings, "COSTCALC_SNAPSHOT_CHECK_SECONDS", 0))
+    def get(self, version: Any = _UNKNOWN) -> CatalogSnapshot:
         snapshot = self.snapshot
         now = time.monotonic()
-        if snapshot is not None and interval > 0 and now - self.checked_at < interval:
-            return snapshot
-        fingerprint = catalog_fingerprint()
-        if snapshot is not None and snapshot.version == fingerprint:
+        if version is _UNKNOWN:
+            interval = float(getattr(settings, "COSTCALC_SNAPSHOT_CHECK_SECONDS", 0))
+            if snapshot is not None and interval > 0 and now - self.checked_at < interval:
+                return snapshot
+            version = catalog_version()
+        if snapshot is not None and snapshot.version == version:
             self.checked_at = now
             return snapshot
         with self.lock:
-            if self.snapshot is not None and self.snapshot.version == fingerprint:
+            if self.snapshot is not None and self.snapshot.version == version:
                 return self.snapshot
-            snapshot = build_catalog_snapshot(version=fingerprint)
+            snapshot = build_catalog_snapshot(version=version)
             self.snapshot, self.checked_at = snapshot, time.monotonic()
             return snapshot
 
@@ -149,9 +155,12 @@ class _SnapshotHolder:
 _holder = _SnapshotHolder()
 
 
-def catalog_snapshot() -> CatalogSnapshot:
-    """The current catalog snapshot of this process (rebuilt when the tables changed)."""
-    return _holder.get()
+def catalog_snapshot(*, version: Any = _UNKNOWN) -> CatalogSnapshot:
+    """The current catalog snapshot of this process (rebuilt when the tables changed).
+
+    `version`: the catalog version the caller just read with `CATALOG_VERSION_SQL` (saves the query).
+    """
+    return _holder.get(version)
 
 
 def catalog_changed() -> None:

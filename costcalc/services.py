@@ -120,15 +120,18 @@ def price_usage(
 
 
 def price_usages(
-    *, organization: Any, usages: Sequence[UsageToPrice]
+    *, organization: Any, usages: Sequence[UsageToPrice], catalog_version: Any = None
 ) -> list[PricedUsage | PricingError | InvalidUsageError]:
     """Batch form for ingest: one snapshot check for the whole batch, one result per usage, in order.
+
+    `catalog_version`: the version the caller read in its own round trip (`CATALOG_VERSION_SQL`);
+    without it the snapshot check queries the version.
 
     A usage that cannot be priced gets its exception *instance* (`UnknownModelError`,
     `PriceNotInEffectError` or `InvalidUsageError`) in its slot instead of raising, so one bad line
     does not fail the batch. Record unpriced slugs with `unpriced_models_record`.
     """
-    snapshot = catalog_snapshot()
+    snapshot = catalog_snapshot() if catalog_version is None else catalog_snapshot(version=catalog_version)
     organization_id = _organization_id(organization)
     results: list[PricedUsage | PricingError | InvalidUsageError] = []
     for usage in usages:

@@ -60,10 +60,30 @@ def register_ingest_hook(hook: IngestHook) -> IngestHook:
     return hook
 
 
-def register_block_source(source: BlockSource) -> BlockSource:
+_watch_sql: dict[BlockSource, str | None] = {}
+
+
+def register_block_source(source: BlockSource, *, watches_sql: str | None = None) -> BlockSource:
+    """`watches_sql`: an SQL boolean expression (one parameter, `%(organization)s`) that is true when
+    the source could block something in that organization, e.g. it has a limit there. After an
+    ingest batch, the blocklist is evaluated only when the organization has an enabled budget or
+    some source watches it (the expression joins ingest's first query, no extra round trip). A
+    source registered without one watches every organization. Whatever changes a source's answer
+    other than usage (a new limit, say) calls `blocklist_recompute` itself, as before."""
     if source not in _block_sources:
         _block_sources.append(source)
+    _watch_sql[source] = watches_sql
     return source
+
+
+def block_sources_watch_sql() -> str:
+    """One SQL boolean over every block source's `watches_sql` (FALSE without sources)."""
+    conditions = [_watch_sql.get(source) for source in _block_sources]
+    if not conditions:
+        return "FALSE"
+    if any(condition is None for condition in conditions):
+        return "TRUE"
+    return " OR ".join(f"({condition})" for condition in conditions)
 
 
 def run_ingest_hooks(*, organization, events: Sequence[RecordedEvent]) -> None:

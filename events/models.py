@@ -102,13 +102,27 @@ class VendorResponse(models.Model):
     reasoning_tokens = models.BigIntegerField(default=0)
     cost_microdollars = models.BigIntegerField(null=True, blank=True, help_text="Null when the model was unpriced")
     price = models.ForeignKey("costcalc.ModelPrice", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Almost always null: indexed only where set (vendor_response_override), so the calls priced
+    # from the catalog add no entry to it.
     price_override = models.ForeignKey(
-        "costcalc.OrganizationPriceOverride", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "costcalc.OrganizationPriceOverride",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
 
     class Meta:
         ordering = ["event", "id"]
-        indexes = [models.Index(fields=["organization", "model"], name="vendor_response_org_model")]
+        indexes = [
+            models.Index(fields=["organization", "model"], name="vendor_response_org_model"),
+            models.Index(
+                fields=["price_override"],
+                condition=Q(price_override__isnull=False),
+                name="vendor_response_override",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.model} ({self.input_tokens}+{self.output_tokens} tokens)"

@@ -18,7 +18,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.models import Organization, Role
-from accounts.services import api_key_create
+from accounts.services import api_key_cache_clear, api_key_create
 from tests.factories import MembershipFactory, OrganizationFactory
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +31,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "broker" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api_key_cache():
+    """Keys verified in one test are not trusted in the next (each test has its own database state)."""
+    api_key_cache_clear()
+    yield
+    api_key_cache_clear()
 
 
 @pytest.fixture

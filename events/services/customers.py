@@ -18,25 +18,15 @@ _TABLE = Customer._meta.db_table
 
 
 def _as_uuid(value: str) -> str | None:
+    if len(value) < 32:  # every form uuid.UUID accepts has 32 hex digits; skip the failed parse
+        return None
     try:
         return str(uuid.UUID(value))
     except ValueError:
         return None
 
 
-def customers_resolve(*, organization, refs: Iterable[CustomerRef], now=None) -> dict[tuple[str, str], int]:
-    """Customer primary keys for `refs`, keyed by `(kind, value)`, in at most three queries.
-
-    - kind "id": the organization's external id, else an ingest alias, else our uuid; an unknown
-      value creates a customer with that external id (seed 000: "auto-creates the customer").
-    - kind "stripe": the Stripe customer id (else a customer whose external id is that id); an
-      unknown one creates a customer with it as both external id and Stripe id.
-    - kind "uuid": our customer uuid; never created, so an unknown one is simply absent.
-
-    Everything is scoped to `organization`: another tenant's uuid or alias does not resolve.
-    Creation is `INSERT … ON CONFLICT DO NOTHING` in a stable order followed by a re-read, so
-    concurrent batches naming the same new customer agree on one row and cannot deadlock.
-    """
+def _partition(refs: Iterable[CustomerRef]) -> tuple[set[str], set[str], set[str]]:
     ids: set[str] = set()
     uuids: set[str] = set()
     stripes: set[str] = set()
@@ -50,10 +40,37 @@ def customers_resolve(*, organization, refs: Iterable[CustomerRef], now=None) ->
             uuids.add(ref.value)
         else:
             stripes.add(ref.value)
+    return ids, uuids, stripes
+
+
+def customers_lookup_statement(*, organization_id, refs: Iterable[CustomerRef]) -> tuple[str, list]:
+    """The query `customers_resolve` starts with, for a caller that sends it along with others in
+    one round trip and passes its rows back as `found`."""
+    ids, uuids, stripes = _partition(refs)
+    return _select_statement(organization_id, ids | stripes, ids, uuids, stripes)
+
+
+def customers_resolve(
+    *, organization, refs: Iterable[CustomerRef], now=None, found: Sequence[tuple] | None = None
+) -> dict[tuple[str, str], int]:
+    """Customer primary keys for `refs`, keyed by `(kind, value)`, in at most three queries.
+
+    - kind "id": the organization's external id, else an ingest alias, else our uuid; an unknown
+      value creates a customer with that external id (seed 000: "auto-creates the customer").
+    - kind "stripe": the Stripe customer id (else a customer whose external id is that id); an
+      unknown one creates a customer with it as both external id and Stripe id.
+    - kind "uuid": our customer uuid; never created, so an unknown one is simply absent.
+
+    Everything is scoped to `organization`: another tenant's uuid or alias does not resolve.
+    Creation is `INSERT … ON CONFLICT DO NOTHING` in a stable order followed by a re-read, so
+    concurrent batches naming the same new customer agree on one row and cannot deadlock.
+    `found`: the rows of `customers_lookup_statement` for these refs (or more), already fetched.
+    """
+    ids, uuids, stripes = _partition(refs)
     if not (ids or uuids or stripes):
         return {}
 
-    rows = _select(organization.pk, ids | stripes, ids, uuids, stripes)
+    rows = found if found is not None else _select(organization.pk, ids | stripes, ids, uuids, stripes)
     resolved = _match(rows, ids, uuids, stripes)
     missing_ids = sorted(value for value in ids if ("id", value) not in resolved)
     missing_stripes = sorted(value for value in stripes if ("stripe", value) not in resolved)
@@ -64,13 +81,18 @@ def customers_resolve(*, organization, refs: Iterable[CustomerRef], now=None) ->
     return resolved
 
 
-def _select(organization_id, external_ids: set, aliases: set, uuids: set, stripes: set) -> list[tuple]:
-    return fetch_all(
+def _select_statement(organization_id, external_ids: set, aliases: set, uuids: set, stripes: set):
+    return (
         f"SELECT id, external_id, uuid::text, ingest_aliases, stripe_customer_id FROM {_TABLE} "  # noqa: S608
         "WHERE organization_id = %s AND (external_id = ANY(%s::text[]) "
         "OR ingest_aliases && %s::varchar[] OR uuid = ANY(%s::uuid[]) OR stripe_customer_id = ANY(%s::text[]))",
         [organization_id, list(external_ids), list(aliases), list(uuids), list(stripes)],
     )
+
+
+def _select(organization_id, external_ids: set, aliases: set, uuids: set, stripes: set) -> list[tuple]:
+    # Unprepared: planned for the customer table as it is (see events.services.sql).
+    return fetch_all(*_select_statement(organization_id, external_ids, aliases, uuids, stripes), prepare=False)
 
 
 def _match(rows: Sequence[tuple], ids: set, uuids: set, stripes: set) -> dict[tuple[str, str], int]:

@@ -1,11 +1,13 @@
 """The one ingest core behind every dialect.
 
-validate (done by the dialect) → drop keys already stored (one query) → resolve customers (set-based,
-creating unknown ones) → price (costcalc's batch API over its in-process snapshot) → one multi-row
-`INSERT … ON CONFLICT (organization_id, idempotency_key) DO NOTHING RETURNING` for the events and
-one for their vendor responses → the original ids of keys that another request stored meanwhile →
-ingest hooks (inside the transaction, new events only) → on commit: `usage_recorded` and the
-debounced budget evaluation.
+validate (done by the dialect) → one round trip for the organization's ingest state, the keys
+already stored, the customers the batch names and the price catalog's version → drop the stored
+keys → price (costcalc's batch API over its in-process snapshot) → resolve customers of the events
+that passed (set-based from the rows already read, creating unknown ones) → one statement: a
+multi-row `INSERT … ON CONFLICT (organization_id, idempotency_key) DO NOTHING RETURNING` for the
+events and one for their vendor responses → the original ids of keys that another request stored
+meanwhile → ingest hooks (inside the transaction, new events only) → on commit: `usage_recorded`
+and the debounced budget evaluation.
 
 Exactly once: the unique constraint on (organization, idempotency_key) decides. A request that
 races another with the same keys waits on the conflicting row until the other commits, then skips
@@ -22,11 +24,13 @@ from decimal import Decimal, localcontext
 from functools import partial
 
 import orjson
-from django.db import transaction
+import psycopg
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from costcalc.money import usd_to_microdollars
+from costcalc.selectors import CATALOG_VERSION_SQL
 
 from .. import hooks, signals
 from ..drafts import (
@@ -39,9 +43,9 @@ from ..drafts import (
     IngestResult,
 )
 from ..models import BlocklistState, Budget, Feature, IngestSettings, UsageEvent, VendorResponse
-from .customers import customers_resolve
+from .customers import customers_lookup_statement, customers_resolve
 from .pricing import price_calls, pricing_error, record_unpriced
-from .sql import fetch_all, fetch_one
+from .sql import fetch_all, fetch_one, fetch_pipelined
 
 logger = logging.getLogger(__name__)
 
@@ -54,19 +58,34 @@ _RESPONSES = VendorResponse._meta.db_table
 class _OrganizationState:
     accept_unpriced_models: bool
     budget_state_version: int
-    has_budgets: bool
+    blocklist_watched: bool  # an enabled budget, or a block source watching the organization
+
+
+_STATE_SQL = (
+    f"SELECT (SELECT accept_unpriced_models FROM {IngestSettings._meta.db_table} "  # noqa: S608
+    "WHERE organization_id = %(organization)s), "
+    f"(SELECT version FROM {BlocklistState._meta.db_table} WHERE organization_id = %(organization)s), "
+    f"EXISTS (SELECT 1 FROM {Budget._meta.db_table} WHERE organization_id = %(organization)s AND enabled) "
+    "OR {watched}"
+)
+
+
+def _state_sql() -> str:
+    return _STATE_SQL.replace("{watched}", f"({hooks.block_sources_watch_sql()})")
+_STORED_SQL = (
+    f"SELECT idempotency_key, id FROM {_EVENTS} "  # noqa: S608
+    "WHERE organization_id = %s AND idempotency_key = ANY(%s::text[])"
+)
+
+
+def _state(row) -> _OrganizationState:
+    accept, version, watched = row
+    return _OrganizationState(bool(accept), version or 0, watched)
 
 
 def organization_ingest_state(organization_id) -> _OrganizationState:
     """Everything ingest needs to know about the organization, in one query."""
-    accept, version, has_budgets = fetch_one(
-        f"SELECT (SELECT accept_unpriced_models FROM {IngestSettings._meta.db_table} "  # noqa: S608
-        "WHERE organization_id = %(organization)s), "
-        f"(SELECT version FROM {BlocklistState._meta.db_table} WHERE organization_id = %(organization)s), "
-        f"EXISTS (SELECT 1 FROM {Budget._meta.db_table} WHERE organization_id = %(organization)s AND enabled)",
-        {"organization": organization_id},
-    )
-    return _OrganizationState(bool(accept), version or 0, has_budgets)
+    return _state(fetch_one(_state_sql(), {"organization": organization_id}))
 
 
 def ingest_events(
@@ -78,13 +97,28 @@ def ingest_events(
 ) -> IngestResult:
     """Store the drafts exactly once; one outcome per item, in order (errors pass through)."""
     received_at = now or timezone.now()
-    with transaction.atomic():
-        state = organization_ingest_state(organization.pk)
-        outcomes = _ingest(organization, source, items, received_at, state)
-    return IngestResult(outcomes=outcomes, budget_state_version=state.budget_state_version)
+    while True:
+        # With CONN_HEALTH_CHECKS, Django checks a reused connection with a round trip of its own
+        # (SELECT 1) when this transaction starts. Ingest lets its first round trip, which only
+        # reads, be that check: should it find the connection closed by the server, nothing was
+        # written, so the transaction is dropped and run again once on a new connection.
+        unchecked = connection.connection is not None and connection.health_check_enabled
+        unchecked = unchecked and not connection.health_check_done
+        connection.health_check_done = True
+        try:
+            with transaction.atomic():
+                outcomes, state = _ingest(organization, source, items, received_at, unchecked)
+        except _ReusedConnectionLost:
+            connection.close()
+            continue
+        return IngestResult(outcomes=outcomes, budget_state_version=state.budget_state_version)
 
 
-def _ingest(organization, source, items, received_at, state) -> list[EventOutcome]:
+class _ReusedConnectionLost(Exception):
+    """The first statement of a request found its reused connection closed (nothing was written)."""
+
+
+def _ingest(organization, source, items, received_at, unchecked) -> tuple[list[EventOutcome], _OrganizationState]:
     outcomes: list[EventOutcome | None] = [None] * len(items)
     first_by_key: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []  # (index, index of the first draft with the same key)
@@ -96,8 +130,33 @@ def _ingest(organization, source, items, received_at, state) -> list[EventOutcom
         else:
             first_by_key[item.idempotency_key] = index
 
-    # Keys already stored are duplicates before any other work: a replayed batch costs one query.
-    stored = _stored_ids(organization.pk, list(first_by_key))
+    # One round trip for what every batch needs to know; keys already stored are duplicates before
+    # any other work, so a replayed batch costs just this.
+    try:
+        if first_by_key:
+            state_row, stored_rows, customer_rows, version_rows = fetch_pipelined(
+                [
+                    (_state_sql(), {"organization": organization.pk}, True),
+                    (_STORED_SQL, [organization.pk, list(first_by_key)], False),
+                    (
+                        *customers_lookup_statement(
+                            organization_id=organization.pk,
+                            refs=[items[index].customer for index in first_by_key.values()],
+                        ),
+                        False,
+                    ),
+                    (CATALOG_VERSION_SQL, None, True),
+                ]
+            )
+            state = _state(state_row[0])
+        else:
+            state = organization_ingest_state(organization.pk)
+            stored_rows = customer_rows = version_rows = []
+    except psycopg.OperationalError as error:
+        if unchecked and connection.connection is not None and connection.connection.closed:
+            raise _ReusedConnectionLost from error
+        raise
+    stored = dict(stored_rows)
     pending: list[int] = []
     for key, index in first_by_key.items():
         if key in stored:
@@ -106,7 +165,8 @@ def _ingest(organization, source, items, received_at, state) -> list[EventOutcom
             pending.append(index)
 
     if pending:
-        _store(organization, source, items, pending, outcomes, received_at, state)
+        catalog_version = version_rows[0][0] if version_rows else None
+        _store(organization, source, items, pending, outcomes, received_at, state, customer_rows, catalog_version)
 
     for index, first in repeats:
         original = outcomes[first]
@@ -115,19 +175,13 @@ def _ingest(organization, source, items, received_at, state) -> list[EventOutcom
             if original.status == ERROR
             else EventOutcome(DUPLICATE, id=original.id, draft=items[index])
         )
-    return outcomes  # type: ignore[return-value]
+    return outcomes, state  # type: ignore[return-value]
 
 
 def _stored_ids(organization_id, keys: list[str]) -> dict[str, int]:
     if not keys:
         return {}
-    return dict(
-        fetch_all(
-            f"SELECT idempotency_key, id FROM {_EVENTS} "  # noqa: S608
-            "WHERE organization_id = %s AND idempotency_key = ANY(%s::text[])",
-            [organization_id, keys],
-        )
-    )
+    return dict(fetch_all(_STORED_SQL, [organization_id, keys], prepare=False))
 
 
 @dataclass(slots=True)
@@ -142,10 +196,10 @@ class _Row:
     unpriced_models: tuple[str, ...] = ()
 
 
-def _store(organization, source, items, pending, outcomes, received_at, state) -> None:
+def _store(organization, source, items, pending, outcomes, received_at, state, customer_rows, catalog_version):
     drafts = {index: items[index] for index in pending}
     features = _features(organization.pk, drafts.values())
-    priced = _price(organization, drafts)
+    priced = _price(organization, drafts, catalog_version)
     rows: list[_Row] = []
     sightings: list[tuple[str, datetime]] = []
     for index, draft in drafts.items():
@@ -194,7 +248,9 @@ def _store(organization, source, items, pending, outcomes, received_at, state) -
         )
 
     # Customers last, so an event rejected above does not leave a new customer behind.
-    customers = customers_resolve(organization=organization, refs=[row.draft.customer for row in rows], now=received_at)
+    customers = customers_resolve(
+        organization=organization, refs=[row.draft.customer for row in rows], now=received_at, found=customer_rows
+    )
     for row in rows:
         row.customer_id = customers.get((row.draft.customer.kind, row.draft.customer.value), 0)
         if not row.customer_id:
@@ -244,19 +300,21 @@ def _store(organization, source, items, pending, outcomes, received_at, state) -
         hooks.run_ingest_hooks(organization=organization, events=recorded)
         customer_ids = sorted({event.customer_id for event in recorded})
         transaction.on_commit(partial(_send_usage_recorded, organization.pk, customer_ids), robust=True)
-        if state.has_budgets or hooks.has_block_sources():
-            # Without budgets or block sources the blocklist cannot change: nothing to evaluate.
+        if state.blocklist_watched:
+            # Without an enabled budget or a block source watching the organization, usage cannot
+            # change the blocklist: nothing to evaluate.
             transaction.on_commit(partial(_schedule_budget_evaluation, organization.pk), robust=True)
 
 
-def _price(organization, drafts: dict[int, EventDraft]) -> dict[int, list]:
+def _price(organization, drafts: dict[int, EventDraft], catalog_version) -> dict[int, list]:
     calls, owners = [], []
     for index, draft in drafts.items():
         for call in draft.calls:
             calls.append((call, draft.occurred_at))
             owners.append(index)
     results: dict[int, list] = {}
-    for owner, result in zip(owners, price_calls(organization=organization, calls=calls), strict=True):
+    priced = price_calls(organization=organization, calls=calls, catalog_version=catalog_version)
+    for owner, result in zip(owners, priced, strict=True):
         results.setdefault(owner, []).append(result)
     return results
 

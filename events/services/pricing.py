@@ -17,12 +17,17 @@ from ..drafts import CallDraft, EventError
 __all__ = ["PricedUsage", "price_calls", "pricing_error", "record_unpriced"]
 
 
-def price_calls(*, organization, calls: Sequence[tuple[CallDraft, object]]) -> list[PricedUsage | Exception]:
-    """One result per `(call, occurred_at)`, in order: a `PricedUsage` or the pricing exception."""
+def price_calls(
+    *, organization, calls: Sequence[tuple[CallDraft, object]], catalog_version=None
+) -> list[PricedUsage | Exception]:
+    """One result per `(call, occurred_at)`, in order: a `PricedUsage` or the pricing exception.
+
+    `catalog_version`: the price catalog version, when the caller read it (saves costcalc's query)."""
     if not calls:
         return []
     return price_usages(
         organization=organization,
+        catalog_version=catalog_version,
         usages=[
             UsageToPrice(
                 model=call.model,

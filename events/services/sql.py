@@ -4,19 +4,45 @@ Django's psycopg backend binds parameters client-side, so PostgreSQL parses and 
 statement again; the ingest statements are few and fixed, so preparing them once per connection
 saves that work (several milliseconds per batch for the write statement). They run on Django's own
 connection, inside whatever transaction Django has open.
+
+A prepared statement gets a generic plan after a few executions, which PostgreSQL keeps until the
+next ANALYZE of its tables. A lookup whose best plan depends on a table's size (an index probe on a
+big ledger, a scan of an empty one) is therefore run unprepared (`prepare=False`), so it is planned
+for the table as it is: prepared while the ledger was empty, the stored-key lookup kept scanning
+the whole table as it grew, one 100-key filter per row.
+
+`fetch_pipelined` sends several statements in one round trip (psycopg's pipeline mode): the
+server runs them in order, each with its own snapshot, as if they had been sent one by one.
 """
+
+from collections.abc import Sequence
 
 import psycopg
 from django.db import connection
 
 
-def fetch_all(sql: str, params) -> list[tuple]:
+def fetch_all(sql: str, params, *, prepare: bool = True) -> list[tuple]:
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
+        cursor.execute(sql, params, prepare=prepare)
         return cursor.fetchall() if cursor.description is not None else []
 
 
-def fetch_one(sql: str, params) -> tuple | None:
-    rows = fetch_all(sql, params)
+def fetch_one(sql: str, params, *, prepare: bool = True) -> tuple | None:
+    rows = fetch_all(sql, params, prepare=prepare)
     return rows[0] if rows else None
+
+
+def fetch_pipelined(statements: Sequence[tuple[str, object, bool]]) -> list[list[tuple]]:
+    """The rows of each `(sql, params, prepare)` statement, in order, for one round trip to the server."""
+    connection.ensure_connection()
+    raw = connection.connection
+    cursors = [psycopg.Cursor(raw) for _ in statements]
+    try:
+        with raw.pipeline():
+            for cursor, (sql, params, prepare) in zip(cursors, statements, strict=True):
+                cursor.execute(sql, params, prepare=prepare)
+        return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()

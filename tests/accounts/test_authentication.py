@@ -1,8 +1,11 @@
 import hashlib
+import time
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
+from accounts import services
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke
 
@@ -86,3 +89,65 @@ def test_user_without_membership_is_forbidden(db):
 
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "forbidden"
+
+
+def _ask(client, raw_key):
+    return client.get("/api/v1/organization", HTTP_AUTHORIZATION=f"Bearer {raw_key}").status_code
+
+
+def test_a_verified_key_is_not_looked_up_again_within_the_cache_time(
+    anonymous_client, organization, django_assert_num_queries
+):
+    api_key_create(organization=organization)  # another key of the organization: lookups go by prefix
+    _, raw_key = api_key_create(organization=organization)
+    assert _ask(anonymous_client, raw_key) == 200
+
+    with django_assert_num_queries(0):
+        assert services.api_key_authenticate(raw_key) is not None
+
+
+def test_revoking_a_key_takes_effect_at_once_in_the_revoking_process(anonymous_client, organization):
+    api_key, raw_key = api_key_create(organization=organization)
+    assert _ask(anonymous_client, raw_key) == 200  # verified and cached
+
+    api_key_revoke(api_key=ApiKey.objects.get(pk=api_key.pk))
+
+    assert _ask(anonymous_client, raw_key) == 401
+
+
+def test_a_key_revoked_by_another_process_stops_working_within_the_cache_time(
+    anonymous_client, organization, settings, monkeypatch
+):
+    settings.API_KEY_CACHE_SECONDS = 5
+    api_key, raw_key = api_key_create(organization=organization)
+    assert _ask(anonymous_client, raw_key) == 200
+    # Another process revokes it: this process's cache does not hear of it.
+    ApiKey.objects.filter(pk=api_key.pk).update(revoked_at=timezone.now())
+    clock = time.monotonic()
+    monkeypatch.setattr(services.time, "monotonic", lambda: clock + 4.9)
+    assert _ask(anonymous_client, raw_key) == 200
+
+    monkeypatch.setattr(services.time, "monotonic", lambda: clock + 5.1)
+
+    assert _ask(anonymous_client, raw_key) == 401
+
+
+def test_the_cache_can_be_turned_off(anonymous_client, organization, settings):
+    settings.API_KEY_CACHE_SECONDS = 0
+    api_key, raw_key = api_key_create(organization=organization)
+    assert _ask(anonymous_client, raw_key) == 200
+
+    ApiKey.objects.filter(pk=api_key.pk).update(revoked_at=timezone.now())
+
+    assert _ask(anonymous_client, raw_key) == 401
+
+
+def test_a_plan_change_in_this_process_applies_to_cached_keys_at_once(anonymous_client, free_organization):
+    _, raw_key = api_key_create(organization=free_organization)
+    before = anonymous_client.get("/api/v1/organization", HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    assert before.json()["data"]["plan"] == "free"
+
+    services.organization_get_or_create(name=free_organization.name, plan="pro")
+
+    response = anonymous_client.get("/api/v1/organization", HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    assert response.json()["data"]["plan"] == "pro"

@@ -1,12 +1,14 @@
 """The ingest hook's hourly rollups give exactly what the reference semantics give on raw events."""
 
 import random
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, connections, transaction
 
 from billing import metering, rating, selectors, services
 from billing.definitions import metric_definition
@@ -173,3 +175,35 @@ def test_usage_history_windows(organization, customer):
 
     assert daily == [(START, Decimal(12)), (START + timedelta(days=1), Decimal(11))]
     assert [value for _, value in hourly] == [Decimal(5), Decimal(7), Decimal(11)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_ingest_that_waited_for_the_billing_lock_uses_the_metrics_committed_meanwhile(organization, customer):
+    """The shared lock and the metric fingerprint go in one round trip: the fingerprint must still be
+    read after the lock is granted (a rebuild or finalization holding it exclusively has committed)."""
+    ingest(organization, customer, random_events(8, 3))  # this process now caches "no metrics"
+    created = threading.Event()
+
+    def create_a_metric_under_the_exclusive_lock():
+        try:
+            with transaction.atomic():
+                metering.lock_organization_exclusive(organization.pk)
+                services.billable_metric_create(organization=organization, name="all", aggregation_type="COUNT")
+                created.set()
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:  # commit once the ingest waits on the lock
+                    with connection.cursor() as cursor:
+                        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                        if cursor.fetchone()[0]:
+                            break
+                    time.sleep(0.02)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=create_a_metric_under_the_exclusive_lock)
+    thread.start()
+    assert created.wait(timeout=30)
+    ingest(organization, customer, random_events(9, 5))
+    thread.join(timeout=60)
+
+    assert sum(UsageRollup.objects.values_list("event_count", flat=True)) == 5

@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection, transaction
 
 from costcalc.models import ModelPrice, UnpricedModel
-from costcalc.selectors import CATALOG_BEGINNING, catalog_snapshot
+from costcalc.selectors import CATALOG_BEGINNING, catalog_snapshot, catalog_version
 from costcalc.services import (
     InvalidUsageError,
     PriceNotInEffectError,
@@ -154,14 +155,56 @@ def test_snapshot_follows_catalog_changes(organization):
         ).cost_microdollars
         == 3_000_000
     )
-    # an edit outside the loaders (admin, another process) is noticed through the fingerprint
-    ModelPrice.objects.filter(slug="acme/model").update(input_per_mtok=D("4"), updated_at=APR + timedelta(days=1))
+    # an edit outside the loaders (admin, another process) is noticed through the catalog version
+    ModelPrice.objects.filter(slug="acme/model").update(input_per_mtok=D("4"))
     assert (
         price_usage(
             organization=organization, model="acme/model", input_tokens=10**6, output_tokens=0, occurred_at=APR
         ).cost_microdollars
         == 4_000_000
     )
+
+
+def test_every_write_to_the_price_tables_changes_the_catalog_version(organization):
+    versions = [catalog_version()]
+    load(rec())
+    versions.append(catalog_version())
+    with connection.cursor() as cursor:  # raw SQL too: the triggers see every writer
+        cursor.execute("UPDATE costcalc_modelprice SET display_name = 'x'")
+    versions.append(catalog_version())
+    price_override_create(organization=organization, slug="acme/model", input_per_mtok=D("1"), output_per_mtok=D("1"))
+    versions.append(catalog_version())
+    ModelPrice.objects.all().delete()
+    versions.append(catalog_version())
+
+    assert len(set(versions)) == len(versions)
+
+
+def test_a_rolled_back_change_does_not_make_a_stale_snapshot_current(organization):
+    load(rec())
+    before = catalog_version()
+    try:
+        with transaction.atomic():
+            ModelPrice.objects.filter(slug="acme/model").update(input_per_mtok=D("9"))
+            assert catalog_snapshot().price_as_of("acme/model", APR).input_per_mtok == 9  # built at the new version
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+
+    assert catalog_version() == before
+    assert catalog_snapshot().price_as_of("acme/model", APR).input_per_mtok == 3
+
+
+def test_a_version_read_by_the_caller_saves_the_query(organization, django_assert_num_queries):
+    load(rec())
+    usages = [UsageToPrice("acme/model", APR, 10**6, 0)]
+    version = catalog_version()
+    price_usages(organization=organization, usages=usages, catalog_version=version)
+
+    with django_assert_num_queries(0):
+        assert price_usages(organization=organization, usages=usages, catalog_version=version)[0].cost_microdollars == (
+            3_000_000
+        )
 
 
 def test_every_seed_slug_prices_an_event_on_2026_04_01_after_loading_the_history(organization):

@@ -223,3 +223,51 @@ def test_refresh_schedules_organizations_with_budgets(organization, other_client
 
     assert tasks.refresh_blocklists() == 1
     assert queued == [[str(organization.pk)]]
+
+
+@pytest.fixture
+def evaluations(monkeypatch):
+    from events.services import ingest as ingest_service
+
+    scheduled = []
+    monkeypatch.setattr(ingest_service, "_schedule_budget_evaluation", scheduled.append)
+    return scheduled
+
+
+def test_after_ingest_the_blocklist_is_evaluated_only_where_something_could_block(
+    api_client, organization, price_catalog, evaluations, django_capture_on_commit_callbacks
+):
+    from billing.credit_models import SpendingLimit
+    from events.models import Customer
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert ingest(api_client, md_event("c-1", key="k1")).status_code == 200
+    assert evaluations == []  # no budget, no spending limit: usage cannot block anything
+
+    limit = SpendingLimit.objects.create(
+        organization=organization,
+        customer=Customer.objects.get(external_id="c-1"),
+        amount_microdollars=10,
+        duration="daily",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(api_client, md_event("c-1", key="k2"))
+    assert evaluations == [organization.pk]  # billing's source watches organizations with a limit
+
+    SpendingLimit.objects.filter(pk=limit.pk).update(enabled=False)
+    budget_create(organization=organization, scope="organization", limit_microdollars=10**9)
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(api_client, md_event("c-1", key="k3"))
+    assert evaluations == [organization.pk] * 2  # an enabled budget
+
+
+def test_a_block_source_without_a_watch_condition_watches_every_organization(
+    api_client, organization, price_catalog, evaluations, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(hooks, "_block_sources", [])
+    hooks.register_block_source(lambda *, organization: hooks.BlockedSet())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(api_client, md_event("c-1", key="k1"))
+
+    assert evaluations == [organization.pk]

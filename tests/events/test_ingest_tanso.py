@@ -6,6 +6,8 @@ from decimal import Decimal
 
 import orjson
 import pytest
+from django.db import IntegrityError, connection, transaction
+from django.db.models import ProtectedError
 
 from costcalc.models import OrganizationPriceOverride
 from events.models import Customer, Feature, UsageEvent, VendorResponse
@@ -207,3 +209,21 @@ def test_amounts_beyond_a_bigint_are_a_400_not_a_crash(api_client, organization)
     assert response.status_code == 400
     assert response.json()["error"]["details"]["field"] == "usageUnits"
     assert not UsageEvent.objects.exists()
+
+
+def test_an_override_that_priced_a_call_cannot_be_deleted(api_client, price_catalog, organization):
+    override = OrganizationPriceOverride.objects.create(
+        organization=organization,
+        slug="openai/gpt-4o",
+        input_per_mtok=Decimal("1"),
+        output_per_mtok=Decimal("2"),
+        effective_from=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+    send(api_client, event(costInput={"model": "openai/gpt-4o", "inputTokens": 1000, "outputTokens": 100}))
+
+    with pytest.raises(ProtectedError):  # Django's check, through the partial index
+        override.delete()
+    with pytest.raises(IntegrityError), transaction.atomic():  # and the database's own foreign key
+        OrganizationPriceOverride.objects.filter(pk=override.pk)._raw_delete(OrganizationPriceOverride.objects.db)
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
