@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from . import invoicing, services
+from .metering import lock_organization_exclusive
 from .models import (
     BillableMetric,
     Contract,
@@ -297,6 +298,11 @@ class ContractAdmin(admin.ModelAdmin):
     date_hierarchy = "starting_at"
     inlines = [ContractOverrideInline]
     list_select_related = ["customer", "rate_card"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:  # as services.contract_create: open ingests of the organization commit first
+            lock_organization_exclusive(obj.organization_id)
+        super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

@@ -9,12 +9,10 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         from events.hooks import register_ingest_hook
-        from events.signals import usage_recorded
 
         from .credit_setup import connect as connect_credits
-        from .metering import aggregate_usage
-        from .receivers import queue_draft_recompute
+        from .metering import INGEST_PRELUDE, aggregate_usage
 
-        register_ingest_hook(aggregate_usage)
-        usage_recorded.connect(queue_draft_recompute, dispatch_uid="billing.queue_draft_recompute")
+        # Rolls usage up inside the ingest transaction and, on commit, queues the drafts' recompute.
+        register_ingest_hook(aggregate_usage, prelude=INGEST_PRELUDE)
         connect_credits()  # prepaid credits: spending-limit block source, tasks, admin

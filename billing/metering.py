@@ -23,6 +23,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import orjson
 from django.db import connection, transaction
@@ -33,7 +34,7 @@ from events.hooks import RecordedEvent
 
 from . import rating
 from .definitions import metric_definition
-from .models import BillableMetric, Invoice, UniqueValueRollup, UsageRollup
+from .models import BillableMetric, Contract, Invoice, UniqueValueRollup, UsageRollup
 
 LOCK_NAMESPACE = 0x42494C4C  # "BILL": the first key of billing's two-key advisory locks
 
@@ -234,12 +235,31 @@ def billing_hour_rule(closed_at):
 # --- The ingest hook -----------------------------------------------------------------------------
 
 
-def aggregate_usage(*, organization, events: Sequence[RecordedEvent]) -> None:
-    """Ingest hook: roll up ``events`` (newly stored, inside the ingest transaction)."""
+# Run by ingest in its first round trip (events.hooks prelude): the organization's shared billing
+# lock, then, with a snapshot taken once the lock is granted, the metric cache's fingerprint and
+# whether the organization has any contract (so a batch of an organization without contracts has
+# no drafts to recompute and asks nothing more).
+INGEST_PRELUDE = (
+    f"SELECT pg_advisory_xact_lock_shared({LOCK_NAMESPACE}, hashtext(%(organization)s::text))",
+    FINGERPRINT_SQL.replace("%s", "%(organization)s"),
+    f"SELECT EXISTS (SELECT 1 FROM {Contract._meta.db_table} WHERE organization_id = %(organization)s)",  # noqa: S608
+)
+
+
+def aggregate_usage(*, organization, events: Sequence[RecordedEvent], prelude=None) -> None:
+    """Ingest hook: roll up ``events`` (newly stored, inside the ingest transaction) and, once that
+    transaction commits, queue the recompute of the drafts of those customers that have a contract.
+
+    ``prelude``: the rows of INGEST_PRELUDE, which ingest ran in this transaction (None: read here)."""
     if not events:
         return
-    fingerprint = _lock_shared_then_fingerprint(organization.pk)
-    metrics = metric_cache.for_organization(organization.pk, fingerprint=fingerprint)
+    if prelude is None:
+        prelude = _run_prelude(organization.pk)
+    _lock, (fingerprint,), ((has_contracts,),) = prelude
+    if has_contracts:
+        customer_ids = sorted({event.customer_id for event in events})
+        transaction.on_commit(partial(_queue_draft_recompute, customer_ids), robust=True)
+    metrics = metric_cache.for_organization(organization.pk, fingerprint=tuple(fingerprint))
     if not metrics:
         return
     closed = closed_through(event.customer_id for event in events)
@@ -248,19 +268,20 @@ def aggregate_usage(*, organization, events: Sequence[RecordedEvent]) -> None:
     store(organization.pk, accumulate(metrics, rows, rule))
 
 
-def _lock_shared_then_fingerprint(organization_id) -> tuple:
-    """The organization's shared billing lock, then the metric cache's fingerprint, in one round trip.
+def _queue_draft_recompute(customer_ids: list[int]) -> None:
+    from .receivers import queue_draft_recompute  # not at the top: receivers → tasks → invoicing → metering
 
-    Two statements in one simple query: in READ COMMITTED each takes its own snapshot when it
-    starts, so the metrics are read after the lock is granted, exactly as with two round trips.
-    """
+    queue_draft_recompute(customer_ids=customer_ids)
+
+
+def _run_prelude(organization_id) -> list[list[tuple]]:
+    """INGEST_PRELUDE's rows, statement by statement (each with its own snapshot, as ingest runs them)."""
+    rows = []
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock_shared(%s, hashtext(%s)); " + FINGERPRINT_SQL,
-            [LOCK_NAMESPACE, str(organization_id), organization_id],
-        )
-        cursor.nextset()
-        return tuple(cursor.fetchone())
+        for statement in INGEST_PRELUDE:
+            cursor.execute(statement, {"organization": organization_id})
+            rows.append(cursor.fetchall())
+    return rows
 
 
 # --- Backfill ------------------------------------------------------------------------------------

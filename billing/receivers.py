@@ -1,4 +1,5 @@
-"""Reactions to events' signals (connected in BillingConfig.ready)."""
+"""Reactions to usage: the drafts' recompute, queued by the ingest hook (metering.aggregate_usage)
+once the ingest transaction commits."""
 
 from django.db import connection
 
@@ -6,8 +7,8 @@ from .models import Contract
 from .tasks import schedule_draft_recompute
 
 
-def queue_draft_recompute(sender=None, *, customer_ids=(), **kwargs) -> None:
-    """events.signals.usage_recorded (sent on commit): recompute the customers' drafts, debounced.
+def queue_draft_recompute(*, customer_ids=()) -> None:
+    """Recompute the customers' drafts, debounced (called after the usage committed).
 
     Only customers with a contract can have drafts (an invoice belongs to a contract, which cannot
     be deleted while it has one), so the others are left out with one query: for them a recompute

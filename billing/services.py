@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from . import rating
 from .invoicing import contract_drafts_ensure, drafts_refresh_later
+from .metering import lock_organization_exclusive
 from .models import (
     BillableMetric,
     Contract,
@@ -233,7 +234,12 @@ def contract_create(
     overrides: Sequence[dict] = (),
 ) -> Contract:
     """Put a customer on a rate card. Drafts for the periods that have started are created at once,
-    and usage already recorded for the customer (rollups) shows on them after the recompute."""
+    and usage already recorded for the customer (rollups) shows on them after the recompute.
+
+    Takes the organization's billing lock exclusively: an ingest that is still open (and read, when
+    it began, that the organization had no contract, so it will not queue a recompute) commits
+    first, and the recompute queued here sees its usage."""
+    lock_organization_exclusive(organization.pk)
     contract = Contract(
         organization=organization,
         customer=customer,

@@ -47,17 +47,30 @@ class BlockedSet:
         )
 
 
-IngestHook = Callable[..., None]  # called as hook(organization=..., events=Sequence[RecordedEvent])
+IngestHook = Callable[..., None]  # called as hook(organization=..., events=Sequence[RecordedEvent][, prelude=...])
 BlockSource = Callable[..., BlockedSet]  # called as source(organization=...)
 
 _ingest_hooks: list[IngestHook] = []
 _block_sources: list[BlockSource] = []
+_preludes: dict[IngestHook, tuple[str, ...]] = {}
 
 
-def register_ingest_hook(hook: IngestHook) -> IngestHook:
+def register_ingest_hook(hook: IngestHook, *, prelude: Sequence[str] = ()) -> IngestHook:
+    """`prelude`: SQL statements (one parameter, `%(organization)s`) that ingest runs for the hook in
+    its first round trip, inside the ingest transaction and in this order, each with a snapshot of
+    its own taken when it starts (so a statement that waits for a lock is followed by reads that see
+    what the lock's holder committed). The hook is then called with `prelude=` the rows of each
+    statement, or `prelude=None` when it runs outside an ingest (it reads them itself then). A
+    hook's own round trips cost every ingest batch; a prelude costs it none."""
     if hook not in _ingest_hooks:
         _ingest_hooks.append(hook)
+    _preludes[hook] = tuple(prelude)
     return hook
+
+
+def ingest_prelude_statements() -> list[str]:
+    """Every hook's prelude statements, in hook order (ingest sends them with its first query)."""
+    return [statement for hook in _ingest_hooks for statement in _preludes.get(hook, ())]
 
 
 _watch_sql: dict[BlockSource, str | None] = {}
@@ -86,12 +99,21 @@ def block_sources_watch_sql() -> str:
     return " OR ".join(f"({condition})" for condition in conditions)
 
 
-def run_ingest_hooks(*, organization, events: Sequence[RecordedEvent]) -> None:
-    """Call every ingest hook; the caller is inside the ingest transaction."""
+def run_ingest_hooks(
+    *, organization, events: Sequence[RecordedEvent], prelude_rows: Sequence[list[tuple]] | None = None
+) -> None:
+    """Call every ingest hook; the caller is inside the ingest transaction. `prelude_rows`: the rows
+    of `ingest_prelude_statements()`, in order, when the caller ran them in this transaction."""
     if not events:
         return
+    rows = iter(prelude_rows) if prelude_rows is not None else None
     for hook in _ingest_hooks:
-        hook(organization=organization, events=events)
+        statements = _preludes.get(hook, ())
+        if not statements:
+            hook(organization=organization, events=events)
+        else:
+            prelude = None if rows is None else [next(rows) for _ in statements]
+            hook(organization=organization, events=events, prelude=prelude)
 
 
 def has_block_sources() -> bool:

@@ -50,9 +50,11 @@ class UsageEvent(models.Model):
         INTERNAL = "internal", "Created by TokenLedger"
 
     # No single-column indexes on these foreign keys: the composite indexes below lead with them, and
-    # every index is paid for on each ingested row.
+    # every index is paid for on each ingested row. The organization is a tenant column, not a
+    # database-enforced reference (db_constraint=False): see "The ledger's references" in
+    # ARCHITECTURE.md. Deleting an organization still cascades here, through Django.
     organization = models.ForeignKey(
-        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="usage_events", db_index=False)
     event_type = models.CharField(max_length=255)
@@ -90,10 +92,15 @@ class UsageEvent(models.Model):
 class VendorResponse(models.Model):
     """One model call inside a usage event: the model, its token counts and what it cost."""
 
+    # References written only by ingest, in the statement that inserts the event itself, from ids it
+    # has just read: not enforced by the database (db_constraint=False; see "The ledger's
+    # references" in ARCHITECTURE.md). Django still cascades and protects on delete.
     organization = models.ForeignKey(
-        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )  # covered by vendor_response_org_model
-    event = models.ForeignKey(UsageEvent, on_delete=models.CASCADE, related_name="vendor_responses")
+    event = models.ForeignKey(
+        UsageEvent, on_delete=models.CASCADE, related_name="vendor_responses", db_constraint=False
+    )
     model = models.CharField(max_length=255)
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
@@ -101,7 +108,9 @@ class VendorResponse(models.Model):
     cache_write_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
     cost_microdollars = models.BigIntegerField(null=True, blank=True, help_text="Null when the model was unpriced")
-    price = models.ForeignKey("costcalc.ModelPrice", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    price = models.ForeignKey(
+        "costcalc.ModelPrice", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
     # Almost always null: indexed only where set (vendor_response_override), so the calls priced
     # from the catalog add no entry to it.
     price_override = models.ForeignKey(
@@ -111,7 +120,7 @@ class VendorResponse(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         db_index=False,
-    )
+    )  # enforced by the database: a null reference (nearly every row) costs no check
 
     class Meta:
         ordering = ["event", "id"]

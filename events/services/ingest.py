@@ -1,7 +1,8 @@
 """The one ingest core behind every dialect.
 
 validate (done by the dialect) → one round trip for the organization's ingest state, the keys
-already stored, the customers the batch names and the price catalog's version → drop the stored
+already stored, the customers the batch names, the price catalog's version and the ingest hooks'
+preludes (billing's shared lock and metric fingerprint, say) → drop the stored
 keys → price (costcalc's batch API over its in-process snapshot) → resolve customers of the events
 that passed (set-based from the rows already read, creating unknown ones) → one statement: a
 multi-row `INSERT … ON CONFLICT (organization_id, idempotency_key) DO NOTHING RETURNING` for the
@@ -134,9 +135,10 @@ def _ingest(organization, source, items, received_at, unchecked) -> tuple[list[E
     # any other work, so a replayed batch costs just this.
     try:
         if first_by_key:
-            state_row, stored_rows, customer_rows, version_rows = fetch_pipelined(
+            organization_param = {"organization": organization.pk}
+            state_row, stored_rows, customer_rows, version_rows, *prelude_rows = fetch_pipelined(
                 [
-                    (_state_sql(), {"organization": organization.pk}, True),
+                    (_state_sql(), organization_param, True),
                     (_STORED_SQL, [organization.pk, list(first_by_key)], False),
                     (
                         *customers_lookup_statement(
@@ -146,12 +148,13 @@ def _ingest(organization, source, items, received_at, unchecked) -> tuple[list[E
                         False,
                     ),
                     (CATALOG_VERSION_SQL, None, True),
+                    *((statement, organization_param, True) for statement in hooks.ingest_prelude_statements()),
                 ]
             )
             state = _state(state_row[0])
         else:
             state = organization_ingest_state(organization.pk)
-            stored_rows = customer_rows = version_rows = []
+            stored_rows = customer_rows = version_rows = prelude_rows = []
     except psycopg.OperationalError as error:
         if unchecked and connection.connection is not None and connection.connection.closed:
             raise _ReusedConnectionLost from error
@@ -166,7 +169,10 @@ def _ingest(organization, source, items, received_at, unchecked) -> tuple[list[E
 
     if pending:
         catalog_version = version_rows[0][0] if version_rows else None
-        _store(organization, source, items, pending, outcomes, received_at, state, customer_rows, catalog_version)
+        _store(
+            organization, source, items, pending, outcomes, received_at, state, customer_rows, catalog_version,
+            prelude_rows,
+        )
 
     for index, first in repeats:
         original = outcomes[first]
@@ -196,7 +202,9 @@ class _Row:
     unpriced_models: tuple[str, ...] = ()
 
 
-def _store(organization, source, items, pending, outcomes, received_at, state, customer_rows, catalog_version):
+def _store(
+    organization, source, items, pending, outcomes, received_at, state, customer_rows, catalog_version, prelude_rows
+):
     drafts = {index: items[index] for index in pending}
     features = _features(organization.pk, drafts.values())
     priced = _price(organization, drafts, catalog_version)
@@ -297,7 +305,7 @@ def _store(organization, source, items, pending, outcomes, received_at, state, c
     if sightings:
         record_unpriced(organization=organization, sightings=sightings)
     if recorded:
-        hooks.run_ingest_hooks(organization=organization, events=recorded)
+        hooks.run_ingest_hooks(organization=organization, events=recorded, prelude_rows=prelude_rows)
         customer_ids = sorted({event.customer_id for event in recorded})
         transaction.on_commit(partial(_send_usage_recorded, organization.pk, customer_ids), robust=True)
         if state.blocklist_watched:
