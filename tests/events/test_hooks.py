@@ -20,3 +20,45 @@ def test_ingest_hooks_get_the_new_events_and_block_sources_union(monkeypatch):
 
     assert seen == [("org", [event])]
     assert blocked == hooks.BlockedSet(organization=True, event_types=frozenset({"x"}), customer_ids=frozenset({"a"}))
+
+
+def test_a_hook_prelude_runs_in_ingests_first_round_trip_and_reaches_the_hook(
+    api_client, price_catalog, monkeypatch
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from events import hooks as hooks_module
+    from events.services import sql
+
+    monkeypatch.setattr(hooks_module, "_ingest_hooks", [])
+    monkeypatch.setattr(hooks_module, "_preludes", {})
+    seen = []
+
+    def hook(*, organization, events, prelude):
+        seen.append(prelude)
+
+    hooks_module.register_ingest_hook(
+        hook, prelude=["SELECT %(organization)s::text", "SELECT count(*) FROM events_usageevent"]
+    )
+    pipelined = []
+    real = sql.fetch_pipelined
+    monkeypatch.setattr(
+        "events.services.ingest.fetch_pipelined", lambda statements: pipelined.append(statements) or real(statements)
+    )
+    body = {"events": [{"customer_id": "c1", "idempotency_key": "k", "vendor_responses": [
+        {"model": "openai/gpt-4o", "input_tokens": 10, "output_tokens": 5}]}]}
+
+    with CaptureQueriesContext(connection) as queries:
+        response = api_client.post("/api/v1/events", body, format="json")
+
+    assert response.status_code == 200, response.content
+    organization_id = response.wsgi_request.auth.organization_id
+    assert seen == [[[(str(organization_id),)], [(0,)]]]  # the ledger was read before this batch's write
+    assert [statement[0] for statement in pipelined[0][-2:]] == hooks_module.ingest_prelude_statements()
+    assert not [query for query in queries if "count(*) FROM events_usageevent" in query["sql"]]
+
+    # Outside an ingest, a hook with a prelude is told to read for itself.
+    event = hooks.RecordedEvent(1, "org", 2, "chat", datetime(2026, 1, 1, tzinfo=UTC), {}, 10, 0)
+    hooks_module.run_ingest_hooks(organization="org", events=[event])
+    assert seen[-1] is None
