@@ -82,11 +82,21 @@ def customers_resolve(
 
 
 def _select_statement(organization_id, external_ids: set, aliases: set, uuids: set, stripes: set):
+    # Named parameters: ingest looks the same ids up as external ids and as aliases, and a named
+    # parameter used twice is sent (and formatted) once.
+    same = external_ids == aliases
     return (
         f"SELECT id, external_id, uuid::text, ingest_aliases, stripe_customer_id FROM {_TABLE} "  # noqa: S608
-        "WHERE organization_id = %s AND (external_id = ANY(%s::text[]) "
-        "OR ingest_aliases && %s::varchar[] OR uuid = ANY(%s::uuid[]) OR stripe_customer_id = ANY(%s::text[]))",
-        [organization_id, list(external_ids), list(aliases), list(uuids), list(stripes)],
+        "WHERE organization_id = %(organization)s AND (external_id = ANY(%(external_ids)s::text[]) "
+        f"OR ingest_aliases && %({'external_ids' if same else 'aliases'})s::varchar[] "
+        "OR uuid = ANY(%(uuids)s::uuid[]) OR stripe_customer_id = ANY(%(stripes)s::text[]))",
+        {
+            "organization": organization_id,
+            "external_ids": list(external_ids),
+            **({} if same else {"aliases": list(aliases)}),
+            "uuids": list(uuids),
+            "stripes": list(stripes),
+        },
     )
 
 

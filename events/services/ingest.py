@@ -72,9 +72,11 @@ _STATE_SQL = (
 
 def _state_sql() -> str:
     return _STATE_SQL.replace("{watched}", f"({hooks.block_sources_watch_sql()})")
+# The keys travel as one JSON array: formatting a text[] parameter costs the client a quoting
+# check per element.
 _STORED_SQL = (
     f"SELECT idempotency_key, id FROM {_EVENTS} "  # noqa: S608
-    "WHERE organization_id = %s AND idempotency_key = ANY(%s::text[])"
+    "WHERE organization_id = %s AND idempotency_key = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))"
 )
 
 
@@ -148,7 +150,7 @@ def _ingest(
             state_row, stored_rows, customer_rows, version_rows, *prelude_rows = fetch_pipelined(
                 [
                     (_state_sql(), organization_param, True),
-                    (_STORED_SQL, [organization.pk, list(first_by_key)], False),
+                    (_STORED_SQL, [organization.pk, orjson.dumps(list(first_by_key)).decode()], False),
                     (
                         *customers_lookup_statement(
                             organization_id=organization.pk,
@@ -196,7 +198,7 @@ def _ingest(
 def _stored_ids(organization_id, keys: list[str]) -> dict[str, int]:
     if not keys:
         return {}
-    return dict(fetch_all(_STORED_SQL, [organization_id, keys], prepare=False))
+    return dict(fetch_all(_STORED_SQL, [organization_id, orjson.dumps(keys).decode()], prepare=False))
 
 
 @dataclass(slots=True)
