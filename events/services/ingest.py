@@ -384,7 +384,8 @@ WITH new_events AS (
     INSERT INTO {_EVENTS} (organization_id, customer_id, event_type, occurred_at, received_at, idempotency_key,
         source, properties, flow_id, feature_key, usage_units, cost_microdollars, revenue_microdollars, unpriced, meta)
     SELECT %(organization)s, e.customer, e.event_type, e.occurred_at, %(received_at)s, e.key, %(source)s,
-        e.properties, e.flow_id, e.feature_key, e.usage_units, e.cost, e.revenue, e.unpriced, e.meta
+        coalesce(e.properties, '{{}}'), coalesce(e.flow_id, ''), coalesce(e.feature_key, ''), e.usage_units, e.cost,
+        e.revenue, coalesce(e.unpriced, false), coalesce(e.meta, '{{}}')
     FROM jsonb_to_recordset(%(events)s::jsonb) AS e(customer bigint, event_type text, occurred_at timestamptz,
         key text, properties jsonb, flow_id text, feature_key text, usage_units numeric, cost bigint, revenue bigint,
         unpriced boolean, meta jsonb)
@@ -394,11 +395,12 @@ WITH new_events AS (
 ), new_calls AS (
     INSERT INTO {_RESPONSES} (organization_id, event_id, model, input_tokens, output_tokens, cached_input_tokens,
         cache_write_tokens, reasoning_tokens, cost_microdollars, price_id, price_override_id)
-    SELECT %(organization)s, n.id, c.model, c.input, c.output, c.cached, c.cache_write, c.reasoning, c.cost,
-        c.price, c.override
-    FROM new_events n JOIN jsonb_to_recordset(%(calls)s::jsonb) AS c(key text, position int, model text,
+    SELECT %(organization)s, n.id, c.model, c.input, c.output, coalesce(c.cached, 0), coalesce(c.cache_write, 0),
+        coalesce(c.reasoning, 0), c.cost, c.price, c.override
+    FROM new_events n JOIN ROWS FROM (jsonb_to_recordset(%(calls)s::jsonb) AS (key text, model text,
         input bigint, output bigint, cached bigint, cache_write bigint, reasoning bigint, cost bigint, price bigint,
-        override bigint) ON c.key = n.idempotency_key
+        override bigint)) WITH ORDINALITY AS c(key, model, input, output, cached, cache_write, reasoning, cost, price,
+        override, position) ON c.key = n.idempotency_key
     ORDER BY n.id, c.position
 )
 SELECT idempotency_key, id FROM new_events
@@ -421,41 +423,48 @@ def _write(organization_id, source: str, rows: list[_Row], received_at, *, race_
     fails the statement (after that request commits: until then this one waits on its row) and
     `ingest_events` runs the transaction again with `race_safe`: `ON CONFLICT DO NOTHING`, and the
     keys it skips are answered with the other request's ids."""
+    # A key whose value is the column's default is left out (the statement coalesces it): most
+    # events and calls carry only a few of these, and every key is built here and parsed there.
     events, calls = [], []
     for row in rows:
         draft = row.draft
-        events.append(
-            {
-                "customer": row.customer_id,
-                "event_type": draft.event_type,
-                "occurred_at": draft.occurred_at,
-                "key": draft.idempotency_key,
-                "properties": orjson.Fragment(draft.properties_json),
-                "flow_id": draft.flow_id,
-                "feature_key": draft.feature_key,
-                "usage_units": draft.usage_units,
-                "cost": row.cost,
-                "revenue": row.revenue,
-                "unpriced": row.unpriced,
-                "meta": draft.meta,
-            }
-        )
-        for position, (call, priced) in enumerate(zip(draft.calls, row.call_costs, strict=True)):
-            calls.append(
-                {
-                    "key": draft.idempotency_key,
-                    "position": position,
-                    "model": call.model,
-                    "input": call.input_tokens,
-                    "output": call.output_tokens,
-                    "cached": call.cached_input_tokens,
-                    "cache_write": call.cache_write_tokens,
-                    "reasoning": call.reasoning_tokens,
-                    "cost": None if priced is None else priced.cost_microdollars,
-                    "price": None if priced is None else priced.price_id,
-                    "override": None if priced is None else priced.override_id,
-                }
-            )
+        key = draft.idempotency_key
+        event = {
+            "customer": row.customer_id,
+            "event_type": draft.event_type,
+            "occurred_at": draft.occurred_at,
+            "key": key,
+            "cost": row.cost,
+            "revenue": row.revenue,
+        }
+        if draft.properties_json != "{}":
+            event["properties"] = orjson.Fragment(draft.properties_json)
+        if draft.flow_id:
+            event["flow_id"] = draft.flow_id
+        if draft.feature_key:
+            event["feature_key"] = draft.feature_key
+        if draft.usage_units is not None:
+            event["usage_units"] = draft.usage_units
+        if row.unpriced:
+            event["unpriced"] = True
+        if draft.meta:
+            event["meta"] = draft.meta
+        events.append(event)
+        for call, priced in zip(draft.calls, row.call_costs, strict=True):  # in order: WITH ORDINALITY
+            call_row = {"key": key, "model": call.model, "input": call.input_tokens, "output": call.output_tokens}
+            if call.cached_input_tokens:
+                call_row["cached"] = call.cached_input_tokens
+            if call.cache_write_tokens:
+                call_row["cache_write"] = call.cache_write_tokens
+            if call.reasoning_tokens:
+                call_row["reasoning"] = call.reasoning_tokens
+            if priced is not None:
+                call_row["cost"] = priced.cost_microdollars
+                if priced.price_id is not None:
+                    call_row["price"] = priced.price_id
+                if priced.override_id is not None:
+                    call_row["override"] = priced.override_id
+            calls.append(call_row)
     return dict(
         fetch_all(
             _WRITE_SQL if race_safe else _INSERT_SQL,

@@ -296,3 +296,26 @@ def test_nothing_is_sent_when_the_transaction_rolls_back(
         raise RuntimeError("caller fails after ingest")
     assert callbacks == []
     assert not UsageEvent.objects.exists()
+
+
+def test_vendor_responses_are_stored_in_their_order_with_their_defaults(api_client, price_catalog):
+    responses = [
+        {"model": "openai/gpt-4o", "input_tokens": 30, "output_tokens": 1},
+        {"model": "openai/gpt-4o", "input_tokens": 20, "output_tokens": 2, "cached_input_tokens": 5},
+        {"model": "openai/gpt-4o", "input_tokens": 10, "output_tokens": 3, "reasoning_tokens": 3},
+    ]
+    post(api_client, md_event(key="ordered", vendor_responses=responses), md_event(key="plain"))
+
+    event = UsageEvent.objects.get(idempotency_key="md:ordered")
+    stored = list(
+        event.vendor_responses.order_by("id").values_list(
+            "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens"
+        )
+    )
+    assert stored == [(30, 1, 0, 0, 0), (20, 2, 5, 0, 0), (10, 3, 0, 0, 3)]
+    assert all(price_id for price_id in event.vendor_responses.values_list("price_id", flat=True))
+    assert not any(event.vendor_responses.values_list("price_override_id", flat=True))
+    plain = UsageEvent.objects.get(idempotency_key="md:plain")
+    assert (plain.properties, plain.meta, plain.flow_id, plain.feature_key, plain.usage_units, plain.unpriced) == (
+        {}, {}, "", "", None, False
+    )
