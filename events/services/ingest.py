@@ -201,6 +201,9 @@ def _stored_ids(organization_id, keys: list[str]) -> dict[str, int]:
     return dict(fetch_all(_STORED_SQL, [organization_id, orjson.dumps(keys).decode()], prepare=False))
 
 
+_NO_RESULTS: list = []
+
+
 @dataclass(slots=True)
 class _Row:
     index: int
@@ -223,19 +226,27 @@ def _store(
     rows: list[_Row] = []
     sightings: list[tuple[str, datetime]] = []
     for index, draft in drafts.items():
-        results = priced.get(index, [])
-        failures = [
-            (call, result) for call, result in zip(draft.calls, results, strict=True) if isinstance(result, Exception)
-        ]
+        results = priced.get(index, _NO_RESULTS)
+        failures = None  # (call, exception) of the calls that could not be priced; None when all were
+        for result in results:
+            if isinstance(result, Exception):
+                failures = [(c, r) for c, r in zip(draft.calls, results, strict=True) if isinstance(r, Exception)]
+                break
         explicit_cost = draft.cost_microdollars is not None
         if failures and not explicit_cost and not state.accept_unpriced_models:
             outcomes[index] = EventOutcome(ERROR, error=pricing_error(*failures[0]))
             continue
-        feature, feature_error = _feature_for(draft, features)
-        if feature_error is not None:
-            outcomes[index] = EventOutcome(ERROR, error=feature_error)
-            continue
-        call_costs = [None if isinstance(result, Exception) else result for result in results]
+        if draft.feature_uuid or draft.feature_key:
+            feature, feature_error = _feature_for(draft, features)
+            if feature_error is not None:
+                outcomes[index] = EventOutcome(ERROR, error=feature_error)
+                continue
+        else:
+            feature = None
+        if failures is None:
+            call_costs = results
+        else:
+            call_costs = [None if isinstance(result, Exception) else result for result in results]
         if explicit_cost:
             cost = draft.cost_microdollars
         elif draft.calls:
@@ -263,7 +274,7 @@ def _store(
                 revenue,
                 unpriced,
                 call_costs,
-                tuple(dict.fromkeys(call.model for call, _ in failures)),
+                () if failures is None else tuple(dict.fromkeys(call.model for call, _ in failures)),
             )
         )
 
