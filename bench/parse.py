@@ -162,7 +162,8 @@ def comparable(result):
     key = result.idempotency_key
     if key.startswith(AUTO_KEY) and result.meta.get("idempotency_key_generated"):
         generated = key[len(AUTO_KEY) :]
-        assert len(generated) == 32 and uuid.UUID(generated).version == 4 and uuid.UUID(generated).hex == generated
+        parsed = uuid.UUID(generated)
+        assert parsed.hex == generated and parsed.version == 4 and parsed.variant == uuid.RFC_4122, generated
         key = AUTO_KEY + "<uuid4>"
     return (
         "draft",

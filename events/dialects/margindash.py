@@ -53,39 +53,54 @@ def parse_batch(body, *, now: datetime) -> list[EventDraft | EventError]:
             f"`events` may contain at most {MAX_EVENTS} events; got {len(events)}.",
             details={"field": "events", "max_events": MAX_EVENTS},
         )
-    window = _window(now)
+    oldest, newest = _window(now)
+    keys = []  # uuid4 hexes for generated idempotency keys, drawn a few at a time
     fast = _fast_event
     results = []
     append = results.append
     for index, event in enumerate(events):
-        draft = fast(event, index, now, window)
+        draft = fast(event, index, now, oldest, newest, keys)
         append(draft if draft is not None else _exact_event(event, index, now))
     return results
 
 
 def parse_event(event, index: int, *, now: datetime) -> EventDraft | EventError:
-    draft = _fast_event(event, index, now, _window(now))
+    draft = _fast_event(event, index, now, *_window(now), [])
     return draft if draft is not None else _exact_event(event, index, now)
 
 
-def _window(now: datetime) -> tuple[datetime, datetime] | None:
-    """The bounds `check_window` compares `occurred_at` with, once per batch (None if out of range:
-    then the exact path raises what it always raised)."""
+def _window(now: datetime) -> tuple[datetime | None, datetime | None]:
+    """The bounds `check_window` compares `occurred_at` with, once per batch. None when they cannot
+    be computed (a `now` near datetime.min/max): the exact path then fails as it always did."""
     try:
         return now - MAX_AGE, now + MAX_AHEAD
-    except OverflowError:
-        return None
+    except Exception:
+        return None, None
 
 
-# uuid.UUID(bytes=..., version=4) sets the RFC 4122 variant (0b10) and the version (4) bits so.
-_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
-_UUID4_SET = (0x8000 << 48) | (4 << 76)
+# `uuid.uuid4()` is `UUID(bytes=os.urandom(16), version=4)`, which keeps the random bytes but for
+# the version nibble (high half of byte 6 := 4) and the RFC 4122 variant (top bits of byte 8 := 10).
+_VERSION_4 = bytes(byte & 0x0F | 0x40 for byte in range(256))
+_VARIANT_RFC_4122 = bytes(byte & 0x3F | 0x80 for byte in range(256))
+_KEYS_PER_DRAW = 16
 
 
-def _uuid4_hex(urandom=os.urandom) -> str:
-    """`uuid.uuid4().hex` (which is `UUID(bytes=os.urandom(16), version=4).hex`) from the same 16
-    random bytes, without building the UUID object: its __init__ costs several times the bytes."""
-    return f"{int.from_bytes(urandom(16), 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
+def _uuid4_hexes(count: int, urandom=os.urandom) -> list[str]:
+    """`[uuid.uuid4().hex for _ in range(count)]` from one os.urandom call and no UUID objects
+    (building a UUID costs several times its bytes)."""
+    data = bytearray(urandom(16 * count))
+    data[6::16] = data[6::16].translate(_VERSION_4)
+    data[8::16] = data[8::16].translate(_VARIANT_RFC_4122)
+    text = data.hex()
+    return [text[start : start + 32] for start in range(0, 32 * count, 32)]
+
+
+# CustomerRef is a frozen dataclass: its __init__ sets each slot through object.__setattr__, which
+# costs more than the rest of the draft. The fast path fills the same three slots directly.
+_new_customer_ref = CustomerRef.__new__
+_set_customer_kind = CustomerRef.kind.__set__
+_set_customer_value = CustomerRef.value.__set__
+_set_customer_field = CustomerRef.field.__set__
 
 
 def _exact_event(event, index: int, now: datetime) -> EventDraft | EventError:
@@ -96,7 +111,7 @@ def _exact_event(event, index: int, now: datetime) -> EventDraft | EventError:
         return EventError(error.code, error.message, error.field)
 
 
-def _fast_event(event, index: int, now: datetime, window) -> EventDraft | None:
+def _fast_event(event, index: int, now: datetime, oldest, newest, keys: list[str]) -> EventDraft | None:
     """The draft of an event in the common valid shape, or None to let `_parse` decide.
 
     Mirrors `_parse`'s rules (`fields._string`, `token_count`/`integer_in_range` for ints,
@@ -178,40 +193,43 @@ def _fast_event(event, index: int, now: datetime, window) -> EventDraft | None:
     if occurred is None:
         occurred_at = now
     else:
-        if type(occurred) is not str or window is None:
+        if type(occurred) is not str or oldest is None:
             return None
         text = occurred.strip()
         try:
             moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
         except ValueError:
             return None
-        if moment.tzinfo is None or moment.utcoffset() is None:
+        zone = moment.tzinfo
+        if zone is UTC:  # what a zero offset parses to; astimezone(UTC) would return it as is
+            occurred_at = moment
+        elif zone is None or moment.utcoffset() is None:
             occurred_at = moment.replace(tzinfo=UTC)
         else:
             try:
                 occurred_at = moment.astimezone(UTC)
             except OverflowError:
                 return None
-        if occurred_at < window[0] or occurred_at > window[1]:
+        if occurred_at < oldest or occurred_at > newest:
             return None
 
     key = get("idempotency_key")
     if key is None:
-        idempotency_key = f"{MARGINDASH_KEY_PREFIX}auto-{_uuid4_hex()}"
+        if not keys:
+            keys.extend(_uuid4_hexes(_KEYS_PER_DRAW))
+        idempotency_key = f"{MARGINDASH_KEY_PREFIX}auto-{keys.pop()}"
         meta = {"idempotency_key_generated": True}
     elif type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH and "\x00" not in key:
         idempotency_key = MARGINDASH_KEY_PREFIX + key
         meta = {}
     else:
         return None
+    customer = _new_customer_ref(CustomerRef)
+    _set_customer_kind(customer, "id")
+    _set_customer_value(customer, customer_id)
+    _set_customer_field(customer, f"{prefix}.customer_id")
     return EventDraft(
-        customer=CustomerRef("id", customer_id, f"{prefix}.customer_id"),
-        event_type=event_type,
-        occurred_at=occurred_at,
-        idempotency_key=idempotency_key,
-        calls=calls,
-        revenue_microdollars=revenue_microdollars,
-        meta=meta,
+        customer, event_type, occurred_at, idempotency_key, calls, revenue_microdollars=revenue_microdollars, meta=meta
     )
 
 

@@ -2,8 +2,11 @@
 before the fast path, kept in bench/parse.py): the same drafts, and for a bad event the same error
 code, message and field, the same check winning when several things are wrong."""
 
+import dataclasses
 import importlib.util
+import os
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -13,6 +16,7 @@ from hypothesis import strategies as st
 
 from accounts.api.errors import ApiError
 from events.dialects import margindash
+from events.drafts import CustomerRef
 from tests.conftest import REPO_ROOT
 
 
@@ -179,6 +183,38 @@ def test_a_naive_now_fails_alike():
     naive = NOW.replace(tzinfo=None)
     assert_same({"events": [event(), event(occurred_at=MISSING)]}, naive)
     assert_same({"events": [event(occurred_at=MISSING), event(occurred_at="2026-06-15T11:00:00")]}, naive)
+
+
+@pytest.mark.parametrize("index", [0, 7, 99, 100, 1234, -1])
+@pytest.mark.parametrize("item", [event(), event(idempotency_key=MISSING), event(customer_id=""), "x"])
+def test_parse_event_matches_the_reference_at_any_index(item, index):
+    new = reference.comparable(margindash.parse_event(item, index, now=NOW))
+    assert new == reference.comparable(reference.reference_parse_event(item, index, now=NOW))
+
+
+def test_generated_keys_are_distinct_uuid4s_across_draws():
+    """The fast path draws uuid4 hexes 16 at a time; a batch of 100 key-less events spans 7 draws."""
+    drafts = margindash.parse_batch({"events": [event(idempotency_key=MISSING)] * 100}, now=NOW)
+    generated = [draft.idempotency_key.removeprefix("md:auto-") for draft in drafts]
+    assert len(set(generated)) == 100
+    assert all(uuid.UUID(key).version == 4 and uuid.UUID(key).variant == uuid.RFC_4122 for key in generated)
+
+
+@pytest.mark.parametrize("count", [1, 2, 16])
+@pytest.mark.parametrize("fill", [b"\x00", b"\xff", b"\x5a", None])
+def test_uuid4_hexes_are_what_uuid4_makes_of_the_same_bytes(count, fill):
+    """uuid.uuid4() is UUID(bytes=os.urandom(16), version=4): same bytes in, same hex out."""
+    raw = fill * 16 * count if fill else os.urandom(16 * count)
+    hexes = margindash._uuid4_hexes(count, urandom=lambda size: raw[:size])
+    assert hexes == [uuid.UUID(bytes=raw[start : start + 16], version=4).hex for start in range(0, 16 * count, 16)]
+
+
+def test_customer_ref_stays_a_plain_dataclass_the_fast_path_can_fill():
+    """The fast path fills CustomerRef's slots without its __init__: that is only the same object
+    while CustomerRef is exactly these three fields with no __post_init__."""
+    assert [field.name for field in dataclasses.fields(CustomerRef)] == ["kind", "value", "field"]
+    assert CustomerRef.__slots__ == ("kind", "value", "field")
+    assert not hasattr(CustomerRef, "__post_init__")
 
 
 def test_the_valid_cases_produce_drafts():
