@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from accounts.api.errors import ApiError
 from events.dialects import margindash
-from events.drafts import CustomerRef
+from events.drafts import CustomerRef, EventDraft
 from tests.conftest import REPO_ROOT
 
 
@@ -215,6 +215,30 @@ def test_customer_ref_stays_a_plain_dataclass_the_fast_path_can_fill():
     assert [field.name for field in dataclasses.fields(CustomerRef)] == ["kind", "value", "field"]
     assert CustomerRef.__slots__ == ("kind", "value", "field")
     assert not hasattr(CustomerRef, "__post_init__")
+
+
+def test_event_draft_fields_are_those_the_fast_path_passes_positionally():
+    """The fast path builds EventDraft positionally with the defaults spelled out."""
+    shape = [
+        (field.name, field.default, field.default_factory) for field in dataclasses.fields(EventDraft)
+    ]
+    missing, empty = dataclasses.MISSING, dataclasses.MISSING
+    assert shape == [
+        ("customer", missing, empty),
+        ("event_type", missing, empty),
+        ("occurred_at", missing, empty),
+        ("idempotency_key", missing, empty),
+        ("calls", missing, list),
+        ("properties", missing, dict),
+        ("properties_json", "{}", empty),
+        ("cost_microdollars", None, empty),
+        ("revenue_microdollars", None, empty),
+        ("usage_units", None, empty),
+        ("feature_key", "", empty),
+        ("feature_uuid", "", empty),
+        ("flow_id", "", empty),
+        ("meta", missing, dict),
+    ]
 
 
 def test_the_valid_cases_produce_drafts():
