@@ -1,13 +1,14 @@
 """MarginDash `POST /api/v1/events` (seed 000): `{"events": [...]}` of 1 to 100 events, each validated
 on its own so one bad event gets its own error result and does not sink the others.
 
-Each event first goes through `_fast_event`, an inline check of the common valid shape that builds
-no field names (they are needed only for errors) and calls no helpers. Anything it does not accept
-as is (a fault, or a rarer valid form such as an integral float or a fractional revenue) goes
-through `_parse`, the exact field-by-field path, which decides: the same checks in the same order,
-so the error, its message and its field are as they always were. The fast path must accept
-nothing that `_parse` rejects and build the same draft (tests/events/test_margindash_equivalence.py
-compares both against a reference copy of the parser).
+Each event first goes through `_fast_event`, an inline check of the common valid shape that calls no
+helpers and builds only the field names a draft keeps (the customer's, each call's), not the ~8 per
+event that only an error needs. Anything it does not accept as is (a fault, or a rarer valid form
+such as an integral float or a fractional revenue) goes through `_parse`, the exact field-by-field
+path, which decides: the same checks in the same order, so the error, its message and its field
+are as they always were. The fast path must accept nothing that `_parse` rejects and build the
+same draft (tests/events/test_margindash_equivalence.py compares both against a reference copy of
+the parser).
 """
 
 import os
