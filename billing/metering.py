@@ -10,11 +10,11 @@ Billing hour. An event is rolled up in the hour it occurred, unless that hour li
 customer has already been invoiced for (an invoice that is no longer a draft); then it is rolled
 up in the hour it arrived, so it lands on the current draft instead of changing a closed invoice.
 
-Locks. Each ingest transaction holds a shared advisory lock on its organization (taken before the
-metric list and the customers' closed periods are read); finalizing an invoice and rebuilding a
-metric's rollups take it exclusively. So a finalization sees every event whose ingest started
-before it, and an ingest that starts after it sees the closed period; a rebuild sees every
-committed event and no ingest adds to the metric while it runs.
+Locks. Each ingest transaction holds the organization's ledger lock (events.locks) shared, taken
+before the metric list and the customers' closed periods are read; finalizing an invoice,
+rebuilding a metric's rollups and creating a contract take it exclusively. So a finalization sees
+every event whose ingest started before it, and an ingest that starts after it sees the closed
+period; a rebuild sees every committed event and no ingest adds to the metric while it runs.
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ from django.utils import timezone
 
 from events import selectors as event_selectors
 from events.hooks import RecordedEvent
+from events.locks import ledger_lock_exclusive, ledger_lock_shared
 
 from . import rating
 from .definitions import metric_definition
 from .models import BillableMetric, Contract, Invoice, UniqueValueRollup, UsageRollup
-
-LOCK_NAMESPACE = 0x42494C4C  # "BILL": the first key of billing's two-key advisory locks
 
 
 def hour_floor(instant: datetime) -> datetime:
@@ -47,8 +46,8 @@ def hour_floor(instant: datetime) -> datetime:
 
 
 def lock_organization_exclusive(organization_id) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [LOCK_NAMESPACE, str(organization_id)])
+    """The ledger lock (events.locks), exclusively: running ingests of the organization commit first."""
+    ledger_lock_exclusive(organization_id)
 
 
 # --- Metric cache --------------------------------------------------------------------------------
@@ -235,12 +234,10 @@ def billing_hour_rule(closed_at):
 # --- The ingest hook -----------------------------------------------------------------------------
 
 
-# Run by ingest in its first round trip (events.hooks prelude): the organization's shared billing
-# lock, then, with a snapshot taken once the lock is granted, the metric cache's fingerprint and
-# whether the organization has any contract (so a batch of an organization without contracts has
-# no drafts to recompute and asks nothing more).
+# Run by ingest in its first round trip (events.hooks prelude), after it took the ledger lock
+# shared: the metric cache's fingerprint and whether the organization has any contract (so a batch
+# of an organization without contracts has no drafts to recompute and asks nothing more).
 INGEST_PRELUDE = (
-    f"SELECT pg_advisory_xact_lock_shared({LOCK_NAMESPACE}, hashtext(%(organization)s::text))",
     FINGERPRINT_SQL.replace("%s", "%(organization)s"),
     f"SELECT EXISTS (SELECT 1 FROM {Contract._meta.db_table} WHERE organization_id = %(organization)s)",  # noqa: S608
 )
@@ -255,7 +252,7 @@ def aggregate_usage(*, organization, events: Sequence[RecordedEvent], prelude=No
         return
     if prelude is None:
         prelude = _run_prelude(organization.pk)
-    _lock, (fingerprint,), ((has_contracts,),) = prelude
+    (fingerprint,), ((has_contracts,),) = prelude
     if has_contracts:
         customer_ids = sorted({event.customer_id for event in events})
         transaction.on_commit(partial(_queue_draft_recompute, customer_ids), robust=True)
@@ -275,7 +272,9 @@ def _queue_draft_recompute(customer_ids: list[int]) -> None:
 
 
 def _run_prelude(organization_id) -> list[list[tuple]]:
-    """INGEST_PRELUDE's rows, statement by statement (each with its own snapshot, as ingest runs them)."""
+    """INGEST_PRELUDE's rows, statement by statement (each with its own snapshot, as ingest runs them),
+    after the ledger lock, as ingest takes it."""
+    ledger_lock_shared(organization_id)
     rows = []
     with connection.cursor() as cursor:
         for statement in INGEST_PRELUDE:

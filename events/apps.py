@@ -6,3 +6,11 @@ class EventsConfig(AppConfig):
 
     name = "events"
     verbose_name = "Usage events"
+
+    def ready(self) -> None:
+        from django.db.models.signals import pre_delete
+
+        from .models import Customer
+        from .receivers import lock_ledger_before_customer_delete
+
+        pre_delete.connect(lock_ledger_before_customer_delete, sender=Customer, dispatch_uid="events.customer_delete")

@@ -56,7 +56,11 @@ class UsageEvent(models.Model):
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="usage_events", db_index=False)
+    # Not a database constraint either: the ledger lock keeps a customer from being deleted while an
+    # ingest that resolved it is open (events.locks, and the guard trigger of migration 0007).
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="usage_events", db_index=False, db_constraint=False
+    )
     event_type = models.CharField(max_length=255)
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField()

@@ -1,12 +1,13 @@
 """The one ingest core behind every dialect.
 
-validate (done by the dialect) → one round trip for the organization's ingest state, the keys
-already stored, the customers the batch names, the price catalog's version and the ingest hooks'
-preludes (billing's shared lock and metric fingerprint, say) → drop the stored keys → price
-(costcalc's batch API over its in-process snapshot) → resolve customers of the events that passed
-(set-based from the rows already read, creating unknown ones) → one statement: a multi-row
-`INSERT … RETURNING` for the events and one for their vendor responses → ingest hooks (inside the
-transaction, new events only) → on commit: `usage_recorded` and the debounced budget evaluation.
+validate (done by the dialect) → one round trip for the ledger lock (shared, held until commit:
+events.locks), the organization's ingest state, the keys already stored, the customers the batch
+names, the price catalog's version and the ingest hooks' preludes (billing's metric fingerprint,
+say) → drop the stored keys → price (costcalc's batch API over its in-process snapshot) → resolve
+customers of the events that passed (set-based from the rows already read, creating unknown ones)
+→ one statement: a multi-row `INSERT … RETURNING` for the events and one for their vendor
+responses → ingest hooks (inside the transaction, new events only) → on commit: `usage_recorded`
+and the debounced budget evaluation.
 
 Exactly once: the unique constraint on (organization, idempotency_key) decides. A request that
 races another with the same keys waits on the conflicting row until the other commits; its plain
@@ -42,6 +43,7 @@ from ..drafts import (
     EventOutcome,
     IngestResult,
 )
+from ..locks import LEDGER_LOCK_SHARED_SQL
 from ..models import BlocklistState, Budget, Feature, IngestSettings, UsageEvent, VendorResponse
 from .customers import customers_lookup_statement, customers_resolve
 from .pricing import price_calls, pricing_error, record_unpriced
@@ -147,8 +149,10 @@ def _ingest(
     try:
         if first_by_key:
             organization_param = {"organization": organization.pk}
-            state_row, stored_rows, customer_rows, version_rows, *prelude_rows = fetch_pipelined(
+            _lock, state_row, stored_rows, customer_rows, version_rows, *prelude_rows = fetch_pipelined(
                 [
+                    # First, so that everything after it reads with the lock held (events.locks).
+                    (LEDGER_LOCK_SHARED_SQL, organization_param, True),
                     (_state_sql(), organization_param, True),
                     (_STORED_SQL, [organization.pk, orjson.dumps(list(first_by_key)).decode()], False),
                     (

@@ -98,7 +98,7 @@ def test_ingest_rolls_usage_up_with_the_billing_prelude_read_in_its_first_round_
 def test_creating_a_contract_waits_for_open_ingests_of_the_organization(organization, customer, seed_pricing):
     """An ingest that read "no contract" in its first round trip holds the organization's shared
     lock until it commits; contract creation takes it exclusively, so its recompute sees that usage."""
-    from billing.metering import LOCK_NAMESPACE
+    from events.locks import LEDGER_LOCK_NAMESPACE as LOCK_NAMESPACE
 
     with CaptureQueriesContext(connection) as queries:
         _future_contract(organization, customer, seed_pricing)
@@ -107,4 +107,4 @@ def test_creating_a_contract_waits_for_open_ingests_of_the_organization(organiza
     lock = next(i for i, sql in enumerate(sqls) if "pg_advisory_xact_lock(" in sql)
     insert = next(i for i, sql in enumerate(sqls) if sql.startswith('INSERT INTO "billing_contract"'))
     assert lock < insert
-    assert str(LOCK_NAMESPACE) in sqls[lock] and str(organization.pk) in sqls[lock]
+    assert str(LOCK_NAMESPACE) in sqls[lock] and organization.pk.hex in sqls[lock]

@@ -1,0 +1,96 @@
+"""The ledger's customer reference is guarded by the ledger lock and a trigger instead of a foreign
+key constraint (events.locks, migration 0007): no event can outlive its customer."""
+
+import threading
+
+import pytest
+from django.db import IntegrityError, connection, connections, transaction
+from django.utils import timezone
+
+from events.locks import ledger_lock_shared
+from events.models import Customer, UsageEvent, VendorResponse
+from tests.factories import CustomerFactory
+
+
+def _event(customer, key: str) -> UsageEvent:
+    now = timezone.now()
+    return UsageEvent.objects.create(
+        organization=customer.organization,
+        customer=customer,
+        event_type="chat",
+        occurred_at=now,
+        received_at=now,
+        idempotency_key=key,
+        source=UsageEvent.Source.INTERNAL,
+    )
+
+
+def test_deleting_a_customer_through_django_deletes_its_usage(organization):
+    customer = CustomerFactory(organization=organization)
+    event = _event(customer, "a")
+    VendorResponse.objects.create(organization=organization, event=event, model="m", input_tokens=1)
+
+    customer.delete()
+
+    assert not UsageEvent.objects.exists()
+    assert not VendorResponse.objects.exists()
+
+
+def test_the_database_refuses_to_delete_a_customer_that_still_has_usage(organization):
+    customer = CustomerFactory(organization=organization)
+    _event(customer, "a")
+
+    with (
+        pytest.raises(IntegrityError, match="still has usage events"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("DELETE FROM events_customer WHERE id = %s", [customer.pk])
+
+    assert Customer.objects.filter(pk=customer.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_deleted_while_an_ingest_is_open_waits_for_it_and_keeps_its_usage(organization):
+    """The race a foreign key constraint used to settle: an ingest resolved the customer and is
+    storing its event while someone deletes the customer."""
+    customer = CustomerFactory(organization=organization)
+    stored, release, deleted = threading.Event(), threading.Event(), threading.Event()
+    outcome: dict = {}
+
+    def ingest() -> None:
+        try:
+            with transaction.atomic():
+                ledger_lock_shared(organization.pk)  # as ingest's first round trip
+                _event(customer, "in-flight")
+                stored.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    def delete() -> None:
+        try:
+            Customer.objects.get(pk=customer.pk).delete()
+            outcome["deleted"] = True
+        except IntegrityError as error:
+            outcome["error"] = error
+        finally:
+            deleted.set()
+            connections.close_all()
+
+    ingesting = threading.Thread(target=ingest)
+    ingesting.start()
+    assert stored.wait(timeout=30)
+    deleting = threading.Thread(target=delete)
+    deleting.start()
+
+    assert not deleted.wait(timeout=1.0)  # waits for the open ingest
+    release.set()
+    ingesting.join(timeout=30)
+    deleting.join(timeout=30)
+
+    assert "still has usage events" in str(outcome.get("error"))  # it read the usage before the ingest committed
+    assert UsageEvent.objects.filter(customer_id=customer.pk).count() == 1
+    assert Customer.objects.filter(pk=customer.pk).exists()
+    Customer.objects.get(pk=customer.pk).delete()  # once nothing is in flight, it goes with its usage
+    assert not UsageEvent.objects.exists()
