@@ -207,9 +207,22 @@ class CompiledPrice:
         cache_write_tokens: int,
         reasoning_tokens: int,
     ) -> int:
-        error = _usage_error(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens)
-        if error is not None:
-            raise error
+        if not (  # the common valid call, checked inline; anything else gets _usage_error's exact answer
+            type(input_tokens) is int
+            and type(output_tokens) is int
+            and type(cached_input_tokens) is int
+            and type(cache_write_tokens) is int
+            and type(reasoning_tokens) is int
+            and cached_input_tokens >= 0
+            and cache_write_tokens >= 0
+            and cached_input_tokens + cache_write_tokens <= input_tokens
+            and 0 <= reasoning_tokens <= output_tokens
+        ):
+            error = _usage_error(
+                input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens
+            )
+            if error is not None:
+                raise error
         if self.free:
             return 0
         rates = self.base
@@ -430,6 +443,11 @@ class CatalogSnapshot:
         if best is None:
             raise PriceNotInEffectError(slug, when)
         return best, False
+
+    def lookup(self, slug: str, when: datetime, *, organization_id: Any = None) -> tuple[CompiledPrice, bool]:
+        """``(compiled price, is_override)`` in force for `slug` at `when` (`CompiledPrice.cost` prices
+        a call with it); raises `UnknownModelError` or `PriceNotInEffectError`."""
+        return self._lookup(slug, when, organization_id)
 
     def resolve(self, slug: str, when: datetime, *, organization_id: Any = None) -> tuple[PriceRecord, bool]:
         """``(record, is_override)`` in force for `slug` at `when`."""

@@ -134,9 +134,31 @@ def price_usages(
     snapshot = catalog_snapshot() if catalog_version is None else catalog_snapshot(version=catalog_version)
     organization_id = _organization_id(organization)
     results: list[PricedUsage | PricingError | InvalidUsageError] = []
+    # The price in force depends only on (model, moment) within one snapshot, and a batch often
+    # repeats both (events sent without a time share the request's): each pair is looked up once.
+    found: dict[tuple[str, datetime], tuple[Any, int | None, int | None, str]] = {}
     for usage in usages:
         try:
-            results.append(_price_one(snapshot, organization_id, usage))
+            pair = (usage.model, usage.occurred_at)
+            hit = found.get(pair)
+            if hit is None:
+                compiled, is_override = snapshot.lookup(usage.model, usage.occurred_at, organization_id=organization_id)
+                row_id = compiled.record.row_id
+                hit = found[pair] = (
+                    compiled,
+                    None if is_override else row_id,
+                    row_id if is_override else None,
+                    compiled.record.slug,
+                )
+            compiled, price_id, override_id, slug = hit
+            cost = compiled.cost(
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cached_input_tokens,
+                usage.cache_write_tokens,
+                usage.reasoning_tokens,
+            )
+            results.append(PricedUsage(cost, price_id, override_id, slug))
         except (PricingError, InvalidUsageError) as error:
             results.append(error)
     return results

@@ -139,6 +139,35 @@ def test_batch_pricing_returns_errors_in_place_of_results(organization):
     assert results[4].cost_microdollars == 0
 
 
+def test_batch_pricing_prices_each_call_with_the_price_in_force_at_its_own_moment(organization):
+    """A batch looks each (model, moment) up once; calls that share both share the price row, calls
+    of the same model at other moments get the price in force then, and tokens are each call's own."""
+    load(rec(until=MAR), rec(start=MAR, input_per_mtok=D("1"), output_per_mtok=D("1")))
+    override = price_override_create(
+        organization=organization,
+        slug="acme/model",
+        input_per_mtok=D("0.5"),
+        output_per_mtok=D("0.5"),
+        effective_from=APR + timedelta(days=1),
+    )
+    later = APR + timedelta(days=2)
+    results = price_usages(
+        organization=organization,
+        usages=[
+            UsageToPrice("acme/model", JAN, 1000, 100),
+            UsageToPrice("acme/model", APR, 1000, 100),
+            UsageToPrice("acme/model", JAN, 2000, 0),
+            UsageToPrice("acme/model", APR, 1000, 100, cached_input_tokens=2000),  # invalid, in place
+            UsageToPrice("acme/model", later, 1000, 100),
+            UsageToPrice("acme/model", APR, 10, 10),
+        ],
+    )
+    assert [getattr(result, "cost_microdollars", None) for result in results] == [4500, 1100, 6000, None, 550, 20]
+    assert results[0].price_id == results[2].price_id != results[1].price_id == results[5].price_id
+    assert isinstance(results[3], InvalidUsageError)
+    assert (results[4].price_id, results[4].override_id) == (None, override.pk)
+
+
 def test_unpriced_models_are_counted_with_first_and_last_seen(organization):
     unpriced_models_record(organization=organization, sightings=[("x/y", APR), ("x/y", JAN), ("x/z", MAR)])
     unpriced_models_record(organization=organization, sightings=[("x/y", APR + timedelta(days=1))])
