@@ -238,8 +238,8 @@ def billing_hour_rule(closed_at):
 # shared: the metric cache's fingerprint and whether the organization has any contract (so a batch
 # of an organization without contracts has no drafts to recompute and asks nothing more).
 INGEST_PRELUDE = (
-    FINGERPRINT_SQL.replace("%s", "%(organization)s"),
-    f"SELECT EXISTS (SELECT 1 FROM {Contract._meta.db_table} WHERE organization_id = %(organization)s)",  # noqa: S608
+    f"SELECT f.*, EXISTS (SELECT 1 FROM {Contract._meta.db_table} WHERE organization_id = %(organization)s) "  # noqa: S608
+    f"FROM ({FINGERPRINT_SQL.replace('%s', '%(organization)s')}) AS f",
 )
 
 
@@ -252,7 +252,7 @@ def aggregate_usage(*, organization, events: Sequence[RecordedEvent], prelude=No
         return
     if prelude is None:
         prelude = _run_prelude(organization.pk)
-    (fingerprint,), ((has_contracts,),) = prelude
+    ((*fingerprint, has_contracts),) = prelude[0]
     if has_contracts:
         customer_ids = sorted({event.customer_id for event in events})
         transaction.on_commit(partial(_queue_draft_recompute, customer_ids), robust=True)

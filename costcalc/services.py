@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -54,9 +54,9 @@ class PricedUsage:
     slug: str
 
 
-@dataclass(frozen=True, slots=True)
-class UsageToPrice:
-    """One model call for `price_usages` (token semantics: see `costcalc.engine`)."""
+class UsageToPrice(NamedTuple):
+    """One model call for `price_usages` (token semantics: see `costcalc.engine`). A named tuple:
+    ingest builds one per call, and a tuple costs a fraction of a frozen dataclass to build."""
 
     model: str
     occurred_at: datetime

@@ -70,10 +70,13 @@ _STATE_SQL = (
     f"EXISTS (SELECT 1 FROM {Budget._meta.db_table} WHERE organization_id = %(organization)s AND enabled) "
     "OR {watched}"
 )
+# Ingest's first round trip reads the price catalog's version with the state, in the same row.
+_STATE_AND_CATALOG_SQL = _STATE_SQL + f", ({CATALOG_VERSION_SQL})"
 
 
-def _state_sql() -> str:
-    return _STATE_SQL.replace("{watched}", f"({hooks.block_sources_watch_sql()})")
+def _state_sql(sql: str = _STATE_SQL) -> str:
+    return sql.replace("{watched}", f"({hooks.block_sources_watch_sql()})")
+
 # The keys travel as one JSON array: formatting a text[] parameter costs the client a quoting
 # check per element.
 _STORED_SQL = (
@@ -83,7 +86,7 @@ _STORED_SQL = (
 
 
 def _state(row) -> _OrganizationState:
-    accept, version, watched = row
+    accept, version, watched = row[:3]
     return _OrganizationState(bool(accept), version or 0, watched)
 
 
@@ -149,11 +152,11 @@ def _ingest(
     try:
         if first_by_key:
             organization_param = {"organization": organization.pk}
-            _lock, state_row, stored_rows, customer_rows, version_rows, *prelude_rows = fetch_pipelined(
+            _lock, state_rows, stored_rows, customer_rows, *prelude_rows = fetch_pipelined(
                 [
                     # First, so that everything after it reads with the lock held (events.locks).
                     (LEDGER_LOCK_SHARED_SQL, organization_param, True),
-                    (_state_sql(), organization_param, True),
+                    (_state_sql(_STATE_AND_CATALOG_SQL), organization_param, True),
                     (_STORED_SQL, [organization.pk, orjson.dumps(list(first_by_key)).decode()], False),
                     (
                         *customers_lookup_statement(
@@ -162,14 +165,15 @@ def _ingest(
                         ),
                         False,
                     ),
-                    (CATALOG_VERSION_SQL, None, True),
                     *((statement, organization_param, True) for statement in hooks.ingest_prelude_statements()),
                 ]
             )
-            state = _state(state_row[0])
+            state = _state(state_rows[0])
+            catalog_version = state_rows[0][3]
         else:
             state = organization_ingest_state(organization.pk)
-            stored_rows = customer_rows = version_rows = prelude_rows = []
+            stored_rows = customer_rows = prelude_rows = []
+            catalog_version = None
     except psycopg.OperationalError as error:
         if unchecked and connection.connection is not None and connection.connection.closed:
             raise _ReusedConnectionLost from error
@@ -183,7 +187,6 @@ def _ingest(
             pending.append(index)
 
     if pending:
-        catalog_version = version_rows[0][0] if version_rows else None
         _store(
             organization, source, items, pending, outcomes, received_at, state, customer_rows, catalog_version,
             prelude_rows, race_safe,
