@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
-    """A usage event as stored, handed to ingest hooks."""
+class RecordedEvent(NamedTuple):
+    """A usage event as stored, handed to ingest hooks (a named tuple: ingest builds one per event)."""
 
     id: int
     organization_id: object

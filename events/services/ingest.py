@@ -302,6 +302,7 @@ def _store(
     raced = [row for row in rows if row.draft.idempotency_key not in inserted]
     originals = _stored_ids(organization.pk, [row.draft.idempotency_key for row in raced]) if raced else {}
     recorded: list[hooks.RecordedEvent] = []
+    organization_id = organization.pk
     for row in rows:
         key = row.draft.idempotency_key
         if key in inserted:
@@ -317,7 +318,7 @@ def _store(
             recorded.append(
                 hooks.RecordedEvent(
                     id=inserted[key],
-                    organization_id=organization.pk,
+                    organization_id=organization_id,
                     customer_id=row.customer_id,
                     event_type=row.draft.event_type,
                     occurred_at=row.draft.occurred_at,
