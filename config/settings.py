@@ -196,6 +196,7 @@ UPGRADE_URL = env.str("UPGRADE_URL", default="/admin/accounts/organization/")
 # How long a process trusts an API key it has verified before looking it up again (0: every request).
 # A revocation or plan change made in another process takes effect there within this many seconds.
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
+GC_GEN0_THRESHOLD = env.int("GC_GEN0_THRESHOLD", default=20_000)  # config/wsgi.py
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
