@@ -77,6 +77,7 @@ _STATE_AND_CATALOG_SQL = _STATE_SQL + f", ({CATALOG_VERSION_SQL})"
 def _state_sql(sql: str = _STATE_SQL) -> str:
     return sql.replace("{watched}", f"({hooks.block_sources_watch_sql()})")
 
+
 # The keys travel as one JSON array: formatting a text[] parameter costs the client a quoting
 # check per element.
 _STORED_SQL = (
