@@ -268,6 +268,24 @@ _MIN_TIME = datetime.min.replace(tzinfo=UTC)
 _COMPACT_DATE = re.compile(r"(-)(20\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?=-|:|$)")
 
 
+_ANTHROPIC_SNAPSHOT = re.compile(r"-(?:\d{8}|latest)$")
+_ANTHROPIC_VERSION = re.compile(r"(?<=-)(\d+)-(\d)(?=-|$)")
+
+
+def _anthropic_candidates(slug: str) -> tuple[str, ...]:
+    """Catalog slugs an Anthropic API model id may stand for, most specific first:
+    ``claude-sonnet-4-5-20250929`` → ``anthropic/claude-sonnet-4.5-20250929``, then
+    ``anthropic/claude-sonnet-4.5`` (the API writes versions with dashes and appends a snapshot date;
+    the catalog writes versions with dots, the snapshot only where its price differs). The SDK maps
+    names the same way (`ai_cost_calc.anthropic_slug`), so both name a call alike."""
+    name = slug.removeprefix("anthropic/")
+    if not name.startswith("claude-"):
+        return ()
+    dotted = _ANTHROPIC_VERSION.sub(r"\1.\2", name)
+    undated = _ANTHROPIC_SNAPSHOT.sub("", dotted)
+    return tuple(dict.fromkeys(f"anthropic/{candidate}" for candidate in (name, dotted, undated)))
+
+
 def _dashed_dates(slug: str) -> str:
     """``gpt-5.2-20251211`` → ``gpt-5.2-2025-12-11``: the fallback genai-prices applies to compact
     dated references that do not match as they are."""
@@ -389,7 +407,7 @@ class CatalogSnapshot:
         if resolved is not None:
             return resolved
         lowered = slug.strip().lower()
-        for candidate in (lowered, _dashed_dates(lowered)):
+        for candidate in (lowered, _dashed_dates(lowered), *_anthropic_candidates(lowered)):
             if candidate in self._timelines:
                 resolved = candidate
                 break

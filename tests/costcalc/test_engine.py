@@ -255,6 +255,44 @@ def test_lookup_normalises_case_and_compact_dates_like_genai_prices():
     assert snapshot.price_as_of("openai/gpt-5.2-20251211", APR).slug == "openai/gpt-5.2-2025-12-11"
 
 
+def test_anthropic_api_model_ids_resolve_to_the_catalogs_slugs():
+    snapshot = CatalogSnapshot(
+        [
+            price(slug)
+            for slug in (
+                "anthropic/claude-sonnet-4.5",
+                "anthropic/claude-haiku-4.5-20251001",
+                "anthropic/claude-haiku-4.5",
+                "anthropic/claude-3.5-sonnet",
+                "anthropic/claude-sonnet-4",
+                "openai/gpt-4o",
+            )
+        ]
+    )
+    resolved = {
+        model: snapshot.price_as_of(model, APR).slug
+        for model in (
+            "claude-sonnet-4-5-20250929",  # versions with dashes, a snapshot the catalog does not list
+            "anthropic/claude-sonnet-4-5",
+            "claude-haiku-4-5-20251001",  # the catalog's own dated entry wins over the family
+            "claude-3-5-sonnet-20241022",
+            "Claude-3-5-Sonnet-Latest",
+            "claude-sonnet-4-20250514",
+        )
+    }
+    assert resolved == {
+        "claude-sonnet-4-5-20250929": "anthropic/claude-sonnet-4.5",
+        "anthropic/claude-sonnet-4-5": "anthropic/claude-sonnet-4.5",
+        "claude-haiku-4-5-20251001": "anthropic/claude-haiku-4.5-20251001",
+        "claude-3-5-sonnet-20241022": "anthropic/claude-3.5-sonnet",
+        "Claude-3-5-Sonnet-Latest": "anthropic/claude-3.5-sonnet",
+        "claude-sonnet-4-20250514": "anthropic/claude-sonnet-4",
+    }
+    for unknown in ("claude-opus-4-1-20250805", "gpt-4o", "anthropic/gpt-4o"):  # no such family; not Claude
+        with pytest.raises(UnknownModelError):
+            snapshot.price_as_of(unknown, APR)
+
+
 def test_free_variant_of_a_known_model_costs_zero():
     snapshot = CatalogSnapshot([price("acme/model")])
     assert snapshot.cost_microdollars("acme/model:free", APR, input_tokens=10**6, output_tokens=10) == 0

@@ -319,3 +319,16 @@ def test_vendor_responses_are_stored_in_their_order_with_their_defaults(api_clie
     assert (plain.properties, plain.meta, plain.flow_id, plain.feature_key, plain.usage_units, plain.unpriced) == (
         {}, {}, "", "", None, False
     )
+
+
+def test_an_anthropic_api_model_id_is_priced_as_its_catalog_slug(api_client, price_catalog):
+    """What Anthropic's API answers in `model` (versions with dashes, a snapshot date) is what an
+    integration without our SDK sends."""
+    calls = [{"model": "claude-3-5-sonnet-20241022", "input_tokens": 1000, "output_tokens": 100}]
+    results = post(api_client, md_event(key="anthropic", vendor_responses=calls)).json()["results"]
+
+    assert results[0]["status"] == "created"
+    response = VendorResponse.objects.get()
+    assert response.model == "claude-3-5-sonnet-20241022"  # stored as sent
+    assert response.price_id == price_catalog["anthropic/claude-3.5-sonnet"].pk
+    assert response.cost_microdollars == 4500  # 1,000 x $3 + 100 x $15 per million
