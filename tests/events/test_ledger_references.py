@@ -94,3 +94,17 @@ def test_a_customer_deleted_while_an_ingest_is_open_waits_for_it_and_keeps_its_u
     assert Customer.objects.filter(pk=customer.pk).exists()
     Customer.objects.get(pk=customer.pk).delete()  # once nothing is in flight, it goes with its usage
     assert not UsageEvent.objects.exists()
+
+
+def test_deleting_an_organization_deletes_its_customers_and_their_usage(organization):
+    customer = CustomerFactory(organization=organization)
+    event = _event(customer, "a")
+    VendorResponse.objects.create(organization=organization, event=event, model="m", input_tokens=1)
+    other = CustomerFactory()
+    _event(other, "kept")
+
+    organization.delete()
+
+    assert list(UsageEvent.objects.values_list("idempotency_key", flat=True)) == ["kept"]
+    assert not VendorResponse.objects.exists()
+    assert list(Customer.objects.all()) == [other]
