@@ -60,6 +60,10 @@ STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 # Signing secret of the Stripe webhook endpoint (whsec_…), for payment events such as top-ups.
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Margin webhooks may be sent to loopback, private, link-local or otherwise non-public addresses only
+# where this is on (development and tests, whose receivers run on 127.0.0.1); never by default in
+# production, where an organization's admin registers the URLs (margins/webhooks.py).
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", default=not IS_PRODUCTION)
 # Auto top-up of prepaid credits (billing): failed charges in a row before it disables itself, and
 # the pause after a failure before the next attempt.
 AUTO_TOPUP_MAX_FAILURES = env.int("AUTO_TOPUP_MAX_FAILURES", default=3)

@@ -14,7 +14,7 @@ from .models import (
     WebhookEndpoint,
 )
 from .stripe_api import StripeSyncError
-from .webhooks import WebhookDeliveryFailed, webhook_attempt, webhook_give_up
+from .webhooks import WebhookDeliveryFailed, target_refusal, webhook_attempt, webhook_give_up
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -120,6 +120,13 @@ class WebhookEndpointAddForm(forms.ModelForm):
     class Meta:
         model = WebhookEndpoint
         fields = ["organization", "url", "event_types"]
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        refusal = target_refusal(url)
+        if refusal is not None:
+            raise forms.ValidationError(f"The URL {refusal}.")
+        return url
 
 
 class WebhookDeliveryInline(admin.TabularInline):

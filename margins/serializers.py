@@ -13,6 +13,7 @@ from rest_framework import serializers
 
 from .models import CustomerMapping, MarginSettings, WebhookEndpoint
 from .selectors import CustomerMargin, MarginTable, ModelCost
+from .webhooks import target_refusal
 
 _STRIPE_CUSTOMER_ID = re.compile(r"^cus_[A-Za-z0-9]+$")
 
@@ -86,6 +87,12 @@ class WebhookEndpointWriteSerializer(serializers.Serializer):
         required=False,
         default=list,
     )
+
+    def validate_url(self, value: str) -> str:
+        refusal = target_refusal(value)
+        if refusal is not None:
+            raise serializers.ValidationError(f"The URL {refusal}.")
+        return value
 
 
 # --- Responses --------------------------------------------------------------------------------

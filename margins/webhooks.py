@@ -15,13 +15,17 @@ minutes (replays) or more than `FUTURE_TOLERANCE_SECONDS` ahead of the receiver'
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
+import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -127,25 +131,70 @@ def webhook_event_queue(*, organization: Organization, event_type: str, data: di
     return deliveries
 
 
+# --- Where a webhook may go ----------------------------------------------------------------------
+
+
+def target_refusal(url: str) -> str | None:
+    """Why the server must not POST to `url`, or None. An endpoint's URL is chosen by an
+    organization's admin, so unless WEBHOOKS_ALLOW_PRIVATE_TARGETS is on, every address its host
+    resolves to must be a public one: not loopback, private, link-local (cloud metadata), shared,
+    reserved, multicast or unspecified."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return "must be an http(s) URL with a host"
+    if settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS:
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except (OSError, ValueError, UnicodeError):
+        return f"the host {parts.hostname!r} cannot be resolved"
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
+        if not address.is_global or address.is_multicast:
+            return f"the host {parts.hostname!r} resolves to a non-public address ({address})"
+    return None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A receiver answers for itself: a redirect (possibly to an address the URL check never saw) is
+    a failed attempt, as Standard Webhooks senders treat it."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
 def webhook_attempt(*, delivery_id) -> WebhookDelivery:
     """POST a delivery once and record the outcome. Raises WebhookDeliveryFailed when it did not succeed,
     so the task can retry; a delivery that already succeeded is not sent again."""
     delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
     if delivery.status == WebhookDelivery.Status.SUCCEEDED:
         return delivery
-    if not delivery.endpoint.url.lower().startswith(("https://", "http://")):
-        raise WebhookDeliveryFailed("endpoint URL must be http(s)")
+    refusal = target_refusal(delivery.endpoint.url)
+    if refusal is not None:  # checked again at each attempt: what a name resolves to can change
+        _record_attempt(delivery, status=None, error=f"not sent: the endpoint URL {refusal}")
+        raise WebhookDeliveryFailed(delivery.last_error)
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
     headers = signed_headers(secret=delivery.endpoint.secret, webhook_id=str(delivery.id), body=body)
     request = urllib.request.Request(delivery.endpoint.url, data=body, headers=headers, method="POST")  # noqa: S310
     status, error = None, ""
     try:
-        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:  # noqa: S310
+        with _opener.open(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
         status, error = exc.code, f"HTTP {exc.code}"
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         error = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+    _record_attempt(delivery, status=status, error=error)
+    if delivery.status != WebhookDelivery.Status.SUCCEEDED:
+        raise WebhookDeliveryFailed(delivery.last_error)
+    return delivery
+
+
+def _record_attempt(delivery: WebhookDelivery, *, status: int | None, error: str) -> None:
     now = timezone.now()
     delivery.attempts += 1
     delivery.last_attempt_at = now
@@ -159,9 +208,6 @@ def webhook_attempt(*, delivery_id) -> WebhookDelivery:
     delivery.save(
         update_fields=["attempts", "last_attempt_at", "response_status", "status", "delivered_at", "last_error"]
     )
-    if delivery.status != WebhookDelivery.Status.SUCCEEDED:
-        raise WebhookDeliveryFailed(delivery.last_error)
-    return delivery
 
 
 def webhook_give_up(*, delivery_id) -> None:
