@@ -13,7 +13,7 @@ from accounts.api.views import OrganizationScopedAPIView, OrganizationScopedView
 from accounts.models import Role
 from costcalc.money import microdollars_to_usd
 
-from . import selectors
+from . import openapi, selectors
 from .dialects import client_key, margindash, metronome, tanso
 from .dialects.fields import FieldError, parse_timestamp
 from .drafts import CREATED, DUPLICATE
@@ -21,14 +21,6 @@ from .models import Budget, Customer, UsageEvent
 from .serializers import BudgetSerializer, CustomerCreateSerializer, CustomerSerializer, UsageEventSerializer
 from .services import budget_create, budget_delete, budget_update, customer_create, ingest_events
 from .services.budgets import budget_evaluation_pending
-
-_RESULT_SCHEMA = inline_serializer(
-    "IngestResult",
-    {
-        "budget_state_version": serializers.IntegerField(),
-        "results": serializers.ListField(child=serializers.DictField()),
-    },
-)
 
 
 class NotFound(ApiError):
@@ -50,8 +42,8 @@ class EventsView(OrganizationScopedAPIView):
 
     @extend_schema(
         operation_id="events_ingest",
-        request=inline_serializer("MarginDashBatch", {"events": serializers.ListField(child=serializers.DictField())}),
-        responses={200: _RESULT_SCHEMA},
+        request=openapi.MARGINDASH_BATCH,
+        responses={200: openapi.MARGINDASH_RESULT, **openapi.MARGINDASH_ERRORS},
         description="MarginDash dialect: 1 to 100 events; each gets its own result (created, duplicate or error).",
     )
     def post(self, request):
@@ -121,17 +113,10 @@ class MetronomeIngestView(OrganizationScopedAPIView):
 
     @extend_schema(
         operation_id="metronome_ingest",
-        request={"application/json": {"type": "array", "minItems": 1, "maxItems": 100, "items": {"type": "object"}}},
-        responses={
-            200: inline_serializer(
-                "MetronomeIngestResult",
-                {
-                    "budget_state_version": serializers.IntegerField(),
-                    "created": serializers.IntegerField(),
-                    "duplicate": serializers.IntegerField(),
-                },
-            )
-        },
+        request=openapi.MetronomeBatch,
+        responses={200: openapi.METRONOME_RESULT, **openapi.METRONOME_ERRORS},
+        description="Metronome dialect: 1 to 100 usage events, validated as a whole: one invalid event is a 400 "
+        "and nothing is stored. A transaction_id already stored is counted as duplicate.",
     )
     def post(self, request):
         drafts = metronome.parse_batch(request.data, now=timezone.now())
@@ -152,9 +137,11 @@ class TansoUsageEventView(OrganizationScopedAPIView):
 
     @extend_schema(
         operation_id="tanso_usage_event",
-        request=OpenApiTypes.OBJECT,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
-        responses={201: OpenApiTypes.OBJECT},
+        request=openapi.TANSO_EVENT,
+        parameters=[openapi.TANSO_IDEMPOTENCY_KEY],
+        responses={201: openapi.TANSO_EVENT_STORED, **openapi.TANSO_ERRORS},
+        description="Tanso dialect: one usage event, answered with the stored event. A repeated idempotency key "
+        "is a 409 carrying the original event's id.",
     )
     def post(self, request):
         draft = tanso.parse_event(request.data, header_key=request.headers.get("Idempotency-Key"), now=timezone.now())

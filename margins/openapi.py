@@ -3,12 +3,15 @@ dicts (`margins.serializers`), and `tests/margins/test_openapi.py` checks these 
 
 Shapes are declared without the `{"data": …}` envelope that wraps every successful answer: the
 project's schema class (`accounts.api.schema.EnvelopeAutoSchema`) adds it to the documented 2xx
-responses, as the views add it to the bodies. Errors are the usual `{"error": {"code", "message", "details"}}`.
+responses, as the views add it to the bodies. Errors are the usual `{"error": {"code", "message",
+"details"}}`, documented with `accounts.api.openapi.error_responses` as everywhere else.
 """
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, inline_serializer
 from rest_framework import serializers
+
+from accounts.api.openapi import error_responses
 
 from .models import CustomerMapping, StripeConnection
 
@@ -24,33 +27,16 @@ def _counts(help_text: str) -> serializers.DictField:
     return serializers.DictField(child=_Int(), help_text=help_text)
 
 
-ERROR = inline_serializer(
-    "MarginsError",
-    {
-        "error": inline_serializer(
-            "MarginsErrorBody",
-            {
-                "code": _Str(help_text="validation_error, authentication_required, forbidden, not_found, conflict, …"),
-                "message": _Str(),
-                "details": serializers.DictField(help_text="field at fault, required_role, upgrade_url, …"),
-            },
-        )
-    },
-)
+_TEXT = {
+    "s401": "authentication_required: no session (API keys are not accepted here)",
+    "s403": "forbidden: role too low (details.required_role) or free plan (details.upgrade_url)",
+    "s502": "stripe_sync_failed: Stripe refused or failed a request (details.transient)",
+}
 
 
 def errors(*statuses: int, **described: str) -> dict:
     """Error responses: the three every endpoint can give (session, plan/role) plus ``statuses``."""
-    text = {
-        400: "validation_error (details.field names the field)",
-        401: "authentication_required: no session (API keys are not accepted here)",
-        403: "forbidden: role too low (details.required_role) or free plan (details.upgrade_url)",
-        404: "not_found",
-        409: "conflict",
-        502: "stripe_sync_failed: Stripe refused or failed a request (details.transient)",
-    }
-    text.update({int(key.removeprefix("s")): value for key, value in described.items()})
-    return {status: OpenApiResponse(ERROR, description=text[status]) for status in sorted({401, 403, *statuses})}
+    return error_responses(401, 403, *statuses, **{**_TEXT, **described})
 
 
 CONNECTION = inline_serializer(
