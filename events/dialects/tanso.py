@@ -96,7 +96,7 @@ def _parse(body, header_key: str | None, now: datetime) -> EventDraft:
     calls = []
     cost_input = optional_object(body, "costInput", "costInput")
     provider = ""
-    if cost_input:
+    if body.get("costInput") is not None:  # given, even empty: then it names its model
         model = optional_string(cost_input, "model", "costInput.model")
         if not model:
             raise FieldError("costInput.model", "is required")

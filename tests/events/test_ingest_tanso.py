@@ -227,3 +227,11 @@ def test_an_override_that_priced_a_call_cannot_be_deleted(api_client, price_cata
         OrganizationPriceOverride.objects.filter(pk=override.pk)._raw_delete(OrganizationPriceOverride.objects.db)
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+def test_an_empty_cost_input_is_refused_for_its_missing_model(api_client, price_catalog):
+    response = send(api_client, event(costInput={}))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["field"] == "costInput.model"
+    assert not UsageEvent.objects.exists()
