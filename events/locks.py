@@ -9,6 +9,10 @@ it exclusively, and so waits for the ingests already running and makes the next 
   has no foreign key constraint to enforce that row by row (ARCHITECTURE.md, "The ledger's
   references");
 - billing's invoice finalization, rollup rebuild and contract creation (`billing.metering`).
+
+Ingest also takes the catalog reference lock shared, in the same statement: one lock for the whole
+price catalog, which deleting a catalog price row takes exclusively (the guard trigger of migration
+0008), so that a price cannot go while a call priced with it is being stored.
 """
 
 from django.db import connection
@@ -20,6 +24,12 @@ LEDGER_LOCK_NAMESPACE = 0x4C444752  # "LDGR": the first key of pg_advisory_xact_
 LEDGER_LOCK_SHARED_SQL = (
     f"SELECT pg_advisory_xact_lock_shared({LEDGER_LOCK_NAMESPACE}, hashtext(%(organization)s::text))"
 )
+
+CATALOG_REFERENCE_LOCK = (0x50524943, 0)  # "PRIC": one key for the whole price catalog
+
+# What ingest takes first, in one statement: the organization's ledger lock and the catalog
+# reference lock, both shared.
+INGEST_LOCKS_SQL = LEDGER_LOCK_SHARED_SQL + ", pg_advisory_xact_lock_shared({}, {})".format(*CATALOG_REFERENCE_LOCK)
 
 
 def ledger_lock_shared(organization_id) -> None:

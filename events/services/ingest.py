@@ -1,7 +1,7 @@
 """The one ingest core behind every dialect.
 
-validate (done by the dialect) → one round trip for the ledger lock (shared, held until commit:
-events.locks), the organization's ingest state, the keys already stored, the customers the batch
+validate (done by the dialect) → one round trip for the ledger and catalog locks (shared, held
+until commit: events.locks), the organization's ingest state, the keys already stored, the customers the batch
 names, the price catalog's version and the ingest hooks' preludes (billing's metric fingerprint,
 say) → drop the stored keys → price (costcalc's batch API over its in-process snapshot) → resolve
 customers of the events that passed (set-based from the rows already read, creating unknown ones)
@@ -43,7 +43,7 @@ from ..drafts import (
     EventOutcome,
     IngestResult,
 )
-from ..locks import LEDGER_LOCK_SHARED_SQL
+from ..locks import INGEST_LOCKS_SQL
 from ..models import BlocklistState, Budget, Feature, IngestSettings, UsageEvent, VendorResponse
 from .customers import customers_lookup_statement, customers_resolve
 from .pricing import price_calls, pricing_error, record_unpriced
@@ -155,8 +155,8 @@ def _ingest(
             organization_param = {"organization": organization.pk}
             _lock, state_rows, stored_rows, customer_rows, *prelude_rows = fetch_pipelined(
                 [
-                    # First, so that everything after it reads with the lock held (events.locks).
-                    (LEDGER_LOCK_SHARED_SQL, organization_param, True),
+                    # First, so that everything after it reads with the locks held (events.locks).
+                    (INGEST_LOCKS_SQL, organization_param, True),
                     (_state_sql(_STATE_AND_CATALOG_SQL), organization_param, True),
                     (_STORED_SQL, [organization.pk, orjson.dumps(list(first_by_key)).decode()], False),
                     (

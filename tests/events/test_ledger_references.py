@@ -108,3 +108,84 @@ def test_deleting_an_organization_deletes_its_customers_and_their_usage(organiza
     assert list(UsageEvent.objects.values_list("idempotency_key", flat=True)) == ["kept"]
     assert not VendorResponse.objects.exists()
     assert list(Customer.objects.all()) == [other]
+
+
+def _price(slug: str = "acme/model"):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from costcalc.models import ModelPrice
+
+    return ModelPrice.objects.create(
+        slug=slug,
+        vendor="acme",
+        display_name=slug,
+        input_per_mtok=Decimal("1"),
+        output_per_mtok=Decimal("1"),
+        effective_from=datetime(2024, 1, 1, tzinfo=UTC),
+        source="manual",
+    )
+
+
+def test_the_database_refuses_to_delete_a_price_that_priced_recorded_usage(organization):
+    price, unused = _price(), _price("acme/unused")
+    event = _event(CustomerFactory(organization=organization), "a")
+    VendorResponse.objects.create(organization=organization, event=event, model="acme/model", price=price)
+
+    with (
+        pytest.raises(IntegrityError, match="priced recorded usage"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("DELETE FROM costcalc_modelprice WHERE id = %s", [price.pk])
+    unused.delete()  # a price nothing used goes as before
+
+    assert list(type(price).objects.values_list("slug", flat=True)) == ["acme/model"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_price_deleted_while_an_ingest_stores_a_call_priced_with_it_waits_and_stays(organization):
+    from events.locks import INGEST_LOCKS_SQL
+
+    price = _price()
+    customer = CustomerFactory(organization=organization)
+    stored, release, deleted = threading.Event(), threading.Event(), threading.Event()
+    outcome: dict = {}
+
+    def ingest() -> None:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:  # as ingest's first round trip
+                    cursor.execute(INGEST_LOCKS_SQL, {"organization": organization.pk})
+                event = _event(customer, "in-flight")
+                VendorResponse.objects.create(organization=organization, event=event, model="acme/model", price=price)
+                stored.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    def delete() -> None:
+        try:
+            with connection.cursor() as cursor:  # past Django's PROTECT check, which cannot see the open ingest
+                cursor.execute("DELETE FROM costcalc_modelprice WHERE id = %s", [price.pk])
+            outcome["deleted"] = True
+        except IntegrityError as error:
+            outcome["error"] = error
+        finally:
+            deleted.set()
+            connections.close_all()
+
+    ingesting = threading.Thread(target=ingest)
+    ingesting.start()
+    assert stored.wait(timeout=30)
+    deleting = threading.Thread(target=delete)
+    deleting.start()
+
+    assert not deleted.wait(timeout=1.0)  # waits for the open ingest
+    release.set()
+    ingesting.join(timeout=30)
+    deleting.join(timeout=30)
+
+    assert "priced recorded usage" in str(outcome.get("error"))
+    assert type(price).objects.filter(pk=price.pk).exists()
+    assert VendorResponse.objects.get().price_id == price.pk
