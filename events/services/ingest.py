@@ -82,7 +82,7 @@ def _state_sql(sql: str = _STATE_SQL) -> str:
 # check per element.
 _STORED_SQL = (
     f"SELECT idempotency_key, id FROM {_EVENTS} "  # noqa: S608
-    "WHERE organization_id = %s AND idempotency_key = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))"
+    "WHERE organization_id = %s AND idempotency_key = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
 )
 
 
@@ -406,7 +406,7 @@ WITH new_events AS (
     SELECT %(organization)s, e.customer, e.event_type, e.occurred_at, %(received_at)s, e.key, %(source)s,
         coalesce(e.properties, '{{}}'), coalesce(e.flow_id, ''), coalesce(e.feature_key, ''), e.usage_units, e.cost,
         e.revenue, coalesce(e.unpriced, false), coalesce(e.meta, '{{}}')
-    FROM jsonb_to_recordset(%(events)s::jsonb) AS e(customer bigint, event_type text, occurred_at timestamptz,
+    FROM json_to_recordset(%(events)s::json) AS e(customer bigint, event_type text, occurred_at timestamptz,
         key text, properties jsonb, flow_id text, feature_key text, usage_units numeric, cost bigint, revenue bigint,
         unpriced boolean, meta jsonb)
     ORDER BY e.key
@@ -417,7 +417,7 @@ WITH new_events AS (
         cache_write_tokens, reasoning_tokens, cost_microdollars, price_id, price_override_id)
     SELECT %(organization)s, n.id, c.model, c.input, c.output, coalesce(c.cached, 0), coalesce(c.cache_write, 0),
         coalesce(c.reasoning, 0), c.cost, c.price, c.override
-    FROM new_events n JOIN ROWS FROM (jsonb_to_recordset(%(calls)s::jsonb) AS (key text, model text,
+    FROM new_events n JOIN ROWS FROM (json_to_recordset(%(calls)s::json) AS (key text, model text,
         input bigint, output bigint, cached bigint, cache_write bigint, reasoning bigint, cost bigint, price bigint,
         override bigint)) WITH ORDINALITY AS c(key, model, input, output, cached, cache_write, reasoning, cost, price,
         override, position) ON c.key = n.idempotency_key
@@ -436,7 +436,9 @@ def _write(organization_id, source: str, rows: list[_Row], received_at, *, race_
     """Events and their vendor responses in one statement (two data-modifying CTEs): the events are
     inserted in key order (a stable lock order between concurrent requests), then the vendor
     responses of the inserted ones. The batch travels as two JSON documents, which PostgreSQL
-    expands with `jsonb_to_recordset`. Returns {key: id} of the new rows.
+    expands with `json_to_recordset` (read once, as `json`: converting the whole document to `jsonb`
+    first cost ~0.6 ms of a 100-event batch; the properties column still arrives as `jsonb`).
+    Returns {key: id} of the new rows.
 
     First attempt (`race_safe` false): a plain INSERT, as the keys were not stored when this
     transaction read them. Should a concurrent request have stored one since, the unique constraint
