@@ -172,10 +172,6 @@ class MetricDefinition:
     property_filters: tuple[PropertyFilter, ...] = ()
     group_keys: tuple[str, ...] = ()
 
-    @property
-    def needs_numeric_value(self) -> bool:
-        return self.aggregation_type in {AggregationType.SUM, AggregationType.MAX, AggregationType.LATEST}
-
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
@@ -244,13 +240,6 @@ class Partial:
             latest_at=latest.latest_at,
             latest_seq=latest.latest_seq,
         )
-
-
-def merge_all(partials: Iterable[Partial]) -> Partial:
-    result = Partial()
-    for partial in partials:
-        result = result.merge(partial)
-    return result
 
 
 def final_quantity(aggregation_type: AggregationType, partial: Partial, distinct_count: int = 0) -> Decimal:
