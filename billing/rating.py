@@ -561,8 +561,9 @@ def usage_lines(product: ProductDefinition, plan: Sequence[Segment], cells: Iter
         if 0 <= cell.segment_index < len(plan) and plan[cell.segment_index].billable:
             by_key[(cell.group, cell.segment_index)] = cell.quantity
     empty_group: Group = tuple((key, None) for key in product.presentation_group_key)
+    used = {index for _, index in by_key}
     for index, segment in enumerate(plan):
-        if segment.billable and not any(i == index for _, i in by_key):
+        if segment.billable and index not in used:
             by_key[(empty_group, index)] = ZERO  # an entitled product without usage shows as zero
     lines: list[Line] = []
     for (group, index), raw_quantity in by_key.items():
