@@ -222,10 +222,9 @@ def billing_hour_rule(closed_at):
 
     def billing_hour(customer_id: int, occurred_at: datetime, received_at: datetime | None) -> datetime:
         hour = hour_floor(occurred_at)
-        arrival = hour_floor(received_at or timezone.now())
         boundary = closed_at(customer_id, received_at)
         if boundary is not None and hour < boundary:
-            return max(arrival, boundary)
+            return max(hour_floor(received_at or timezone.now()), boundary)
         return hour
 
     return billing_hour
