@@ -178,12 +178,13 @@ def contract_drafts_ensure(*, contract: Contract, now: datetime | None = None) -
         schedule=contract.usage_statement_day,
         until=now,
     )
+    windows = set(expected)
     invoices = Invoice.objects.filter(contract=contract)
     stale = invoices.filter(status=Invoice.Status.DRAFT).exclude(
         pk__in=[
             pk
             for pk, start, end in invoices.values_list("pk", "period_start", "period_end")
-            if (start, end) in set(expected)
+            if (start, end) in windows
         ]
     )
     InvoiceLine.objects.filter(invoice__in=stale).delete()
