@@ -4,6 +4,7 @@ per customer of the caller's organization; the ledger and the Stripe account use
 import contextlib
 import logging
 import uuid
+from functools import cached_property
 
 import stripe
 from django.conf import settings
@@ -72,13 +73,9 @@ class CustomerBillingView(OrganizationScopedAPIView):
 
     envelope = False
 
-    @property
+    @cached_property
     def customer(self):
-        if not hasattr(self, "_customer"):
-            self._customer = credit_selectors.customer_get(
-                organization=self.organization, customer_id=self.kwargs["customer_id"]
-            )
-        return self._customer
+        return credit_selectors.customer_get(organization=self.organization, customer_id=self.kwargs["customer_id"])
 
     def validated(self, serializer_class):
         serializer = serializer_class(data=self.request.data)

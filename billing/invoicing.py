@@ -73,11 +73,17 @@ def invoice_lines_compute(invoice: Invoice) -> tuple[list[rating.Line], dict]:
     window = rating.InvoiceWindow(
         start=invoice.period_start, end=invoice.period_end, contract_starting_at=contract.starting_at
     )
+    usage = _rollup_usage(invoice.customer_id)
+    return rating.rate_invoice(window=window, products=definitions, book=book, usage=usage), products
+
+
+def _rollup_usage(customer_id: int) -> rating.UsageLookup:
+    """Rating's usage lookup for one customer: its hourly rollups (selectors.usage_cells)."""
 
     def usage(product: rating.ProductDefinition, plan: Sequence[rating.Segment]):
-        return usage_cells(customer_id=invoice.customer_id, product=product, plan=plan)
+        return usage_cells(customer_id=customer_id, product=product, plan=plan)
 
-    return rating.rate_invoice(window=window, products=definitions, book=book, usage=usage), products
+    return usage
 
 
 # --- Usage charges in a window (spending limits) -------------------------------------------------
@@ -141,10 +147,7 @@ def _rated_cents(contract: Contract, products, book: rating.PricingBook, start: 
     if end <= start:
         return 0
     window = rating.InvoiceWindow(start=start, end=end, contract_starting_at=contract.starting_at)
-
-    def usage(product: rating.ProductDefinition, plan: Sequence[rating.Segment]):
-        return usage_cells(customer_id=contract.customer_id, product=product, plan=plan)
-
+    usage = _rollup_usage(contract.customer_id)
     return rating.invoice_total(rating.rate_invoice(window=window, products=products, book=book, usage=usage))
 
 
@@ -178,12 +181,13 @@ def contract_drafts_ensure(*, contract: Contract, now: datetime | None = None) -
         schedule=contract.usage_statement_day,
         until=now,
     )
+    windows = set(expected)
     invoices = Invoice.objects.filter(contract=contract)
     stale = invoices.filter(status=Invoice.Status.DRAFT).exclude(
         pk__in=[
             pk
             for pk, start, end in invoices.values_list("pk", "period_start", "period_end")
-            if (start, end) in set(expected)
+            if (start, end) in windows
         ]
     )
     InvoiceLine.objects.filter(invoice__in=stale).delete()

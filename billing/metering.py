@@ -163,13 +163,18 @@ def store(organization_id, accumulated: Accumulated) -> None:
     """Upsert accumulated partials in key order (a fixed lock order, so concurrent batches cannot deadlock)."""
     if accumulated.partials:
         columns: list[list] = [[] for _ in range(10)]
-        for key in sorted(accumulated.partials, key=_sort_key):
-            customer_id, metric_id, hour, group = key
-            partial = accumulated.partials[key]
+        rows = sorted(
+            (
+                ((customer_id, str(metric_id), hour, _group_json(group)), metric_id, partial)
+                for (customer_id, metric_id, hour, group), partial in accumulated.partials.items()
+            ),
+            key=lambda row: row[0],
+        )
+        for (customer_id, _, hour, group_text), metric_id, partial in rows:
             values = (
                 customer_id,
                 metric_id,
-                _group_json(group),
+                group_text,
                 hour,
                 partial.total,
                 partial.count,
@@ -184,17 +189,18 @@ def store(organization_id, accumulated: Accumulated) -> None:
             cursor.execute(_UPSERT_ROLLUPS, [organization_id, *columns])
     if accumulated.distinct:
         columns = [[] for _ in range(5)]
-        for key, value in sorted(accumulated.distinct, key=lambda item: (_sort_key(item[0]), item[1])):
-            customer_id, metric_id, hour, group = key
-            for column, item in zip(columns, (customer_id, metric_id, _group_json(group), hour, value), strict=True):
+        items = sorted(
+            (
+                ((customer_id, str(metric_id), hour, _group_json(group)), value, metric_id)
+                for (customer_id, metric_id, hour, group), value in accumulated.distinct
+            ),
+            key=lambda item: item[:2],
+        )
+        for (customer_id, _, hour, group_text), value, metric_id in items:
+            for column, item in zip(columns, (customer_id, metric_id, group_text, hour, value), strict=True):
                 column.append(item)
         with connection.cursor() as cursor:
             cursor.execute(_INSERT_DISTINCT, [organization_id, *columns])
-
-
-def _sort_key(key: RollupKey):
-    customer_id, metric_id, hour, group = key
-    return (customer_id, str(metric_id), hour, _group_json(group))
 
 
 # --- Closed periods ------------------------------------------------------------------------------
@@ -222,10 +228,9 @@ def billing_hour_rule(closed_at):
 
     def billing_hour(customer_id: int, occurred_at: datetime, received_at: datetime | None) -> datetime:
         hour = hour_floor(occurred_at)
-        arrival = hour_floor(received_at or timezone.now())
         boundary = closed_at(customer_id, received_at)
         if boundary is not None and hour < boundary:
-            return max(arrival, boundary)
+            return max(hour_floor(received_at or timezone.now()), boundary)
         return hour
 
     return billing_hour

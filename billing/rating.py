@@ -172,10 +172,6 @@ class MetricDefinition:
     property_filters: tuple[PropertyFilter, ...] = ()
     group_keys: tuple[str, ...] = ()
 
-    @property
-    def needs_numeric_value(self) -> bool:
-        return self.aggregation_type in {AggregationType.SUM, AggregationType.MAX, AggregationType.LATEST}
-
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
@@ -244,13 +240,6 @@ class Partial:
             latest_at=latest.latest_at,
             latest_seq=latest.latest_seq,
         )
-
-
-def merge_all(partials: Iterable[Partial]) -> Partial:
-    result = Partial()
-    for partial in partials:
-        result = result.merge(partial)
-    return result
 
 
 def final_quantity(aggregation_type: AggregationType, partial: Partial, distinct_count: int = 0) -> Decimal:
@@ -572,31 +561,39 @@ def usage_lines(product: ProductDefinition, plan: Sequence[Segment], cells: Iter
         if 0 <= cell.segment_index < len(plan) and plan[cell.segment_index].billable:
             by_key[(cell.group, cell.segment_index)] = cell.quantity
     empty_group: Group = tuple((key, None) for key in product.presentation_group_key)
+    used = {index for _, index in by_key}
     for index, segment in enumerate(plan):
-        if segment.billable and not any(i == index for _, i in by_key):
+        if segment.billable and index not in used:
             by_key[(empty_group, index)] = ZERO  # an entitled product without usage shows as zero
     lines: list[Line] = []
     for (group, index), raw_quantity in by_key.items():
         segment = plan[index]
         quantity = convert_quantity(raw_quantity, product.quantity_conversion)
-        for charge in price_quantity(quantity, segment.rate.price):
-            lines.append(
-                Line(
-                    product_id=product.id,
-                    product_type=product.type,
-                    group=group,
-                    period_start=segment.start,
-                    period_end=segment.end,
-                    quantity=charge.quantity,
-                    unit_price=charge.unit_price,
-                    amount_cents=charge.amount_cents,
-                    rate_type=segment.rate.price.rate_type.value,
-                    tier_index=charge.tier_index,
-                    tier_floor=charge.tier_floor,
-                    tier_ceiling=charge.tier_ceiling,
-                )
-            )
+        lines.extend(_priced_lines(product, group, segment.start, segment.end, quantity, segment.rate.price))
     return lines
+
+
+def _priced_lines(
+    product: ProductDefinition, group: Group, start: datetime, end: datetime, quantity: Decimal, price: Price
+) -> list[Line]:
+    """One line per charge of ``quantity`` at ``price`` (see price_quantity)."""
+    return [
+        Line(
+            product_id=product.id,
+            product_type=product.type,
+            group=group,
+            period_start=start,
+            period_end=end,
+            quantity=charge.quantity,
+            unit_price=charge.unit_price,
+            amount_cents=charge.amount_cents,
+            rate_type=price.rate_type.value,
+            tier_index=charge.tier_index,
+            tier_floor=charge.tier_floor,
+            tier_ceiling=charge.tier_ceiling,
+        )
+        for charge in price_quantity(quantity, price)
+    ]
 
 
 def composite_lines(product: ProductDefinition, plan: Sequence[Segment], lines: Sequence[Line]) -> list[Line]:
@@ -643,25 +640,7 @@ def recurring_lines(product: ProductDefinition, window: InvoiceWindow, book: Pri
     rate = effective_rate(book.rates.get(product.id, []), book.overrides.get(product.id, []), window.start)
     if rate is None or not rate.entitled:
         return []
-    lines = []
-    for charge in price_quantity(rate.quantity, rate.price):
-        lines.append(
-            Line(
-                product_id=product.id,
-                product_type=product.type,
-                group=(),
-                period_start=window.start,
-                period_end=window.end,
-                quantity=charge.quantity,
-                unit_price=charge.unit_price,
-                amount_cents=charge.amount_cents,
-                rate_type=rate.price.rate_type.value,
-                tier_index=charge.tier_index,
-                tier_floor=charge.tier_floor,
-                tier_ceiling=charge.tier_ceiling,
-            )
-        )
-    return lines
+    return _priced_lines(product, (), window.start, window.end, rate.quantity, rate.price)
 
 
 def rate_invoice(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -75,13 +74,6 @@ def usage_cells(
                 quantity = rating.final_quantity(metric.aggregation_type, partial)
                 cells.append(rating.UsageCell(group=_group(group, keys), segment_index=segment - 1, quantity=quantity))
     return cells
-
-
-@dataclass(frozen=True)
-class UsageWindow:
-    start: datetime
-    end: datetime
-    value: Decimal
 
 
 WINDOW_SIZES = {"hour": "hour", "day": "day", "month": "month"}

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import rating
-from .invoicing import contract_drafts_ensure, drafts_refresh_later
+from .invoicing import _queue_recompute, contract_drafts_ensure, drafts_refresh_later
 from .metering import lock_organization_exclusive
 from .models import (
     BillableMetric,
@@ -261,12 +261,6 @@ def contract_create(
     customer_id = contract.customer_id
     transaction.on_commit(lambda: _queue_recompute(customer_id))
     return contract
-
-
-def _queue_recompute(customer_id) -> None:
-    from .tasks import schedule_draft_recompute
-
-    schedule_draft_recompute(customer_id)
 
 
 @transaction.atomic
