@@ -507,10 +507,6 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _json(value: dict) -> str:
-    return orjson.dumps(value).decode() if value else "{}"
-
-
 def _send_usage_recorded(organization_id, customer_ids: list[int]) -> None:
     signals.usage_recorded.send(sender=UsageEvent, organization_id=organization_id, customer_ids=customer_ids)
 
