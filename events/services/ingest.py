@@ -204,8 +204,6 @@ def _ingest(
 
 
 def _stored_ids(organization_id, keys: list[str]) -> dict[str, int]:
-    if not keys:
-        return {}
     return dict(fetch_all(_STORED_SQL, [organization_id, orjson.dumps(keys).decode()], prepare=False))
 
 
