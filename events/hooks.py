@@ -116,10 +116,6 @@ def run_ingest_hooks(
             hook(organization=organization, events=events, prelude=prelude)
 
 
-def has_block_sources() -> bool:
-    return bool(_block_sources)
-
-
 def blocked_by_sources(*, organization) -> BlockedSet:
     blocked = BlockedSet()
     for source in _block_sources:

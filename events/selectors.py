@@ -2,7 +2,7 @@
 
 import contextlib
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,10 +11,6 @@ from django.db.models import Prefetch, Q, QuerySet
 from .budgeting import EMPTY_BLOCKED
 from .dialects import KEY_PREFIXES
 from .models import BlocklistState, Customer, UsageEvent, VendorResponse
-
-
-def customer_list(*, organization) -> QuerySet[Customer]:
-    return Customer.objects.filter(organization=organization).order_by("external_id")
 
 
 def customer_find(*, organization, identifier: str) -> Customer | None:
@@ -57,11 +53,6 @@ def usage_event_rows(*, organization, event_types=None, chunk_size: int = 5000) 
         .values_list("id", "customer_id", "event_type", "occurred_at", "received_at", "properties")
         .iterator(chunk_size=chunk_size)
     )
-
-
-def customers_by_ids(*, organization, customer_ids: Iterable[int]) -> dict[int, Customer]:
-    """Customers by primary key (as `usage_recorded` hands them out), for upper apps."""
-    return Customer.objects.filter(organization=organization).in_bulk(list(customer_ids))
 
 
 def usage_event_list(

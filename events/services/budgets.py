@@ -1,5 +1,6 @@
 """Budgets, the SDK blocklist and the debounced budget evaluation after ingest."""
 
+import json
 import logging
 from datetime import datetime
 
@@ -126,7 +127,7 @@ def _store_blocklist(organization, wanted: dict, now: datetime) -> BlocklistStat
         cursor.execute(
             f"INSERT INTO {BlocklistState._meta.db_table} (organization_id, version, blocked) "  # noqa: S608
             "VALUES (%s, 0, %s::jsonb) ON CONFLICT (organization_id) DO NOTHING",
-            [organization.pk, '{"organization": false, "event_types": [], "customer_ids": []}'],
+            [organization.pk, json.dumps(EMPTY_BLOCKED)],
         )
     state = BlocklistState.objects.select_for_update().get(organization=organization)
     if (state.blocked or EMPTY_BLOCKED) != wanted:

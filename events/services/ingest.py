@@ -204,8 +204,6 @@ def _ingest(
 
 
 def _stored_ids(organization_id, keys: list[str]) -> dict[str, int]:
-    if not keys:
-        return {}
     return dict(fetch_all(_STORED_SQL, [organization_id, orjson.dumps(keys).decode()], prepare=False))
 
 
@@ -505,10 +503,6 @@ def _json_default(value):
     if isinstance(value, Decimal):
         return str(value)  # exact: usage units go to a numeric column as text
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _json(value: dict) -> str:
-    return orjson.dumps(value).decode() if value else "{}"
 
 
 def _send_usage_recorded(organization_id, customer_ids: list[int]) -> None:

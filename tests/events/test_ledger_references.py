@@ -25,6 +25,45 @@ def _event(customer, key: str) -> UsageEvent:
     )
 
 
+def _delete_while_an_ingest_is_open(ingest, delete) -> dict:
+    """Run `ingest()` in a transaction of its own thread and keep it open while `delete()` runs in
+    another thread, which must wait for it; then let the ingest commit. Returns the delete's outcome:
+    {"deleted": True} or {"error": the IntegrityError}."""
+    stored, release, deleted = threading.Event(), threading.Event(), threading.Event()
+    outcome: dict = {}
+
+    def ingesting_thread() -> None:
+        try:
+            with transaction.atomic():
+                ingest()
+                stored.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    def deleting_thread() -> None:
+        try:
+            delete()
+            outcome["deleted"] = True
+        except IntegrityError as error:
+            outcome["error"] = error
+        finally:
+            deleted.set()
+            connections.close_all()
+
+    ingesting = threading.Thread(target=ingesting_thread)
+    ingesting.start()
+    assert stored.wait(timeout=30)
+    deleting = threading.Thread(target=deleting_thread)
+    deleting.start()
+
+    assert not deleted.wait(timeout=1.0)  # waits for the open ingest
+    release.set()
+    ingesting.join(timeout=30)
+    deleting.join(timeout=30)
+    return outcome
+
+
 def test_deleting_a_customer_through_django_deletes_its_usage(organization):
     customer = CustomerFactory(organization=organization)
     event = _event(customer, "a")
@@ -55,39 +94,12 @@ def test_a_customer_deleted_while_an_ingest_is_open_waits_for_it_and_keeps_its_u
     """The race a foreign key constraint used to settle: an ingest resolved the customer and is
     storing its event while someone deletes the customer."""
     customer = CustomerFactory(organization=organization)
-    stored, release, deleted = threading.Event(), threading.Event(), threading.Event()
-    outcome: dict = {}
 
     def ingest() -> None:
-        try:
-            with transaction.atomic():
-                ledger_lock_shared(organization.pk)  # as ingest's first round trip
-                _event(customer, "in-flight")
-                stored.set()
-                release.wait(timeout=30)
-        finally:
-            connections.close_all()
+        ledger_lock_shared(organization.pk)  # as ingest's first round trip
+        _event(customer, "in-flight")
 
-    def delete() -> None:
-        try:
-            Customer.objects.get(pk=customer.pk).delete()
-            outcome["deleted"] = True
-        except IntegrityError as error:
-            outcome["error"] = error
-        finally:
-            deleted.set()
-            connections.close_all()
-
-    ingesting = threading.Thread(target=ingest)
-    ingesting.start()
-    assert stored.wait(timeout=30)
-    deleting = threading.Thread(target=delete)
-    deleting.start()
-
-    assert not deleted.wait(timeout=1.0)  # waits for the open ingest
-    release.set()
-    ingesting.join(timeout=30)
-    deleting.join(timeout=30)
+    outcome = _delete_while_an_ingest_is_open(ingest, lambda: Customer.objects.get(pk=customer.pk).delete())
 
     assert "still has usage events" in str(outcome.get("error"))  # it read the usage before the ingest committed
     assert UsageEvent.objects.filter(customer_id=customer.pk).count() == 1
@@ -149,42 +161,18 @@ def test_a_price_deleted_while_an_ingest_stores_a_call_priced_with_it_waits_and_
 
     price = _price()
     customer = CustomerFactory(organization=organization)
-    stored, release, deleted = threading.Event(), threading.Event(), threading.Event()
-    outcome: dict = {}
 
     def ingest() -> None:
-        try:
-            with transaction.atomic():
-                with connection.cursor() as cursor:  # as ingest's first round trip
-                    cursor.execute(INGEST_LOCKS_SQL, {"organization": organization.pk})
-                event = _event(customer, "in-flight")
-                VendorResponse.objects.create(organization=organization, event=event, model="acme/model", price=price)
-                stored.set()
-                release.wait(timeout=30)
-        finally:
-            connections.close_all()
+        with connection.cursor() as cursor:  # as ingest's first round trip
+            cursor.execute(INGEST_LOCKS_SQL, {"organization": organization.pk})
+        event = _event(customer, "in-flight")
+        VendorResponse.objects.create(organization=organization, event=event, model="acme/model", price=price)
 
     def delete() -> None:
-        try:
-            with connection.cursor() as cursor:  # past Django's PROTECT check, which cannot see the open ingest
-                cursor.execute("DELETE FROM costcalc_modelprice WHERE id = %s", [price.pk])
-            outcome["deleted"] = True
-        except IntegrityError as error:
-            outcome["error"] = error
-        finally:
-            deleted.set()
-            connections.close_all()
+        with connection.cursor() as cursor:  # past Django's PROTECT check, which cannot see the open ingest
+            cursor.execute("DELETE FROM costcalc_modelprice WHERE id = %s", [price.pk])
 
-    ingesting = threading.Thread(target=ingest)
-    ingesting.start()
-    assert stored.wait(timeout=30)
-    deleting = threading.Thread(target=delete)
-    deleting.start()
-
-    assert not deleted.wait(timeout=1.0)  # waits for the open ingest
-    release.set()
-    ingesting.join(timeout=30)
-    deleting.join(timeout=30)
+    outcome = _delete_while_an_ingest_is_open(ingest, delete)
 
     assert "priced recorded usage" in str(outcome.get("error"))
     assert type(price).objects.filter(pk=price.pk).exists()
