@@ -33,7 +33,7 @@ import difflib
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import (
     ROUND_HALF_UP,
@@ -337,13 +337,6 @@ def _timelines(records: Iterable[PriceRecord], priority: Sequence[str]) -> dict[
     }
 
 
-@dataclass(frozen=True, slots=True)
-class PricedCall:
-    record: PriceRecord
-    cost_microdollars: int
-    is_override: bool
-
-
 class CatalogSnapshot:
     """An immutable, in-process view of the whole catalog for fast "as of" lookups.
 
@@ -474,22 +467,6 @@ class CatalogSnapshot:
 
     def price_as_of(self, slug: str, when: datetime, *, organization_id: Any = None) -> PriceRecord:
         return self._lookup(slug, when, organization_id)[0].record
-
-    def price_call(
-        self,
-        slug: str,
-        when: datetime,
-        *,
-        input_tokens: int,
-        output_tokens: int,
-        cached_input_tokens: int = 0,
-        cache_write_tokens: int = 0,
-        reasoning_tokens: int = 0,
-        organization_id: Any = None,
-    ) -> PricedCall:
-        compiled, is_override = self._lookup(slug, when, organization_id)
-        cost = compiled.cost(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens)
-        return PricedCall(compiled.record, cost, is_override)
 
     def cost_microdollars(
         self,
