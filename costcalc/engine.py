@@ -430,7 +430,9 @@ class CatalogSnapshot:
             self._aliases[slug] = resolved
         return resolved
 
-    def _lookup(self, slug: str, when: datetime, organization_id: Any) -> tuple[CompiledPrice, bool]:
+    def lookup(self, slug: str, when: datetime, *, organization_id: Any = None) -> tuple[CompiledPrice, bool]:
+        """``(compiled price, is_override)`` in force for `slug` at `when` (`CompiledPrice.cost` prices
+        a call with it); raises `UnknownModelError` or `PriceNotInEffectError`."""
         if when.tzinfo is None:
             raise ValueError("`when` must be timezone-aware")
         if organization_id is not None:
@@ -455,18 +457,13 @@ class CatalogSnapshot:
             raise PriceNotInEffectError(slug, when)
         return best, False
 
-    def lookup(self, slug: str, when: datetime, *, organization_id: Any = None) -> tuple[CompiledPrice, bool]:
-        """``(compiled price, is_override)`` in force for `slug` at `when` (`CompiledPrice.cost` prices
-        a call with it); raises `UnknownModelError` or `PriceNotInEffectError`."""
-        return self._lookup(slug, when, organization_id)
-
     def resolve(self, slug: str, when: datetime, *, organization_id: Any = None) -> tuple[PriceRecord, bool]:
         """``(record, is_override)`` in force for `slug` at `when`."""
-        compiled, is_override = self._lookup(slug, when, organization_id)
+        compiled, is_override = self.lookup(slug, when, organization_id=organization_id)
         return compiled.record, is_override
 
     def price_as_of(self, slug: str, when: datetime, *, organization_id: Any = None) -> PriceRecord:
-        return self._lookup(slug, when, organization_id)[0].record
+        return self.lookup(slug, when, organization_id=organization_id)[0].record
 
     def cost_microdollars(
         self,
@@ -480,7 +477,7 @@ class CatalogSnapshot:
         reasoning_tokens: int = 0,
         organization_id: Any = None,
     ) -> int:
-        compiled = self._lookup(slug, when, organization_id)[0]
+        compiled = self.lookup(slug, when, organization_id=organization_id)[0]
         return compiled.cost(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens)
 
     # -- "did you mean"
