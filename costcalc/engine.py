@@ -49,6 +49,7 @@ from decimal import (
 from functools import lru_cache
 from typing import Any
 
+from costcalc.money import MICRODOLLARS_PER_DOLLAR
 from costcalc.sources import (
     SOURCE_GENAI_PRICES,
     SOURCE_OPENROUTER,
@@ -71,7 +72,6 @@ FREE_SUFFIX = ":free"
 DEFAULT_SOURCE_PRIORITY = (SOURCE_OPENROUTER, SOURCE_OPENROUTER_HISTORY, SOURCE_GENAI_PRICES)
 SUGGESTION_LIMIT = 3
 
-_MICRODOLLARS_PER_USD = 1_000_000
 _EXACT = Context(
     prec=120,
     rounding=ROUND_HALF_UP,
@@ -191,7 +191,7 @@ class CompiledPrice:
             )
             if price is not None
         ]
-        fee_microdollars = _EXACT.multiply(record.request_fee_usd, Decimal(_MICRODOLLARS_PER_USD))
+        fee_microdollars = _EXACT.multiply(record.request_fee_usd, Decimal(MICRODOLLARS_PER_DOLLAR))
         scale = max([_decimals(price) for price in prices] + [_decimals(fee_microdollars)])
         self.unit = 10**scale
         self.half = self.unit // 2  # ROUND_HALF_UP of a non-negative integer / unit
