@@ -385,10 +385,6 @@ class CatalogSnapshot:
     def slugs(self) -> list[str]:
         return list(self._sorted_slugs)
 
-    def records(self, slug: str) -> list[PriceRecord]:
-        """Every record known for a slug, all sources, ordered by source priority then start."""
-        return [record for timeline in self._timelines.get(slug, ()) for record in timeline.records]
-
     def override_slugs(self, organization_id: Any) -> list[str]:
         return sorted(self._overrides.get(organization_id, ()))
 
