@@ -8,7 +8,6 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -44,17 +43,6 @@ def membership_set(*, organization: Organization, user, role: str = Role.MEMBER)
         organization=organization, user=user, defaults={"role": role}
     )
     return membership
-
-
-def user_create_with_organization(*, username: str, password: str, organization: Organization, role: str):
-    """Create (or update the password of) a user and make them a member of ``organization``."""
-    user_model = get_user_model()
-    with transaction.atomic():
-        user, _ = user_model.objects.get_or_create(username=username)
-        user.set_password(password)
-        user.save()
-        membership_set(organization=organization, user=user, role=role)
-    return user
 
 
 def api_key_create(*, organization: Organization, name: str = "", created_by=None) -> tuple[ApiKey, str]:

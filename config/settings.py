@@ -160,7 +160,6 @@ else:
     CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES_NAMES = ["default", "ingest", "billing", "sync", "webhooks"]
 CELERY_TASK_ROUTES = {
     "events.tasks.*": {"queue": "ingest"},
     "billing.tasks.*": {"queue": "billing"},

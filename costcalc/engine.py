@@ -33,7 +33,7 @@ import difflib
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import (
     ROUND_HALF_UP,
@@ -49,6 +49,7 @@ from decimal import (
 from functools import lru_cache
 from typing import Any
 
+from costcalc.money import MICRODOLLARS_PER_DOLLAR
 from costcalc.sources import (
     SOURCE_GENAI_PRICES,
     SOURCE_OPENROUTER,
@@ -71,7 +72,6 @@ FREE_SUFFIX = ":free"
 DEFAULT_SOURCE_PRIORITY = (SOURCE_OPENROUTER, SOURCE_OPENROUTER_HISTORY, SOURCE_GENAI_PRICES)
 SUGGESTION_LIMIT = 3
 
-_MICRODOLLARS_PER_USD = 1_000_000
 _EXACT = Context(
     prec=120,
     rounding=ROUND_HALF_UP,
@@ -191,7 +191,7 @@ class CompiledPrice:
             )
             if price is not None
         ]
-        fee_microdollars = _EXACT.multiply(record.request_fee_usd, Decimal(_MICRODOLLARS_PER_USD))
+        fee_microdollars = _EXACT.multiply(record.request_fee_usd, Decimal(MICRODOLLARS_PER_DOLLAR))
         scale = max([_decimals(price) for price in prices] + [_decimals(fee_microdollars)])
         self.unit = 10**scale
         self.half = self.unit // 2  # ROUND_HALF_UP of a non-negative integer / unit
@@ -337,13 +337,6 @@ def _timelines(records: Iterable[PriceRecord], priority: Sequence[str]) -> dict[
     }
 
 
-@dataclass(frozen=True, slots=True)
-class PricedCall:
-    record: PriceRecord
-    cost_microdollars: int
-    is_override: bool
-
-
 class CatalogSnapshot:
     """An immutable, in-process view of the whole catalog for fast "as of" lookups.
 
@@ -392,10 +385,6 @@ class CatalogSnapshot:
     def slugs(self) -> list[str]:
         return list(self._sorted_slugs)
 
-    def records(self, slug: str) -> list[PriceRecord]:
-        """Every record known for a slug, all sources, ordered by source priority then start."""
-        return [record for timeline in self._timelines.get(slug, ()) for record in timeline.records]
-
     def override_slugs(self, organization_id: Any) -> list[str]:
         return sorted(self._overrides.get(organization_id, ()))
 
@@ -437,7 +426,9 @@ class CatalogSnapshot:
             self._aliases[slug] = resolved
         return resolved
 
-    def _lookup(self, slug: str, when: datetime, organization_id: Any) -> tuple[CompiledPrice, bool]:
+    def lookup(self, slug: str, when: datetime, *, organization_id: Any = None) -> tuple[CompiledPrice, bool]:
+        """``(compiled price, is_override)`` in force for `slug` at `when` (`CompiledPrice.cost` prices
+        a call with it); raises `UnknownModelError` or `PriceNotInEffectError`."""
         if when.tzinfo is None:
             raise ValueError("`when` must be timezone-aware")
         if organization_id is not None:
@@ -462,34 +453,13 @@ class CatalogSnapshot:
             raise PriceNotInEffectError(slug, when)
         return best, False
 
-    def lookup(self, slug: str, when: datetime, *, organization_id: Any = None) -> tuple[CompiledPrice, bool]:
-        """``(compiled price, is_override)`` in force for `slug` at `when` (`CompiledPrice.cost` prices
-        a call with it); raises `UnknownModelError` or `PriceNotInEffectError`."""
-        return self._lookup(slug, when, organization_id)
-
     def resolve(self, slug: str, when: datetime, *, organization_id: Any = None) -> tuple[PriceRecord, bool]:
         """``(record, is_override)`` in force for `slug` at `when`."""
-        compiled, is_override = self._lookup(slug, when, organization_id)
+        compiled, is_override = self.lookup(slug, when, organization_id=organization_id)
         return compiled.record, is_override
 
     def price_as_of(self, slug: str, when: datetime, *, organization_id: Any = None) -> PriceRecord:
-        return self._lookup(slug, when, organization_id)[0].record
-
-    def price_call(
-        self,
-        slug: str,
-        when: datetime,
-        *,
-        input_tokens: int,
-        output_tokens: int,
-        cached_input_tokens: int = 0,
-        cache_write_tokens: int = 0,
-        reasoning_tokens: int = 0,
-        organization_id: Any = None,
-    ) -> PricedCall:
-        compiled, is_override = self._lookup(slug, when, organization_id)
-        cost = compiled.cost(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens)
-        return PricedCall(compiled.record, cost, is_override)
+        return self.lookup(slug, when, organization_id=organization_id)[0].record
 
     def cost_microdollars(
         self,
@@ -503,7 +473,7 @@ class CatalogSnapshot:
         reasoning_tokens: int = 0,
         organization_id: Any = None,
     ) -> int:
-        compiled = self._lookup(slug, when, organization_id)[0]
+        compiled = self.lookup(slug, when, organization_id=organization_id)[0]
         return compiled.cost(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens)
 
     # -- "did you mean"

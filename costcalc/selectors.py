@@ -92,10 +92,6 @@ def record_from_values(row: dict[str, Any], **extra: Any) -> PriceRecord:
     )
 
 
-def price_record_from_row(row: ModelPrice) -> PriceRecord:
-    return record_from_values({column: getattr(row, column) for column in PRICE_COLUMNS})
-
-
 #: The current catalog version; run it yourself (e.g. with other queries in one round trip) and
 #: pass the value to `catalog_snapshot(version=...)`. No row (a flushed test database) reads as None.
 CATALOG_VERSION_SQL = f"SELECT version FROM {CatalogVersion._meta.db_table} WHERE id = 1"  # noqa: S608

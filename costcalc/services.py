@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .engine import CatalogSnapshot, InvalidUsageError, PriceNotInEffectError, PricingError, UnknownModelError
+from .engine import InvalidUsageError, PriceNotInEffectError, PricingError, UnknownModelError
 from .models import ModelPrice, OrganizationPriceOverride, UnpricedModel
 from .selectors import CATALOG_BEGINNING, PRICE_COLUMNS, catalog_changed, catalog_snapshot, record_from_values
 from .sources import PriceRecord, PriceTier, SourceResult, tiers_to_json, vendor_of
@@ -71,26 +71,6 @@ def _organization_id(organization: Any) -> Any:
     return getattr(organization, "pk", organization)
 
 
-def _price_one(snapshot: CatalogSnapshot, organization_id: Any, usage: UsageToPrice) -> PricedUsage:
-    priced = snapshot.price_call(
-        usage.model,
-        usage.occurred_at,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cached_input_tokens=usage.cached_input_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-        organization_id=organization_id,
-    )
-    row_id = priced.record.row_id
-    return PricedUsage(
-        cost_microdollars=priced.cost_microdollars,
-        price_id=None if priced.is_override else row_id,
-        override_id=row_id if priced.is_override else None,
-        slug=priced.record.slug,
-    )
-
-
 def price_usage(
     *,
     organization: Any,
@@ -116,7 +96,10 @@ def price_usage(
         cache_write_tokens=cache_write_tokens,
         reasoning_tokens=reasoning_tokens,
     )
-    return _price_one(catalog_snapshot(), _organization_id(organization), usage)
+    result = price_usages(organization=organization, usages=[usage])[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def price_usages(

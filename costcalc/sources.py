@@ -40,7 +40,6 @@ __all__ = [
     "SourceFormatError",
     "SourceResult",
     "canonical_decimal",
-    "genai_prices_version",
     "load_genai_prices_bundled",
     "parse_genai_prices_document",
     "parse_openrouter_history",
@@ -56,7 +55,6 @@ SOURCE_OPENROUTER_HISTORY = "openrouter-history"
 SOURCES = (SOURCE_GENAI_PRICES, SOURCE_OPENROUTER, SOURCE_OPENROUTER_HISTORY)
 
 GENAI_PRICES_PROVIDER_ID = "openrouter"
-_PER_MILLION = 1_000_000
 _ZERO = Decimal(0)
 # Decimal's default context keeps 28 digits; price conversions here must never round.
 _WIDE = Context(prec=100)
@@ -252,12 +250,6 @@ _GENAI_FIELDS = {
     "output_reasoning_mtok": "reasoning_per_mtok",
 }
 _TIERABLE_FIELDS = tuple(_GENAI_FIELDS.values())
-
-
-def genai_prices_version() -> str:
-    from importlib.metadata import version
-
-    return version("genai-prices")
 
 
 def load_genai_prices_bundled(provider_id: str = GENAI_PRICES_PROVIDER_ID) -> SourceResult:

@@ -48,7 +48,3 @@ class ApiKeyOnly(BasePermission):
         if view.tenant.api_key is None:
             raise Forbidden("This endpoint takes an API key (Authorization: Bearer tl_live_…).")
         return True
-
-
-def roles_at_least(role: str) -> list[str]:
-    return [value for value in Role.values if Role.rank(value) >= Role.rank(role)]

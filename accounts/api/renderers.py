@@ -6,9 +6,7 @@ from rest_framework import renderers
 
 
 def _default(value):
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, Promise):
+    if isinstance(value, Decimal | Promise):  # money as an exact string; lazy translations as text
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
