@@ -27,7 +27,7 @@ from costcalc.money import ROUNDING, microdollars_to_usd
 
 from . import calculations, openapi, selectors, serializers, services
 from .authentication import CronCaller, CronSecretAuthentication
-from .models import CustomerMapping, MarginSettings, SyncRun, WebhookEndpoint
+from .models import CustomerMapping, SyncRun, WebhookEndpoint
 from .stripe_api import StripeSyncError
 
 
@@ -353,8 +353,7 @@ class MarginSettingsView(MarginsAPIView):
 
     @extend_schema(responses={200: openapi.MARGIN_SETTINGS, **openapi.errors()})
     def get(self, request):
-        row = MarginSettings.objects.filter(organization=self.organization).first()
-        return Response(serializers.margin_settings_json(row))
+        return Response(serializers.margin_settings_json(selectors.thresholds_for(organization=self.organization)))
 
     @extend_schema(
         request=serializers.MarginSettingsWriteSerializer,
