@@ -18,7 +18,7 @@ from events.models import Customer, UsageEvent, VendorResponse
 
 from . import calculations
 from .calculations import MonthAmounts, Outlook, Thresholds
-from .models import CustomerMapping, MarginSettings, StripeConnection, StripeCustomer, StripeInvoice, SyncRun
+from .models import CustomerMapping, MarginSettings, StripeConnection, StripeCustomer, StripeInvoice
 
 SPARKLINE_MONTHS = 3
 
@@ -294,7 +294,3 @@ def unmatched(*, organization: Organization) -> Unmatched:
         StripeCustomer.objects.filter(organization=organization).exclude(name="").values_list("stripe_id", "name")
     )
     return Unmatched(stripe_customers, tag_values, pending, names)
-
-
-def last_sync_run(*, organization: Organization) -> SyncRun | None:
-    return SyncRun.objects.filter(organization=organization).order_by("-started_at").first()
