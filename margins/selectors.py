@@ -34,10 +34,12 @@ def thresholds_for(*, organization: Organization) -> Thresholds:
 
 def active_mappings(*, organization: Organization) -> dict[str, str]:
     """Stripe customer id → tag value, for active `customer` mappings."""
-    return dict(
-        CustomerMapping.objects.filter(
-            organization=organization, tag_key=CustomerMapping.DEFAULT_TAG_KEY, status=CustomerMapping.Status.ACTIVE
-        ).values_list("stripe_customer_id", "tag_value")
+    return dict(_active_mapping_rows(organization).values_list("stripe_customer_id", "tag_value"))
+
+
+def _active_mapping_rows(organization: Organization):
+    return CustomerMapping.objects.filter(
+        organization=organization, tag_key=CustomerMapping.DEFAULT_TAG_KEY, status=CustomerMapping.Status.ACTIVE
     )
 
 
@@ -213,10 +215,7 @@ def margin_table(*, organization: Organization, period: str) -> MarginTable:
 def customer_exists(*, organization: Organization, tag_value: str) -> bool:
     """A customer has a margin page when a Stripe customer is actively mapped to it or it has usage."""
     return (
-        CustomerMapping.objects.filter(
-            organization=organization, tag_key=CustomerMapping.DEFAULT_TAG_KEY,
-            status=CustomerMapping.Status.ACTIVE, tag_value=tag_value,
-        ).exists()
+        _active_mapping_rows(organization).filter(tag_value=tag_value).exists()
         or Customer.objects.filter(organization=organization, external_id=tag_value).exists()
     )
 
