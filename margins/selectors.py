@@ -18,7 +18,7 @@ from events.models import Customer, UsageEvent, VendorResponse
 
 from . import calculations
 from .calculations import MonthAmounts, Outlook, Thresholds
-from .models import CustomerMapping, MarginSettings, StripeConnection, StripeCustomer, StripeInvoice, SyncRun
+from .models import CustomerMapping, MarginSettings, StripeConnection, StripeCustomer, StripeInvoice
 
 SPARKLINE_MONTHS = 3
 
@@ -34,10 +34,12 @@ def thresholds_for(*, organization: Organization) -> Thresholds:
 
 def active_mappings(*, organization: Organization) -> dict[str, str]:
     """Stripe customer id → tag value, for active `customer` mappings."""
-    return dict(
-        CustomerMapping.objects.filter(
-            organization=organization, tag_key=CustomerMapping.DEFAULT_TAG_KEY, status=CustomerMapping.Status.ACTIVE
-        ).values_list("stripe_customer_id", "tag_value")
+    return dict(_active_mapping_rows(organization).values_list("stripe_customer_id", "tag_value"))
+
+
+def _active_mapping_rows(organization: Organization):
+    return CustomerMapping.objects.filter(
+        organization=organization, tag_key=CustomerMapping.DEFAULT_TAG_KEY, status=CustomerMapping.Status.ACTIVE
     )
 
 
@@ -213,10 +215,7 @@ def margin_table(*, organization: Organization, period: str) -> MarginTable:
 def customer_exists(*, organization: Organization, tag_value: str) -> bool:
     """A customer has a margin page when a Stripe customer is actively mapped to it or it has usage."""
     return (
-        CustomerMapping.objects.filter(
-            organization=organization, tag_key=CustomerMapping.DEFAULT_TAG_KEY,
-            status=CustomerMapping.Status.ACTIVE, tag_value=tag_value,
-        ).exists()
+        _active_mapping_rows(organization).filter(tag_value=tag_value).exists()
         or Customer.objects.filter(organization=organization, external_id=tag_value).exists()
     )
 
@@ -294,7 +293,3 @@ def unmatched(*, organization: Organization) -> Unmatched:
         StripeCustomer.objects.filter(organization=organization).exclude(name="").values_list("stripe_id", "name")
     )
     return Unmatched(stripe_customers, tag_values, pending, names)
-
-
-def last_sync_run(*, organization: Organization) -> SyncRun | None:
-    return SyncRun.objects.filter(organization=organization).order_by("-started_at").first()

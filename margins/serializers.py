@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.core.validators import URLValidator
 from rest_framework import serializers
 
+from .calculations import Thresholds
 from .models import CustomerMapping, MarginSettings, WebhookEndpoint
 from .selectors import CustomerMargin, MarginTable, ModelCost
 from .webhooks import target_refusal
@@ -178,14 +179,11 @@ def customer_detail_json(row: CustomerMargin, models: list[ModelCost]) -> dict:
     }
 
 
-def margin_settings_json(margin_settings: MarginSettings | None) -> dict:
-    healthy = margin_settings.healthy_min_percent if margin_settings else MarginSettings.DEFAULT_HEALTHY_MIN
-    at_risk = margin_settings.at_risk_min_percent if margin_settings else MarginSettings.DEFAULT_AT_RISK_MIN
-    target = margin_settings.target_margin_percent if margin_settings else MarginSettings.DEFAULT_TARGET
+def margin_settings_json(margin_settings: MarginSettings | Thresholds) -> dict:
     return {
-        "healthyMinPercent": number(Decimal(healthy)),
-        "atRiskMinPercent": number(Decimal(at_risk)),
-        "targetMarginPercent": number(Decimal(target)),
+        "healthyMinPercent": number(margin_settings.healthy_min_percent),
+        "atRiskMinPercent": number(margin_settings.at_risk_min_percent),
+        "targetMarginPercent": number(margin_settings.target_margin_percent),
     }
 
 

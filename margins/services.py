@@ -484,10 +484,11 @@ def health_recompute(*, organization: Organization, now: datetime | None = None)
             "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [HEALTH_LOCK_NAMESPACE, str(organization.pk)]
         )
     period = calculations.period_of(now or timezone.now())
-    table = selectors.margin_table(organization=organization, period=period)
+    # Only the rows: the table's summary (sync status, skipped currencies) would be two queries for nothing.
+    customers = selectors.customer_margins(organization=organization, period=period)
     known = {row.tag_value: row for row in CustomerHealth.objects.select_for_update().filter(organization=organization)}
     crossings = []
-    for row in table.customers:
+    for row in customers:
         previous = known.pop(row.tag_value, None)
         if previous is None:
             CustomerHealth.objects.create(

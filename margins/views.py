@@ -27,7 +27,7 @@ from costcalc.money import ROUNDING, microdollars_to_usd
 
 from . import calculations, openapi, selectors, serializers, services
 from .authentication import CronCaller, CronSecretAuthentication
-from .models import CustomerMapping, MarginSettings, SyncRun, WebhookEndpoint
+from .models import CustomerMapping, SyncRun, WebhookEndpoint
 from .stripe_api import StripeSyncError
 
 
@@ -43,6 +43,20 @@ class MarginsAPIView(OrganizationScopedAPIView):
     # Plan first: a free organization cannot use these at any role, so its 403 carries the upgrade pointer.
     permission_classes = [RequiresPlan, IsOrganizationMember]
     content_negotiation_class = IgnoreFormatParameter
+
+    def _object_of_id_parameter(self, *, required: str, not_found: str):
+        """The caller's object named by `?id=UUID` (DELETE endpoints): 400 without it, 404 for a bad or unknown id."""
+        raw_id = self.request.query_params.get("id")
+        if not raw_id:
+            raise ValidationError({"id": [required]})
+        try:
+            object_id = uuid.UUID(raw_id)
+        except ValueError as exc:
+            raise NotFound(not_found) from exc
+        found = self.get_queryset().filter(pk=object_id).first()
+        if found is None:
+            raise NotFound(not_found)
+        return found
 
 
 MIN_YEAR, MAX_YEAR = 1971, 9998  # so the trailing and projected months are dates too
@@ -204,18 +218,13 @@ class CustomerMappingsView(MarginsAPIView):
         },
     )
     def delete(self, request):
-        raw_id = request.query_params.get("id")
-        if not raw_id:
-            raise ValidationError({"id": ["The mapping id is required: DELETE /api/customer-mappings?id=UUID."]})
-        try:
-            mapping_id = uuid.UUID(raw_id)
-        except ValueError as exc:
-            raise NotFound("Customer mapping not found.") from exc
-        mapping = self.get_queryset().filter(pk=mapping_id).first()
-        if mapping is None:
-            raise NotFound("Customer mapping not found.")
+        mapping = self._object_of_id_parameter(
+            required="The mapping id is required: DELETE /api/customer-mappings?id=UUID.",
+            not_found="Customer mapping not found.",
+        )
+        mapping_id = str(mapping.pk)
         services.customer_mapping_delete(mapping=mapping)
-        return Response({"deleted": True, "id": str(mapping_id)})
+        return Response({"deleted": True, "id": mapping_id})
 
 
 class CustomerMappingReviewView(MarginsAPIView):
@@ -353,8 +362,7 @@ class MarginSettingsView(MarginsAPIView):
 
     @extend_schema(responses={200: openapi.MARGIN_SETTINGS, **openapi.errors()})
     def get(self, request):
-        row = MarginSettings.objects.filter(organization=self.organization).first()
-        return Response(serializers.margin_settings_json(row))
+        return Response(serializers.margin_settings_json(selectors.thresholds_for(organization=self.organization)))
 
     @extend_schema(
         request=serializers.MarginSettingsWriteSerializer,
@@ -398,15 +406,9 @@ class WebhookEndpointsView(MarginsAPIView):
         responses={200: openapi.WEBHOOK_ENDPOINT_DELETED, **openapi.errors(400, 404)},
     )
     def delete(self, request):
-        raw_id = request.query_params.get("id")
-        if not raw_id:
-            raise ValidationError({"id": ["The endpoint id is required."]})
-        try:
-            endpoint_id = uuid.UUID(raw_id)
-        except ValueError as exc:
-            raise NotFound("Webhook endpoint not found.") from exc
-        endpoint = self.get_queryset().filter(pk=endpoint_id).first()
-        if endpoint is None:
-            raise NotFound("Webhook endpoint not found.")
+        endpoint = self._object_of_id_parameter(
+            required="The endpoint id is required.", not_found="Webhook endpoint not found."
+        )
+        endpoint_id = str(endpoint.pk)
         services.webhook_endpoint_delete(endpoint=endpoint)
-        return Response({"deleted": True, "id": str(endpoint_id)})
+        return Response({"deleted": True, "id": endpoint_id})
