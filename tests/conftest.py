@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -81,6 +82,14 @@ def member_client(organization):
         return client
 
     return make
+
+
+@pytest.fixture
+def admin_client_logged_in(client):
+    """Django's test client logged in as a superuser (for admin pages)."""
+    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture

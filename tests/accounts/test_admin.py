@@ -1,16 +1,8 @@
 import pytest
-from django.contrib.auth import get_user_model
 
 from accounts.models import ApiKey
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client_logged_in(client):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
-    client.force_login(user)
-    return client
 
 
 def test_adding_a_key_in_admin_shows_the_secret_once(admin_client_logged_in, organization):

@@ -1,7 +1,6 @@
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from costcalc.models import ModelPrice, OrganizationPriceOverride
@@ -9,13 +8,6 @@ from costcalc.selectors import catalog_snapshot
 from costcalc.services import price_usage, unpriced_models_record
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client_logged_in(client):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

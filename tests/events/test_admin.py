@@ -1,19 +1,11 @@
 """events in Django admin: every page renders, and budgets edited there move the blocklist at once."""
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from events.models import BlocklistState, Budget, UsageEvent
 from tests.events.conftest import md_event
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client_logged_in(client):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

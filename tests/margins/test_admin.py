@@ -2,7 +2,6 @@
 is never displayed."""
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from margins import services
@@ -22,13 +21,6 @@ from tests.factories import OrganizationFactory
 pytestmark = pytest.mark.django_db
 
 RESTRICTED_KEY = "rk_live_4eC39HqLyjWDarjtT1zdp7dc"
-
-
-@pytest.fixture
-def admin_client_logged_in(client):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
-    client.force_login(user)
-    return client
 
 
 def pending(organization, stripe_id, tag="acme", status="pending") -> CustomerMapping:
