@@ -15,6 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from accounts.tasking import enqueue_on_commit
+
 from . import invoicing, services
 from .metering import lock_organization_exclusive
 from .models import (
@@ -31,7 +33,7 @@ from .models import (
     ranges_overlap,
 )
 from .presentation import dollars, unit_price_text
-from .tasks import rebuild_metric_rollups, schedule_draft_recompute
+from .recompute import schedule_draft_recompute
 
 
 class OverlapCheckedFormSet(forms.BaseInlineFormSet):
@@ -90,15 +92,13 @@ class BillableMetricAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if change and set(form.changed_data) & set(services.METRIC_DEFINITION_FIELDS):
-            metric_id = str(obj.pk)
-            transaction.on_commit(lambda: rebuild_metric_rollups.delay(metric_id))
+            enqueue_on_commit(services.REBUILD_TASK, args=[str(obj.pk)])
             self.message_user(request, f"The definition of {obj} changed: its usage rollups are being rebuilt.")
 
     @admin.action(description="Rebuild usage rollups from the ledger (after creating a metric for past events)")
     def rebuild_rollups(self, request, queryset):
         for metric in queryset:
-            metric_id = str(metric.pk)
-            transaction.on_commit(lambda metric_id=metric_id: rebuild_metric_rollups.delay(metric_id))
+            enqueue_on_commit(services.REBUILD_TASK, args=[str(metric.pk)])
         self.message_user(
             request, f"Queued a rollup rebuild for {queryset.count()} metric(s); drafts update on the next usage."
         )

@@ -10,7 +10,8 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         from events.hooks import register_ingest_hook
 
-        from .credit_setup import connect as connect_credits
+        from . import tasks  # noqa: F401  (registers the tasks that services queue by name, in every process)
+        from .credits.hooks import connect as connect_credits
         from .metering import INGEST_PRELUDE, aggregate_usage
 
         # Rolls usage up inside the ingest transaction and, on commit, queues the drafts' recompute.

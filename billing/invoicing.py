@@ -27,6 +27,7 @@ from . import periods, rating
 from .definitions import override_version, product_definition, rate_version
 from .metering import lock_organization_exclusive
 from .models import Contract, Invoice, InvoiceLine, Product, Rate, UsageRollup
+from .recompute import schedule_draft_recompute
 from .selectors import usage_cells
 
 logger = logging.getLogger(__name__)
@@ -211,7 +212,7 @@ def drafts_refresh_later(*, organization_id=None, rate_card_id=None) -> None:
 
     def queue():
         for customer_id in customers_with_drafts(organization_id=organization_id, rate_card_id=rate_card_id):
-            _queue_recompute(customer_id)
+            schedule_draft_recompute(customer_id)
 
     transaction.on_commit(queue)
 
@@ -352,14 +353,8 @@ def invoice_finalize(*, invoice: Invoice, now: datetime | None = None) -> Invoic
     invoice.save(update_fields=["number", "status", "finalized_at", "updated_at"])
     contract_drafts_ensure(contract=invoice.contract, now=now)
     customer_id = invoice.customer_id
-    transaction.on_commit(lambda: _queue_recompute(customer_id))
+    transaction.on_commit(lambda: schedule_draft_recompute(customer_id))
     return invoice
-
-
-def _queue_recompute(customer_id: int) -> None:
-    from .tasks import schedule_draft_recompute
-
-    schedule_draft_recompute(customer_id)
 
 
 def invoices_finalize_due(*, now: datetime | None = None) -> list[Invoice]:

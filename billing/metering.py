@@ -36,6 +36,7 @@ from events.locks import ledger_lock_exclusive, ledger_lock_shared
 from . import rating
 from .definitions import metric_definition
 from .models import BillableMetric, Contract, Invoice, UniqueValueRollup, UsageRollup
+from .recompute import queue_draft_recompute
 
 
 def hour_floor(instant: datetime) -> datetime:
@@ -260,7 +261,7 @@ def aggregate_usage(*, organization, events: Sequence[RecordedEvent], prelude=No
     ((*fingerprint, has_contracts),) = prelude[0]
     if has_contracts:
         customer_ids = sorted({event.customer_id for event in events})
-        transaction.on_commit(partial(_queue_draft_recompute, customer_ids), robust=True)
+        transaction.on_commit(partial(queue_draft_recompute, customer_ids=customer_ids), robust=True)
     metrics = metric_cache.for_organization(organization.pk, fingerprint=tuple(fingerprint))
     if not metrics:
         return
@@ -268,12 +269,6 @@ def aggregate_usage(*, organization, events: Sequence[RecordedEvent], prelude=No
     rule = billing_hour_rule(lambda customer_id, received_at: closed.get(customer_id))
     rows = ((e.id, e.customer_id, e.event_type, e.occurred_at, e.properties, None) for e in events)
     store(organization.pk, accumulate(metrics, rows, rule))
-
-
-def _queue_draft_recompute(customer_ids: list[int]) -> None:
-    from .receivers import queue_draft_recompute  # not at the top: receivers → tasks → invoicing → metering
-
-    queue_draft_recompute(customer_ids=customer_ids)
 
 
 def _run_prelude(organization_id) -> list[list[tuple]]:

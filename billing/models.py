@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from . import rating
 from .fields import NumericField
+from .metric_rules import metric_definition_errors
 from .periods import earliest_contract_start
 
 PRICE_DIGITS = {"max_digits": 30, "decimal_places": 12}  # cents per unit, e.g. 0.000050000000
@@ -140,8 +141,6 @@ class BillableMetric(models.Model):
         return self.name
 
     def clean(self):
-        from .definitions import metric_definition_errors
-
         errors = metric_definition_errors(
             event_type_filter=self.event_type_filter,
             property_filters=self.property_filters,
@@ -701,9 +700,9 @@ class InvoiceLine(models.Model):
 
 
 # --- Prepaid credits, top-ups, auto top-up, spending limits (seed 004) --------------------------
-# Defined in billing/credit_models.py (kept apart to limit merge conflicts); imported here so Django
+# Defined in billing/credits/models.py (the credits package); imported here so Django
 # registers them in the billing app.
-from billing.credit_models import (  # noqa: E402, F401
+from billing.credits.models import (  # noqa: E402, F401
     AutoTopUpAttempt,
     AutoTopUpConfig,
     CreditDraw,

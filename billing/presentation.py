@@ -15,7 +15,7 @@ import orjson
 
 from costcalc.money import cents_to_microdollars, format_usd
 
-from .credit_invoicing import pretax_credit_amounts
+from .credits.invoicing import pretax_credit_amounts
 from .models import Invoice, InvoiceLine
 
 SEED_STATUS = {
@@ -113,7 +113,7 @@ def seed_invoice_line(line: InvoiceLine, currency: str) -> dict:
         "period": {"start": unix(line.period_start), "end": unix(line.period_end)},
         "pricing": {"unit_amount_decimal": plain(line.unit_price)},
         "quantity": json_number(line.quantity),
-        "pretax_credit_amounts": pretax_credit_amounts(line),  # credits (billing/credit_invoicing.py)
+        "pretax_credit_amounts": pretax_credit_amounts(line),  # credits (billing/credits/invoicing.py)
     }
 
 

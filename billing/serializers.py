@@ -6,7 +6,7 @@ Decimal strings. Nothing here is ever a float.
 
 from rest_framework import serializers
 
-from .definitions import metric_definition_errors
+from .metric_rules import metric_definition_errors
 from .models import BillableMetric, Contract, ContractOverride, Invoice, InvoiceLine, Product, Rate, RateCard
 from .presentation import plain
 

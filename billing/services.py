@@ -13,8 +13,10 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.tasking import enqueue_on_commit
+
 from . import rating
-from .invoicing import _queue_recompute, contract_drafts_ensure, drafts_refresh_later
+from .invoicing import contract_drafts_ensure, drafts_refresh_later
 from .metering import lock_organization_exclusive
 from .models import (
     BillableMetric,
@@ -27,6 +29,7 @@ from .models import (
     RateTier,
     composite_references_errors,
 )
+from .recompute import schedule_draft_recompute
 
 _CONSTRAINT_FIELDS = {
     "rate_no_overlap_per_product": ("starting_at", "Overlaps another rate for this product on this rate card."),
@@ -61,6 +64,7 @@ def _save(instance) -> None:
 
 # --- Billable metrics ------------------------------------------------------------------------------
 
+REBUILD_TASK = "billing.tasks.rebuild_metric_rollups"
 METRIC_DEFINITION_FIELDS = (
     "event_type_filter",
     "property_filters",
@@ -106,15 +110,8 @@ def billable_metric_update(*, metric: BillableMetric, **changes) -> BillableMetr
         setattr(metric, key, value)
     _save(metric)
     if definition_changed:
-        metric_id = str(metric.pk)
-        transaction.on_commit(lambda: _queue_rebuild(metric_id))
+        enqueue_on_commit(REBUILD_TASK, args=[str(metric.pk)])
     return metric
-
-
-def _queue_rebuild(metric_id: str) -> None:
-    from .tasks import rebuild_metric_rollups
-
-    rebuild_metric_rollups.delay(metric_id)
 
 
 # --- Products ------------------------------------------------------------------------------------
@@ -259,7 +256,7 @@ def contract_create(
             ) from error
     contract_drafts_ensure(contract=contract)
     customer_id = contract.customer_id
-    transaction.on_commit(lambda: _queue_recompute(customer_id))
+    transaction.on_commit(lambda: schedule_draft_recompute(customer_id))
     return contract
 
 

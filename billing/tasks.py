@@ -1,29 +1,10 @@
 """Celery tasks of billing (queue `billing`). Each takes ids, calls one service and is idempotent."""
 
 from celery import shared_task
-from django.conf import settings
-from django.core.cache import cache
 from django.db import OperationalError
 
-from . import invoicing, metering
+from . import invoicing, metering, recompute
 from .models import BillableMetric
-
-
-def _debounce_key(customer_id) -> str:
-    return f"billing:draft-recompute:{customer_id}"
-
-
-def schedule_draft_recompute(customer_id) -> bool:
-    """Queue one recompute of the customer's drafts in BILLING_RECOMPUTE_DEBOUNCE_SECONDS, unless one is queued.
-
-    A burst of ingests gives one recompute. None is lost: the task clears the key before it reads
-    any usage, so usage committed after that point schedules the next run.
-    """
-    delay = settings.BILLING_RECOMPUTE_DEBOUNCE_SECONDS
-    if not cache.add(_debounce_key(customer_id), 1, timeout=delay + 300):
-        return False
-    recompute_draft_invoice.apply_async(args=[customer_id], countdown=delay)
-    return True
 
 
 @shared_task(
@@ -31,7 +12,7 @@ def schedule_draft_recompute(customer_id) -> bool:
 )
 def recompute_draft_invoice(customer_id: int) -> int:
     """Recompute every draft invoice of the customer from rollups. Returns the number of drafts."""
-    cache.delete(_debounce_key(customer_id))
+    recompute.recompute_started(customer_id)
     return len(invoicing.customer_drafts_recompute(customer_id=int(customer_id)))
 
 
@@ -49,5 +30,5 @@ def rebuild_metric_rollups(metric_id: str) -> int:
         return 0
     matched = metering.metric_rollups_rebuild(metric=metric)
     for customer_id in invoicing.customers_with_drafts(organization_id=metric.organization_id):
-        schedule_draft_recompute(customer_id)
+        recompute.schedule_draft_recompute(customer_id)
     return matched

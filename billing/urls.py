@@ -23,5 +23,5 @@ urlpatterns = [
     path(f"{SEED_004}/invoice-history", views.InvoiceHistoryView.as_view(), name="invoice-history"),
     path(f"{SEED_004}/usage-history", views.UsageHistoryView.as_view(), name="usage-history"),
     path("invoices/view/<str:token>", pages.invoice_page, name="invoice-page"),
-    path("", include("billing.credit_urls")),  # prepaid credits, top-ups, spending limits
+    path("", include("billing.credits.urls")),  # prepaid credits, top-ups, spending limits
 ]

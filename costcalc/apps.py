@@ -6,3 +6,6 @@ class CostcalcConfig(AppConfig):
 
     name = "costcalc"
     verbose_name = "Cost catalog"
+
+    def ready(self) -> None:
+        from . import tasks  # noqa: F401  (registers the catalog's tasks in every process)

@@ -10,6 +10,7 @@ class EventsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import pre_delete
 
+        from . import tasks  # noqa: F401  (registers the tasks that services queue by name, in every process)
         from .models import Customer
         from .receivers import lock_ledger_before_customer_delete
 

@@ -8,4 +8,7 @@ class MarginsConfig(AppConfig):
     verbose_name = "Margins"
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401  (registers the OpenAPI description of the cron secret)
+        from . import (
+            schema,  # noqa: F401  (registers the OpenAPI description of the cron secret)
+            tasks,  # noqa: F401  (registers the tasks that services queue by name, in every process)
+        )

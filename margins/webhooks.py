@@ -26,10 +26,10 @@ import urllib.request
 from collections.abc import Mapping
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Organization
+from accounts.tasking import enqueue_on_commit
 
 from .models import WebhookDelivery, WebhookEndpoint
 
@@ -110,8 +110,6 @@ def verify_webhook(
 
 def webhook_event_queue(*, organization: Organization, event_type: str, data: dict) -> list[WebhookDelivery]:
     """One delivery row per active endpoint that wants ``event_type``; sending starts after commit."""
-    from .tasks import webhook_deliver
-
     deliveries = []
     for endpoint in WebhookEndpoint.objects.filter(organization=organization, is_active=True):
         if not endpoint.wants(event_type):
@@ -127,7 +125,7 @@ def webhook_event_queue(*, organization: Organization, event_type: str, data: di
         delivery.save()
         deliveries.append(delivery)
         # robust: a receiver that is down must not fail the sync that noticed the crossing (eager mode runs it inline).
-        transaction.on_commit(lambda delivery_id=str(delivery.id): webhook_deliver.delay(delivery_id), robust=True)
+        enqueue_on_commit("margins.tasks.webhook_deliver", args=[str(delivery.id)], robust=True)
     return deliveries
 
 

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
+from accounts.tasking import enqueue
 
 from .. import hooks
 from ..budgeting import (
@@ -196,14 +197,16 @@ def budget_evaluation_schedule(*, organization_id) -> bool:
     computes and re-queues itself if the flag was set again meanwhile, so no ingest is missed and a
     burst costs one recompute. Returns whether this call queued the task.
     """
-    from ..tasks import evaluate_budgets
-
     lock_seconds = settings.BUDGET_EVALUATION_LOCK_SECONDS
     cache.set(_dirty_key(organization_id), 1, timeout=lock_seconds * 10)
     if not cache.add(_lock_key(organization_id), 1, timeout=lock_seconds):
         return False
     try:
-        evaluate_budgets.apply_async(args=[str(organization_id)], countdown=settings.BUDGET_EVALUATION_DEBOUNCE_SECONDS)
+        enqueue(
+            "events.tasks.evaluate_budgets",
+            args=[str(organization_id)],
+            countdown=settings.BUDGET_EVALUATION_DEBOUNCE_SECONDS,
+        )
     except Exception:
         cache.delete(_lock_key(organization_id))
         raise

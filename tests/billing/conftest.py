@@ -15,7 +15,7 @@ from django.utils import timezone
 from billing import services
 from events.hooks import RecordedEvent, run_ingest_hooks
 from events.models import UsageEvent
-from tests.billing.credit_helpers import stripe_api, stripe_organization  # noqa: F401  (credit tests)
+from tests.billing.credits.helpers import stripe_api, stripe_organization  # noqa: F401  (credit tests)
 from tests.factories import CustomerFactory
 
 _keys = itertools.count(1)

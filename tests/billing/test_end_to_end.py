@@ -8,7 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
-from billing import services, tasks
+from billing import recompute, services
 from billing.models import Invoice
 from tests.factories import CustomerFactory
 
@@ -50,7 +50,7 @@ def test_ingested_usage_reaches_the_draft_through_a_real_worker(celery_worker_pr
     start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     services.contract_create(organization=organization, customer=customer, rate_card=card, starting_at=start)
     draft = Invoice.objects.get(customer=customer, period_start=start)
-    cache.delete(tasks._debounce_key(customer.pk))
+    cache.delete(recompute._debounce_key(customer.pk))
     at = max(timezone.now() - timedelta(minutes=1), start).isoformat()
 
     def post(transaction_id: str, tokens: int):
@@ -69,7 +69,7 @@ def test_ingested_usage_reaches_the_draft_through_a_real_worker(celery_worker_pr
     # a burst: one recompute is queued, and the draft reflects every event of the burst
     for index in range(5):
         post(f"burst-{index}", 200_000)
-    queued = cache.get(tasks._debounce_key(customer.pk)) is not None
+    queued = cache.get(recompute._debounce_key(customer.pk)) is not None
     invoice, waited = wait_for_total(draft.pk, 50)
     assert queued
     assert waited < 10

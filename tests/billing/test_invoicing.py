@@ -6,7 +6,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from billing import invoicing, services, tasks
+from billing import invoicing, recompute, services, tasks
 from billing.models import Invoice, Product
 from tests.billing.conftest import ingest, utc
 
@@ -240,12 +240,12 @@ def test_tiers_overrides_and_effective_dates_on_a_real_invoice(organization, cus
 
 def test_debounce_gives_one_recompute_per_burst(customer):
     cache.clear()
-    cache.add(tasks._debounce_key(customer.pk), 1)
+    cache.add(recompute._debounce_key(customer.pk), 1)
 
-    assert tasks.schedule_draft_recompute(customer.pk) is False  # one is already queued
+    assert recompute.schedule_draft_recompute(customer.pk) is False  # one is already queued
 
     tasks.recompute_draft_invoice(customer.pk)  # the queued run clears the key first
-    assert cache.get(tasks._debounce_key(customer.pk)) is None
+    assert cache.get(recompute._debounce_key(customer.pk)) is None
 
 
 def test_drafts_follow_a_contract_whose_dates_changed(organization, customer, contract):

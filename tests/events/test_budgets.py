@@ -237,7 +237,7 @@ def evaluations(monkeypatch):
 def test_after_ingest_the_blocklist_is_evaluated_only_where_something_could_block(
     api_client, organization, price_catalog, evaluations, django_capture_on_commit_callbacks
 ):
-    from billing.credit_models import SpendingLimit
+    from billing.credits.models import SpendingLimit
     from events.models import Customer
 
     with django_capture_on_commit_callbacks(execute=True):

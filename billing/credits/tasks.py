@@ -9,7 +9,7 @@ import logging
 import stripe
 from celery import shared_task
 
-from billing import credit_services
+from billing.credits import services
 
 logger = logging.getLogger(__name__)
 
@@ -21,15 +21,15 @@ TRANSIENT_STRIPE_ERRORS = (stripe.APIConnectionError, stripe.RateLimitError)
 @shared_task(name="billing.tasks.credit_auto_topup_charge", bind=True, max_retries=5)
 def auto_topup_charge(self, attempt_id: int) -> str:
     try:
-        attempt = credit_services.auto_topup_charge(attempt_id=attempt_id)
+        attempt = services.auto_topup_charge(attempt_id=attempt_id)
     except TRANSIENT_STRIPE_ERRORS as exc:
         if self.request.retries < self.max_retries:
             raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
-        attempt = credit_services.auto_topup_give_up(attempt_id=attempt_id, message=f"Stripe unreachable: {exc}")
+        attempt = services.auto_topup_give_up(attempt_id=attempt_id, message=f"Stripe unreachable: {exc}")
     return attempt.status
 
 
 @shared_task(name="billing.tasks.credit_expire")
 def credits_expire() -> int:
     """Hourly: write expiry entries for credit lots that have expired with something left."""
-    return credit_services.credits_expire_all()
+    return services.credits_expire_all()

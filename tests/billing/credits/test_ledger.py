@@ -7,16 +7,16 @@ import pytest
 from django.db import IntegrityError, close_old_connections, connection
 from django.utils import timezone
 
-from billing.credit_models import CreditDraw, CreditEntry
-from billing.credit_selectors import available_credit, credit_balance, credit_lots
-from billing.credit_services import (
+from billing.credits.models import CreditDraw, CreditEntry
+from billing.credits.selectors import available_credit, credit_balance, credit_lots
+from billing.credits.services import (
     InsufficientCredit,
     credit_add,
     credit_adjust,
     credit_deduct,
     credits_expire_all,
 )
-from tests.billing.credit_helpers import globex
+from tests.billing.credits.helpers import globex
 from tests.factories import CustomerFactory, OrganizationFactory
 
 GRANT = CreditEntry.Kind.GRANT

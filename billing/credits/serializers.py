@@ -10,8 +10,8 @@ from datetime import datetime
 from django.conf import settings
 from rest_framework import serializers
 
-from billing import credits
-from billing.credit_models import AutoTopUpConfig, CreditEntry, SpendingLimit
+from billing.credits import arithmetic
+from billing.credits.models import AutoTopUpConfig, CreditEntry, SpendingLimit
 from costcalc.money import MICRODOLLARS_PER_CENT
 
 STRIPE_MAX_CENTS = 99_999_999  # Stripe's largest USD charge: $999,999.99
@@ -97,7 +97,7 @@ class CreditEntrySerializer(serializers.ModelSerializer):
         ]
 
     def get_amount_usd(self, entry) -> str:
-        return credits.dollars(entry.amount_microdollars)
+        return arithmetic.dollars(entry.amount_microdollars)
 
     def get_draws(self, entry) -> list[dict]:
         return [

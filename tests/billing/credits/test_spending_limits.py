@@ -8,13 +8,13 @@ import pytest
 from django.utils import timezone
 
 from billing import services
-from billing.credit_models import SpendingLimit
-from billing.credit_selectors import customers_over_spending_limit, spending_in_window
-from billing.credit_setup import spending_limit_block_source
+from billing.credits.hooks import spending_limit_block_source
+from billing.credits.models import SpendingLimit
+from billing.credits.selectors import customers_over_spending_limit, spending_in_window
 from events.models import IngestSettings, UsageEvent
 from events.services import blocklist_recompute
 from tests.billing.conftest import ingest, utc
-from tests.billing.credit_helpers import globex
+from tests.billing.credits.helpers import globex
 from tests.factories import CustomerFactory
 
 _keys = itertools.count()

@@ -4,7 +4,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from billing import invoicing, receivers, services
+from billing import invoicing, recompute, services
 from tests.factories import CustomerFactory
 
 
@@ -33,9 +33,9 @@ def test_queue_draft_recompute_schedules_only_customers_with_a_contract(
     _future_contract(organization, customer, seed_pricing)
     unbilled = CustomerFactory(organization=organization, external_id="no-contract")
     scheduled = []
-    monkeypatch.setattr(receivers, "schedule_draft_recompute", scheduled.append)
+    monkeypatch.setattr(recompute, "schedule_draft_recompute", scheduled.append)
 
-    receivers.queue_draft_recompute(customer_ids=[unbilled.pk, customer.pk])
+    recompute.queue_draft_recompute(customer_ids=[unbilled.pk, customer.pk])
 
     assert scheduled == [customer.pk]
     # What was left out would have done nothing: a customer without a contract has no drafts.
@@ -44,7 +44,7 @@ def test_queue_draft_recompute_schedules_only_customers_with_a_contract(
 
 def test_queue_draft_recompute_without_customers_queries_nothing(db, django_assert_num_queries):
     with django_assert_num_queries(0):
-        receivers.queue_draft_recompute(customer_ids=[])
+        recompute.queue_draft_recompute(customer_ids=[])
 
 
 def test_ingest_queues_the_recompute_on_commit_for_the_customers_with_a_contract(
@@ -53,7 +53,7 @@ def test_ingest_queues_the_recompute_on_commit_for_the_customers_with_a_contract
     _future_contract(organization, customer, seed_pricing)
     CustomerFactory(organization=organization, external_id="no-contract")
     scheduled = []
-    monkeypatch.setattr(receivers, "schedule_draft_recompute", scheduled.append)
+    monkeypatch.setattr(recompute, "schedule_draft_recompute", scheduled.append)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = api_client.post(
@@ -73,7 +73,7 @@ def test_ingest_of_an_organization_without_contracts_asks_nothing_after_commit(
     organization, api_client, seed_pricing, monkeypatch
 ):
     scheduled = []
-    monkeypatch.setattr(receivers, "schedule_draft_recompute", scheduled.append)
+    monkeypatch.setattr(recompute, "schedule_draft_recompute", scheduled.append)
 
     with CaptureQueriesContext(connection) as queries:
         response = api_client.post("/api/v1/ingest", [_metronome_event("someone", "a")], format="json")

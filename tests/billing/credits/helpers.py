@@ -8,7 +8,7 @@ import time
 import pytest
 
 from accounts.stripe_client import stripe_client
-from billing.credit_services import stripe_account_set
+from billing.credits.services import stripe_account_set
 from tests.factories import CustomerFactory
 
 STRIPE_KEY = "sk_test_tokenledger_credits"

@@ -14,8 +14,8 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from billing import credits
-from billing.credit_models import (
+from billing.credits import arithmetic
+from billing.credits.models import (
     AutoTopUpAttempt,
     AutoTopUpConfig,
     CreditDraw,
@@ -25,7 +25,7 @@ from billing.credit_models import (
     StripeWebhookEvent,
     TopUp,
 )
-from billing.credit_services import InsufficientCredit, credit_add, credit_adjust, stripe_account_set
+from billing.credits.services import InsufficientCredit, credit_add, credit_adjust, stripe_account_set
 from events.models import Customer
 
 
@@ -89,7 +89,7 @@ class CreditEntryAdmin(admin.ModelAdmin):
 
     @admin.display(description="amount (USD)")
     def amount_usd(self, entry: CreditEntry) -> str:
-        return credits.dollars(entry.amount_microdollars)
+        return arithmetic.dollars(entry.amount_microdollars)
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # append-only: corrections are adjustments
@@ -102,14 +102,14 @@ class CreditEntryAdmin(admin.ModelAdmin):
         customer_id = request.GET.get("customer__id__exact")
         if customer_id and hasattr(response, "context_data"):
             total = CreditEntry.objects.filter(customer_id=customer_id).aggregate(total=Sum("amount_microdollars"))
-            response.context_data["title"] = f"Credit ledger, balance {credits.dollars(total['total'] or 0)} USD"
+            response.context_data["title"] = f"Credit ledger, balance {arithmetic.dollars(total['total'] or 0)} USD"
         return response
 
     def add_view(self, request, form_url="", extra_context=None):
         form = CreditEntryAddForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
-            amount = credits.dollars_to_microdollars(data["amount_usd"])
+            amount = arithmetic.dollars_to_microdollars(data["amount_usd"])
             reference = f"admin:{uuid.uuid4()}"
             try:
                 if data["kind"] == CreditEntry.Kind.GRANT:

@@ -5,7 +5,7 @@ from events.hooks import BlockedSet
 
 def spending_limit_block_source(*, organization) -> BlockedSet:
     """events' blocklist asks every source: customers at or over their spending limit are blocked."""
-    from billing.credit_selectors import customers_over_spending_limit
+    from billing.credits.selectors import customers_over_spending_limit
 
     over = customers_over_spending_limit(organization=organization)
     return BlockedSet(customer_ids=frozenset(limit.customer.external_id for limit, _ in over))
@@ -17,9 +17,9 @@ def connect() -> None:
     are an invoice adjuster of drafts, and finalization draws them down from the ledger."""
     from django.db.models.signals import post_save
 
-    from billing import credit_admin, credit_tasks  # noqa: F401  (admin pages and Celery tasks in every process)
-    from billing.credit_invoicing import invoice_apply_credits, invoice_saved
-    from billing.credit_models import SpendingLimit
+    from billing.credits import admin, tasks  # noqa: F401  (admin pages and Celery tasks in every process)
+    from billing.credits.invoicing import invoice_apply_credits, invoice_saved
+    from billing.credits.models import SpendingLimit
     from billing.invoicing import register_invoice_adjuster
     from billing.models import Invoice
     from events.hooks import register_block_source

@@ -10,10 +10,10 @@ from django.db import close_old_connections, connection
 from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
-from billing.credit_models import CreditEntry, StripeWebhookEvent, TopUp
-from billing.credit_selectors import credit_balance
-from billing.credit_services import stripe_account_set
-from tests.billing.credit_helpers import (
+from billing.credits.models import CreditEntry, StripeWebhookEvent, TopUp
+from billing.credits.selectors import credit_balance
+from billing.credits.services import stripe_account_set
+from tests.billing.credits.helpers import (
     STRIPE_KEY,
     WEBHOOK_SECRET,
     globex,

@@ -6,9 +6,9 @@ import pytest
 from django.utils import timezone
 
 from billing import invoicing, services
-from billing.credit_models import CreditDraw, CreditEntry, InvoiceCredit
-from billing.credit_selectors import credit_balance, spendable_credit
-from billing.credit_services import credit_add
+from billing.credits.models import CreditDraw, CreditEntry, InvoiceCredit
+from billing.credits.selectors import credit_balance, spendable_credit
+from billing.credits.services import credit_add
 from billing.models import Invoice, Product
 from billing.presentation import seed_invoice_preview
 from tests.billing.conftest import ingest

@@ -8,9 +8,9 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from billing import invoicing, services
-from billing.credit_models import AutoTopUpAttempt, AutoTopUpConfig, CreditEntry, TopUp
-from billing.credit_selectors import credit_balance
-from billing.credit_services import (
+from billing.credits.models import AutoTopUpAttempt, AutoTopUpConfig, CreditEntry, TopUp
+from billing.credits.selectors import credit_balance
+from billing.credits.services import (
     auto_topup_charge,
     auto_topup_config_set,
     auto_topup_evaluate,
@@ -20,7 +20,7 @@ from billing.credit_services import (
 )
 from events.models import Customer
 from tests.billing.conftest import ingest
-from tests.billing.credit_helpers import (
+from tests.billing.credits.helpers import (
     DECLINED_ON_CHARGE,
     NEEDS_AUTHENTICATION,
     STRIPE_KEY,
@@ -260,7 +260,7 @@ def test_concurrent_evaluations_decide_one_charge(localstripe):
     from unittest import mock
 
     # The charge task is not what this test is about; keep the decisions pending so all six race on them.
-    with mock.patch("billing.credit_tasks.auto_topup_charge.delay"):  # mock: no charging, only deciding
+    with mock.patch("billing.credits.tasks.auto_topup_charge.apply_async"):  # mock: no charging, only deciding
         threads = [threading.Thread(target=evaluate) for _ in range(6)]
         for thread in threads:
             thread.start()

@@ -11,8 +11,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing import credit_services
-from billing.credit_models import StripeWebhookEvent, TopUp
+from billing.credits import services
+from billing.credits.models import StripeWebhookEvent, TopUp
 
 logger = logging.getLogger(__name__)
 
@@ -96,5 +96,5 @@ def _handle(event: dict, endpoint_organization) -> tuple[str, object, str]:
         return StripeWebhookEvent.Status.IGNORED, None, "not a TokenLedger top-up"
     if event_type == "payment_intent.processing":
         return StripeWebhookEvent.Status.PROCESSED, topup.organization_id, ""
-    credit_services.topup_settle(payment_intent=payment_intent)
+    services.topup_settle(payment_intent=payment_intent)
     return StripeWebhookEvent.Status.PROCESSED, topup.organization_id, ""

@@ -21,9 +21,9 @@ from accounts.api.errors import Conflict, error_body
 from accounts.api.pagination import EnvelopeCursorPagination
 from accounts.api.views import OrganizationScopedAPIView
 from accounts.models import Role
-from billing import credit_selectors, credit_services, credit_stripe, credit_webhooks
-from billing.credit_models import CreditEntry, StripePaymentAccount
-from billing.credit_serializers import (
+from billing.credits import payments, selectors, services, webhooks
+from billing.credits.models import CreditEntry, StripePaymentAccount
+from billing.credits.serializers import (
     CreditEntryCreateSerializer,
     CreditEntrySerializer,
     SpendingLimitSerializer,
@@ -75,7 +75,7 @@ class CustomerBillingView(OrganizationScopedAPIView):
 
     @cached_property
     def customer(self):
-        return credit_selectors.customer_get(organization=self.organization, customer_id=self.kwargs["customer_id"])
+        return selectors.customer_get(organization=self.organization, customer_id=self.kwargs["customer_id"])
 
     def validated(self, serializer_class):
         serializer = serializer_class(data=self.request.data)
@@ -103,21 +103,21 @@ class CreditBalanceView(CustomerBillingView):
     )
     def get(self, request, customer_id: str):
         customer = self.customer
-        available = credit_selectors.spendable_credit(customer=customer)
+        available = selectors.spendable_credit(customer=customer)
         card = None
-        if credit_selectors.stripe_account(organization=self.organization) and customer.stripe_customer_id:
+        if selectors.stripe_account(organization=self.organization) and customer.stripe_customer_id:
             try:
-                client = credit_stripe.client_for(self.organization)
-                card = credit_stripe.default_card(client=client, stripe_customer_id=customer.stripe_customer_id)
+                client = payments.client_for(self.organization)
+                card = payments.default_card(client=client, stripe_customer_id=customer.stripe_customer_id)
             except stripe.StripeError as exc:
-                raise credit_stripe.StripeUnavailable(f"Stripe: {exc.user_message or exc}") from exc
+                raise payments.StripeUnavailable(f"Stripe: {exc.user_message or exc}") from exc
         return Response({
             "balance": cents(available),
             "balance_microdollars": available,
             "has_default_payment_method": card is not None,
             "payment_method": None if card is None else {"brand": card.brand, "last4": card.last4},
-            "topup_config": topup_config_shape(credit_selectors.auto_topup_config(customer=customer)),
-            "first_topup_success": credit_selectors.has_completed_topup(customer=customer),
+            "topup_config": topup_config_shape(selectors.auto_topup_config(customer=customer)),
+            "first_topup_success": selectors.has_completed_topup(customer=customer),
         })
 
 
@@ -138,7 +138,7 @@ class TopupView(CustomerBillingView):
     )
     def post(self, request, customer_id: str):
         data = self.validated(TopupCreateSerializer)
-        created = credit_services.topup_create(customer=self.customer, amount_cents=data["amount"])
+        created = services.topup_create(customer=self.customer, amount_cents=data["amount"])
         return Response({
             "client_secret": created.client_secret,
             "onboarding": created.onboarding,
@@ -159,7 +159,7 @@ class TopupStatusView(CustomerBillingView):
     )
     def post(self, request, customer_id: str):
         data = self.validated(TopupStatusSerializer)
-        topup = credit_services.topup_refresh(customer=self.customer, payment_intent_id=data["payment_intent_id"])
+        topup = services.topup_refresh(customer=self.customer, payment_intent_id=data["payment_intent_id"])
         return Response({
             "payment_intent_id": topup.payment_intent_id,
             "status": "completed" if topup.status == topup.Status.COMPLETED else "pending",
@@ -169,7 +169,7 @@ class TopupStatusView(CustomerBillingView):
 class TopupConfigView(CustomerBillingView):
     @extend_schema(summary="Get auto top-up configuration (seed 004)", responses=TOPUP_CONFIG_SCHEMA)
     def get(self, request, customer_id: str):
-        return Response(topup_config_shape(credit_selectors.auto_topup_config(customer=self.customer)))
+        return Response(topup_config_shape(selectors.auto_topup_config(customer=self.customer)))
 
     @extend_schema(
         summary="Set auto top-up configuration (seed 004)", request=TopupConfigSerializer,
@@ -179,10 +179,10 @@ class TopupConfigView(CustomerBillingView):
     )
     def post(self, request, customer_id: str):
         data = self.validated(TopupConfigSerializer)
-        config = credit_services.auto_topup_config_set(
+        config = services.auto_topup_config_set(
             customer=self.customer,
-            amount_microdollars=data["amount"] * credit_services.MICRODOLLARS_PER_CENT,
-            threshold_microdollars=data["threshold"] * credit_services.MICRODOLLARS_PER_CENT,
+            amount_microdollars=data["amount"] * services.MICRODOLLARS_PER_CENT,
+            threshold_microdollars=data["threshold"] * services.MICRODOLLARS_PER_CENT,
         )
         return Response(
             {"amount": cents(config.amount_microdollars), "threshold": cents(config.threshold_microdollars)}
@@ -190,7 +190,7 @@ class TopupConfigView(CustomerBillingView):
 
     @extend_schema(summary="Delete auto top-up configuration (seed 004)", responses={200: EMPTY_SCHEMA})
     def delete(self, request, customer_id: str):
-        credit_services.auto_topup_config_delete(customer=self.customer)
+        services.auto_topup_config_delete(customer=self.customer)
         return Response({})
 
 
@@ -200,16 +200,16 @@ class TopupConfigView(CustomerBillingView):
 class SpendingLimitView(CustomerBillingView):
     @extend_schema(summary="Get spending limit (seed 004)", responses=SPENDING_LIMIT_SCHEMA)
     def get(self, request, customer_id: str):
-        return Response(spending_limit_shape(credit_selectors.spending_limit(customer=self.customer)))
+        return Response(spending_limit_shape(selectors.spending_limit(customer=self.customer)))
 
     @extend_schema(
         summary="Set spending limit (seed 004)", request=SpendingLimitSerializer, responses=SPENDING_LIMIT_SCHEMA
     )
     def post(self, request, customer_id: str):
         data = self.validated(SpendingLimitSerializer)
-        limit = credit_services.spending_limit_set(
+        limit = services.spending_limit_set(
             customer=self.customer,
-            amount_microdollars=data["amount"] * credit_services.MICRODOLLARS_PER_CENT,
+            amount_microdollars=data["amount"] * services.MICRODOLLARS_PER_CENT,
             duration=data["duration"],
             strategy=data["strategy"],
             enabled=data["enabled"],
@@ -218,7 +218,7 @@ class SpendingLimitView(CustomerBillingView):
 
     @extend_schema(summary="Delete spending limit (seed 004)", responses={200: EMPTY_SCHEMA})
     def delete(self, request, customer_id: str):
-        credit_services.spending_limit_delete(customer=self.customer)
+        services.spending_limit_delete(customer=self.customer)
         return Response({})
 
 
@@ -239,7 +239,7 @@ class CreditEntriesView(OrganizationScopedAPIView):
         return CreditEntry.objects.select_related("customer").prefetch_related("draws")
 
     def _customer(self):
-        return credit_selectors.customer_get(organization=self.organization, customer_id=self.kwargs["customer_id"])
+        return selectors.customer_get(organization=self.organization, customer_id=self.kwargs["customer_id"])
 
     @extend_schema(responses=CreditEntrySerializer(many=True))
     def get(self, request, customer_id: str):
@@ -255,17 +255,17 @@ class CreditEntriesView(OrganizationScopedAPIView):
         user = request.user if getattr(request.user, "is_authenticated", False) and request.user.pk else None
         try:
             if data["kind"] == CreditEntry.Kind.GRANT:
-                entry, created = credit_services.credit_add(
+                entry, created = services.credit_add(
                     customer=customer, kind=CreditEntry.Kind.GRANT, amount_microdollars=data["amount_microdollars"],
                     reference=data["reference"], expires_at=data.get("expires_at"),
                     description=data["description"], created_by=user,
                 )
             else:
-                entry, created = credit_services.credit_adjust(
+                entry, created = services.credit_adjust(
                     customer=customer, amount_microdollars=data["amount_microdollars"], reference=data["reference"],
                     expires_at=data.get("expires_at"), description=data["description"], created_by=user,
                 )
-        except credit_services.InsufficientCredit as exc:
+        except services.InsufficientCredit as exc:
             raise serializers.ValidationError({"amount_microdollars": str(exc)}) from exc
         if not created:
             raise Conflict(
@@ -301,14 +301,14 @@ class StripeAccountView(OrganizationScopedAPIView):
 
     @extend_schema(responses=STRIPE_ACCOUNT_SCHEMA)
     def get(self, request):
-        return Response(_account_shape(request, credit_selectors.stripe_account(organization=self.organization)))
+        return Response(_account_shape(request, selectors.stripe_account(organization=self.organization)))
 
     @extend_schema(request=StripeAccountSerializer, responses=STRIPE_ACCOUNT_SCHEMA)
     def put(self, request):
         serializer = StripeAccountSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         secret_key = serializer.validated_data.get("secret_key")
-        if secret_key is None and credit_selectors.stripe_account(organization=self.organization) is None:
+        if secret_key is None and selectors.stripe_account(organization=self.organization) is None:
             raise serializers.ValidationError({"secret_key": "Required to set up the Stripe account."})
         if secret_key is not None:
             try:
@@ -318,8 +318,8 @@ class StripeAccountView(OrganizationScopedAPIView):
             except stripe.AuthenticationError as exc:
                 raise serializers.ValidationError({"secret_key": "Stripe refused this key."}) from exc
             except stripe.StripeError as exc:
-                raise credit_stripe.StripeUnavailable(f"Stripe: {exc.user_message or exc}") from exc
-        account = credit_services.stripe_account_set(
+                raise payments.StripeUnavailable(f"Stripe: {exc.user_message or exc}") from exc
+        account = services.stripe_account_set(
             organization=self.organization,
             secret_key=secret_key,
             webhook_secret=serializer.validated_data.get("webhook_secret"),
@@ -328,7 +328,7 @@ class StripeAccountView(OrganizationScopedAPIView):
 
     @extend_schema(responses={200: STRIPE_ACCOUNT_SCHEMA})
     def delete(self, request):
-        credit_services.stripe_account_delete(organization=self.organization)
+        services.stripe_account_delete(organization=self.organization)
         return Response(_account_shape(request, None))
 
 
@@ -380,11 +380,11 @@ def _receive(request, *, secret: str, endpoint_organization) -> JsonResponse:
     except (ValueError, TypeError, AttributeError, KeyError):  # the library only builds events from JSON objects
         return JsonResponse(error_body("validation_error", "The body is not a JSON Stripe event."), status=400)
     payload = event.to_dict()
-    problem = credit_webhooks.event_problem(payload)
+    problem = webhooks.event_problem(payload)
     if problem:
         return JsonResponse(error_body("validation_error", problem), status=400)
     try:
-        row = credit_webhooks.webhook_receive(event=payload, endpoint_organization=endpoint_organization)
+        row = webhooks.webhook_receive(event=payload, endpoint_organization=endpoint_organization)
     except IntegrityError:  # a concurrent redelivery of the same event id is being handled
         return JsonResponse({"received": True, "status": "duplicate"})
     if row.status == row.Status.FAILED:

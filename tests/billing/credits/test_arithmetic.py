@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.credits import (
+from billing.credits.arithmetic import (
     CreditLot,
     LineCharge,
     allocate,

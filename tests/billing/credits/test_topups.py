@@ -7,11 +7,11 @@ from django.db import close_old_connections, connection
 from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
-from billing.credit_models import CreditEntry, TopUp
-from billing.credit_selectors import credit_balance
-from billing.credit_services import stripe_account_set
+from billing.credits.models import CreditEntry, TopUp
+from billing.credits.selectors import credit_balance
+from billing.credits.services import stripe_account_set
 from events.models import Customer
-from tests.billing.credit_helpers import DECLINED_ON_CHARGE, STRIPE_KEY, globex, pay_in_browser, save_default_card
+from tests.billing.credits.helpers import DECLINED_ON_CHARGE, STRIPE_KEY, globex, pay_in_browser, save_default_card
 from tests.factories import CustomerFactory, OrganizationFactory
 
 

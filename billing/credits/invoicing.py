@@ -22,10 +22,10 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from billing import credits
-from billing.credit_models import CreditEntry, InvoiceCredit
-from billing.credit_selectors import credit_lots
-from billing.credit_services import credit_add, credit_deduct, lock_ledger, queue_auto_topup_evaluation
+from billing.credits import arithmetic
+from billing.credits.models import CreditEntry, InvoiceCredit
+from billing.credits.selectors import credit_lots
+from billing.credits.services import credit_add, credit_deduct, lock_ledger, queue_auto_topup_evaluation
 from costcalc.money import MICRODOLLARS_PER_CENT
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def _at(invoice) -> datetime:
     return min(timezone.now(), invoice.period_end)
 
 
-def _drawdown_for(invoice, lines, at: datetime) -> credits.Drawdown:
+def _drawdown_for(invoice, lines, at: datetime) -> arithmetic.Drawdown:
     """The credit allocation of ``lines``: usable lots minus what earlier open drafts claim."""
     from billing.models import Invoice
 
@@ -50,16 +50,16 @@ def _drawdown_for(invoice, lines, at: datetime) -> credits.Drawdown:
         if (period_start, str(pk)) < (invoice.period_start, str(invoice.pk))
     )
     if earlier_claims:
-        claimed = dict(credits.allocate(lots, earlier_claims * MICRODOLLARS_PER_CENT, at=at))
+        claimed = dict(arithmetic.allocate(lots, earlier_claims * MICRODOLLARS_PER_CENT, at=at))
         lots = [
-            credits.CreditLot(
+            arithmetic.CreditLot(
                 id=lot.id, remaining=lot.remaining - claimed.get(lot.id, 0), granted_at=lot.granted_at,
                 expires_at=lot.expires_at,
             )
             for lot in lots
         ]
-    return credits.apply_credits_to_lines(
-        [credits.LineCharge(key=line.pk, amount_cents=line.amount_cents) for line in lines], lots, at=at
+    return arithmetic.apply_credits_to_lines(
+        [arithmetic.LineCharge(key=line.pk, amount_cents=line.amount_cents) for line in lines], lots, at=at
     )
 
 

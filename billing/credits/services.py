@@ -17,8 +17,9 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from billing import credit_stripe, credits
-from billing.credit_models import (
+from accounts.tasking import enqueue_on_commit
+from billing.credits import arithmetic, payments
+from billing.credits.models import (
     AutoTopUpAttempt,
     AutoTopUpConfig,
     CreditDraw,
@@ -27,7 +28,7 @@ from billing.credit_models import (
     StripePaymentAccount,
     TopUp,
 )
-from billing.credit_selectors import credit_lots, spendable_credit
+from billing.credits.selectors import credit_lots, spendable_credit
 from costcalc.money import MICRODOLLARS_PER_CENT
 from events.models import Customer
 
@@ -115,7 +116,7 @@ def credit_deduct(
     at = at or timezone.now()
     lots = credit_lots(customer=customer)
     if parts is None:
-        allocated = credits.allocate(lots, amount_microdollars, at=at)
+        allocated = arithmetic.allocate(lots, amount_microdollars, at=at)
         parts = [(lot_id, amount, "") for lot_id, amount in allocated]
     usable = {lot.id: lot.remaining for lot in lots if lot.usable_at(at)}
     taken: dict[object, int] = {}
@@ -125,8 +126,8 @@ def credit_deduct(
         amount > usable.get(lot_id, 0) for lot_id, amount in taken.items()
     ):
         raise InsufficientCredit(
-            f"{credits.dollars(amount_microdollars)} USD is more than the usable credit "
-            f"({credits.dollars(sum(usable.values()))} USD)."
+            f"{arithmetic.dollars(amount_microdollars)} USD is more than the usable credit "
+            f"({arithmetic.dollars(sum(usable.values()))} USD)."
         )
     entry = CreditEntry.objects.create(
         organization_id=customer.organization_id,
@@ -176,7 +177,7 @@ def credits_expire(*, customer: Customer, at: datetime | None = None) -> list[Cr
     at = at or timezone.now()
     lock_ledger(customer.pk)
     written = []
-    for lot_id, remainder in credits.expired_remainders(credit_lots(customer=customer), at=at):
+    for lot_id, remainder in arithmetic.expired_remainders(credit_lots(customer=customer), at=at):
         entry, created = _expiry_entry(customer=customer, lot_id=lot_id, remainder=remainder)
         if created:
             written.append(entry)
@@ -255,18 +256,18 @@ class TopUpCreated:
     topup: TopUp
     client_secret: str | None
     onboarding: bool
-    card: credit_stripe.Card | None
+    card: payments.Card | None
 
 
 def topup_create(*, customer: Customer, amount_cents: int) -> TopUpCreated:
     """Create a PaymentIntent for `amount_cents` USD of credit. With a saved default card it is
     charged at once (`onboarding` true: the customer was already onboarded); otherwise the client
     confirms it with `client_secret`, and the card is saved for auto top-ups when it succeeds."""
-    client = credit_stripe.client_for(customer.organization)
+    client = payments.client_for(customer.organization)
     try:
-        stripe_customer_id = credit_stripe.ensure_stripe_customer(client=client, customer=customer)
-        card = credit_stripe.default_card(client=client, stripe_customer_id=stripe_customer_id)
-        payment_intent = credit_stripe.create_payment_intent(
+        stripe_customer_id = payments.ensure_stripe_customer(client=client, customer=customer)
+        card = payments.default_card(client=client, stripe_customer_id=stripe_customer_id)
+        payment_intent = payments.create_payment_intent(
             client=client,
             amount_cents=amount_cents,
             stripe_customer_id=stripe_customer_id,
@@ -274,9 +275,9 @@ def topup_create(*, customer: Customer, amount_cents: int) -> TopUpCreated:
             card=card,
         )
     except stripe.CardError as exc:
-        raise credit_stripe.CardDeclined(exc.user_message or str(exc), details={"decline_code": exc.code}) from exc
+        raise payments.CardDeclined(exc.user_message or str(exc), details={"decline_code": exc.code}) from exc
     except stripe.StripeError as exc:
-        raise credit_stripe.StripeUnavailable(f"Stripe: {exc.user_message or exc}") from exc
+        raise payments.StripeUnavailable(f"Stripe: {exc.user_message or exc}") from exc
     topup = TopUp.objects.create(
         organization_id=customer.organization_id,
         customer=customer,
@@ -312,11 +313,11 @@ def topup_refresh(*, customer: Customer, payment_intent_id: str) -> TopUp:
         raise NotFound(f"No top-up {payment_intent_id!r} for this customer.")
     if topup.status == TopUp.Status.COMPLETED:
         return topup
-    client = credit_stripe.client_for(customer.organization)
+    client = payments.client_for(customer.organization)
     try:
-        payment_intent = credit_stripe.retrieve_payment_intent(client=client, payment_intent_id=payment_intent_id)
+        payment_intent = payments.retrieve_payment_intent(client=client, payment_intent_id=payment_intent_id)
     except stripe.StripeError as exc:
-        raise credit_stripe.StripeUnavailable(f"Stripe: {exc.user_message or exc}") from exc
+        raise payments.StripeUnavailable(f"Stripe: {exc.user_message or exc}") from exc
     return topup_settle(payment_intent=payment_intent)
 
 
@@ -353,7 +354,7 @@ def topup_settle(*, payment_intent: dict) -> TopUp:
             if topup.origin == TopUp.Origin.AUTO:
                 _auto_topup_succeeded(topup)
         elif status in ("canceled", "requires_payment_method") and topup.status != TopUp.Status.COMPLETED:
-            message = credit_stripe.payment_error_message(payment_intent)
+            message = payments.payment_error_message(payment_intent)
             if status == "canceled" or message:
                 topup.status = TopUp.Status.FAILED
                 topup.error = message or "The payment was canceled."
@@ -383,11 +384,11 @@ def _save_card(topup: TopUp, payment_intent: dict) -> None:
     if isinstance(payment_method, dict):
         payment_method = payment_method["id"]
     try:
-        client = credit_stripe.client_for(topup.customer.organization)
-        credit_stripe.remember_card(
+        client = payments.client_for(topup.customer.organization)
+        payments.remember_card(
             client=client, stripe_customer_id=payment_intent["customer"], payment_method_id=payment_method
         )
-    except (stripe.StripeError, credit_stripe.StripeNotConfigured):
+    except (stripe.StripeError, payments.StripeNotConfigured):
         # The credit is granted either way; without a saved card auto top-up reports "no card".
         logger.warning("could not save the card of top-up %s as default", topup.payment_intent_id, exc_info=True)
 
@@ -437,7 +438,7 @@ def auto_topup_evaluate(*, customer: Customer, at: datetime | None = None) -> Au
     if config is None:
         return None
     balance = spendable_credit(customer=customer, at=at)
-    if not credits.auto_topup_due(
+    if not arithmetic.auto_topup_due(
         balance=balance,
         threshold=config.threshold_microdollars,
         amount=config.amount_microdollars,
@@ -471,9 +472,7 @@ def auto_topup_evaluate(*, customer: Customer, at: datetime | None = None) -> Au
             )
     except IntegrityError:
         return None
-    from billing.credit_tasks import auto_topup_charge
-
-    transaction.on_commit(lambda: auto_topup_charge.delay(attempt.pk))
+    enqueue_on_commit("billing.tasks.credit_auto_topup_charge", args=[attempt.pk])
     return attempt
 
 
@@ -486,16 +485,16 @@ def auto_topup_charge(*, attempt_id: int) -> AutoTopUpAttempt:
     customer = attempt.customer
     amount_cents = attempt.amount_microdollars // MICRODOLLARS_PER_CENT
     try:
-        client = credit_stripe.client_for(customer.organization)
-    except credit_stripe.StripeNotConfigured as exc:
+        client = payments.client_for(customer.organization)
+    except payments.StripeNotConfigured as exc:
         return _auto_topup_failed(attempt, str(exc.detail))
     if not customer.stripe_customer_id:
         return _auto_topup_failed(attempt, "The customer has no saved payment method.")
     try:
-        card = credit_stripe.default_card(client=client, stripe_customer_id=customer.stripe_customer_id)
+        card = payments.default_card(client=client, stripe_customer_id=customer.stripe_customer_id)
         if card is None:
             return _auto_topup_failed(attempt, "The customer has no saved payment method.")
-        payment_intent = credit_stripe.create_payment_intent(
+        payment_intent = payments.create_payment_intent(
             client=client,
             amount_cents=amount_cents,
             stripe_customer_id=customer.stripe_customer_id,
@@ -524,7 +523,7 @@ def auto_topup_charge(*, attempt_id: int) -> AutoTopUpAttempt:
     if status == "requires_action":
         # Off-session charges cannot ask the cardholder to authenticate: give this one up.
         try:
-            credit_stripe.cancel_payment_intent(client=client, payment_intent_id=payment_intent["id"])
+            payments.cancel_payment_intent(client=client, payment_intent_id=payment_intent["id"])
         except stripe.StripeError:
             logger.warning("could not cancel PaymentIntent %s", payment_intent["id"], exc_info=True)
         TopUp.objects.filter(pk=topup.pk).update(status=TopUp.Status.FAILED, stripe_status="canceled",
@@ -568,7 +567,7 @@ def _auto_topup_failed(attempt: AutoTopUpAttempt, message: str) -> AutoTopUpAtte
             config.error = message
             config.last_failed_at = now
             config.consecutive_failures += 1
-            if credits.failure_disables(
+            if arithmetic.failure_disables(
                 consecutive_failures=config.consecutive_failures, max_failures=settings.AUTO_TOPUP_MAX_FAILURES
             ):
                 config.disabled_reason = (

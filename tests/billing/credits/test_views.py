@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from billing.credit_models import CreditEntry, StripePaymentAccount
-from billing.credit_selectors import credit_balance
-from tests.billing.credit_helpers import STRIPE_KEY, globex
+from billing.credits.models import CreditEntry, StripePaymentAccount
+from billing.credits.selectors import credit_balance
+from tests.billing.credits.helpers import STRIPE_KEY, globex
 
 
 @pytest.fixture

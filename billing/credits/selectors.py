@@ -7,8 +7,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
-from billing import credits
-from billing.credit_models import (
+from billing.credits import arithmetic
+from billing.credits.models import (
     AutoTopUpConfig,
     CreditEntry,
     SpendingLimit,
@@ -37,7 +37,7 @@ def credit_balance(*, customer) -> int:
     )["total"]
 
 
-def credit_lots(*, customer) -> list[credits.CreditLot]:
+def credit_lots(*, customer) -> list[arithmetic.CreditLot]:
     """Every addition (grant, top-up, positive adjustment) with what is left of it."""
     rows = (
         CreditEntry.objects.filter(customer=customer, amount_microdollars__gt=0)
@@ -45,14 +45,14 @@ def credit_lots(*, customer) -> list[credits.CreditLot]:
         .values_list("id", "amount_microdollars", "drawn", "created_at", "expires_at")
     )
     return [
-        credits.CreditLot(id=lot_id, remaining=amount - drawn, granted_at=created_at, expires_at=expires_at)
+        arithmetic.CreditLot(id=lot_id, remaining=amount - drawn, granted_at=created_at, expires_at=expires_at)
         for lot_id, amount, drawn, created_at, expires_at in rows
     ]
 
 
 def available_credit(*, customer, at: datetime | None = None) -> int:
     """Microdollars that can still be spent now: the balance without remainders that have expired."""
-    return credits.available_balance(credit_lots(customer=customer), at=at or timezone.now())
+    return arithmetic.available_balance(credit_lots(customer=customer), at=at or timezone.now())
 
 
 def pending_invoice_credit(*, customer) -> int:
@@ -116,17 +116,17 @@ def customers_over_spending_limit(*, organization, now: datetime | None = None) 
     limits = SpendingLimit.objects.filter(organization=organization, enabled=True).select_related("customer")
     by_window: dict[tuple[datetime, datetime], list[SpendingLimit]] = {}
     for limit in limits:
-        window = credits.spending_window(now=now, duration=limit.duration, strategy=limit.strategy)
+        window = arithmetic.spending_window(now=now, duration=limit.duration, strategy=limit.strategy)
         by_window.setdefault(window, []).append(limit)
     for (start, end), group in by_window.items():
         spent = customer_spend(customer_ids=[limit.customer_id for limit in group], start=start, end=end)
         for limit in group:
             amount = spent.get(limit.customer_id, 0)
-            if credits.over_limit(spent=amount, limit=limit.amount_microdollars):
+            if arithmetic.over_limit(spent=amount, limit=limit.amount_microdollars):
                 over.append((limit, amount))
     return over
 
 
 def spending_in_window(*, limit: SpendingLimit, now: datetime | None = None) -> int:
-    start, end = credits.spending_window(now=now or timezone.now(), duration=limit.duration, strategy=limit.strategy)
+    start, end = arithmetic.spending_window(now=now or timezone.now(), duration=limit.duration, strategy=limit.strategy)
     return customer_spend(customer_ids=[limit.customer_id], start=start, end=end).get(limit.customer_id, 0)

@@ -3,10 +3,10 @@
 import pytest
 from django.urls import reverse
 
-from billing.credit_models import CreditEntry, StripePaymentAccount
-from billing.credit_selectors import credit_balance
-from billing.credit_services import credit_add
-from tests.billing.credit_helpers import globex
+from billing.credits.models import CreditEntry, StripePaymentAccount
+from billing.credits.selectors import credit_balance
+from billing.credits.services import credit_add
+from tests.billing.credits.helpers import globex
 
 pytestmark = pytest.mark.django_db
 

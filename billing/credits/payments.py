@@ -44,7 +44,7 @@ class Card:
 
 
 def client_for(organization) -> stripe.StripeClient:
-    from billing.credit_selectors import stripe_account
+    from billing.credits.selectors import stripe_account
 
     account = stripe_account(organization=organization)
     if account is None:
