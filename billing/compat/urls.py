@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from billing.compat import cloudflare
+from billing.compat import cloudflare, metronome
+from events.views import MetronomeIngestView
 
 # Cloudflare's SDK appends `/accounts/{account_id}/...` to its base URL, which conventionally ends in
 # `/client/v4`: both prefixes answer, so either base URL works.
@@ -23,3 +24,25 @@ urlpatterns = [
     for prefix in ("", "client/v4/")
     for suffix, view, name in CLOUDFLARE_ROUTES
 ]  # fmt: skip
+
+# Metronome's SDK calls `/v1/...` under its base URL (the server's root here).
+urlpatterns += [
+    path("v1/ingest", MetronomeIngestView.as_view(), name="metronome-v1-ingest"),
+    path("v1/customers", metronome.CustomerCreateView.as_view(), name="metronome-customer-create"),
+    path(
+        "v1/customers/<str:customer_id>/invoices",
+        metronome.CustomerInvoiceListView.as_view(),
+        name="metronome-customer-invoices",
+    ),
+    path("v1/billable-metrics/create", metronome.BillableMetricCreateView.as_view(), name="metronome-metric-create"),
+    path(
+        "v1/contract-pricing/products/create", metronome.ProductCreateView.as_view(), name="metronome-product-create"
+    ),
+    path(
+        "v1/contract-pricing/rate-cards/create",
+        metronome.RateCardCreateView.as_view(),
+        name="metronome-rate-card-create",
+    ),
+    path("v1/contract-pricing/rate-cards/addRate", metronome.RateAddView.as_view(), name="metronome-rate-add"),
+    path("v1/contracts/create", metronome.ContractCreateView.as_view(), name="metronome-contract-create"),
+]
