@@ -38,6 +38,7 @@ from billing.serializers import (
 )
 from billing.views import _call
 from events import selectors as event_selectors
+from events import views as events_views
 from events.serializers import CustomerCreateSerializer
 from events.services import customer_create
 
@@ -59,13 +60,25 @@ DEFAULT_PAGE = 25
 MAX_PAGE = 100
 
 
+class IngestView(events_views.MetronomeIngestView):
+    """`POST /v1/ingest`: events' Metronome ingest itself, at Metronome's path."""
+
+    schema = None  # documented once, at /api/v1/ingest
+
+
 class MetronomeView(OrganizationScopedAPIView):
     envelope = False  # Metronome's own `{"data": …}`, built here
     schema = None  # Metronome's API reference documents these; ours lists the /api/v1 originals
     required_write_role = Role.ADMIN  # configuration, as our /api/v1 equivalents
 
-    def validated(self, serializer_class) -> dict:
+    def validated(self, serializer_class, *, also_reads: frozenset[str] = frozenset()) -> dict:
         payload = serializer_class(data=self.request.data, context={"organization": self.organization})
+        if isinstance(self.request.data, dict):
+            # Metronome has many more options (commits, credits, custom fields, ...): one we do not
+            # implement is refused, never silently dropped from what was meant to be billed.
+            unknown = sorted(set(self.request.data) - set(payload.fields) - also_reads)
+            if unknown:
+                raise ValidationError({unknown[0]: "Not supported by TokenLedger's Metronome API."})
         payload.is_valid(raise_exception=True)
         return dict(payload.validated_data)
 
@@ -132,7 +145,7 @@ class RateAddView(MetronomeView):
         rate_card = RateCard.objects.filter(organization=self.organization, pk=_uuid(rate_card_id)).first()
         if rate_card is None:
             raise ValidationError({"rate_card_id": "No rate card with this id."})
-        data = self.validated(RateCreateSerializer)
+        data = self.validated(RateCreateSerializer, also_reads=frozenset({"rate_card_id"}))
         rate = _call(services.rate_create, rate_card=rate_card, product=data.pop("product_id"), **data)
         return Response({"data": _rate(rate)})
 

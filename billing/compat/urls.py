@@ -3,7 +3,6 @@
 from django.urls import path
 
 from billing.compat import cloudflare, metronome
-from events.views import MetronomeIngestView
 
 # Cloudflare's SDK appends `/accounts/{account_id}/...` to its base URL, which conventionally ends in
 # `/client/v4`: both prefixes answer, so either base URL works.
@@ -27,7 +26,7 @@ urlpatterns = [
 
 # Metronome's SDK calls `/v1/...` under its base URL (the server's root here).
 urlpatterns += [
-    path("v1/ingest", MetronomeIngestView.as_view(), name="metronome-v1-ingest"),
+    path("v1/ingest", metronome.IngestView.as_view(), name="metronome-v1-ingest"),
     path("v1/customers", metronome.CustomerCreateView.as_view(), name="metronome-customer-create"),
     path(
         "v1/customers/<str:customer_id>/invoices",

@@ -88,3 +88,17 @@ def test_configuration_writes_need_the_admin_role(member_client, organization):
     client = member_client(role="member")
     assert client.post("/v1/contract-pricing/rate-cards/create", {"name": "x"}, format="json").status_code == 403
     assert client.post("/v1/customers", {"name": "A customer"}, format="json").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/customers", {"name": "A", "custom_fields": {"tier": "gold"}}, "custom_fields"),
+        ("/v1/contract-pricing/rate-cards/create", {"name": "A", "aliases": [{"name": "a"}]}, "aliases"),
+        ("/v1/contracts/create", {"customer_id": "x", "starting_at": "2026-06-01T00:00:00Z", "commits": []}, "commits"),
+    ],
+)
+def test_metronome_options_we_do_not_implement_are_refused_not_dropped(api_client, path, body, field):
+    response = api_client.post(path, body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["field"] == field
