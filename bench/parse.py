@@ -110,6 +110,13 @@ def _reference_parse(event, prefix: str, now: datetime) -> EventDraft:
         check_window(occurred_at, field, now=now, max_age=MAX_AGE, max_ahead=MAX_AHEAD)
 
     key = optional_string(event, "idempotency_key", f"{prefix}.idempotency_key", max_length=MAX_KEY_LENGTH)
+    # MarginDash's own SDK (ai-cost-calc) sends its retry key as `unique_request_token`: the same key.
+    token = optional_string(
+        event, "unique_request_token", f"{prefix}.unique_request_token", max_length=MAX_KEY_LENGTH
+    )
+    if key and token and key != token:
+        raise FieldError(f"{prefix}.unique_request_token", "must equal idempotency_key when both are given")
+    key = key or token
     return EventDraft(
         customer=CustomerRef("id", customer_id, f"{prefix}.customer_id"),
         event_type=event_type,

@@ -11,8 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-import orjson
-
+from accounts.api.renderers import json_number, plain_decimal
 from costcalc.money import cents_to_microdollars, format_usd
 
 from .credits.invoicing import pretax_credit_amounts
@@ -27,19 +26,8 @@ SEED_STATUS = {
 }
 
 
-def plain(number: Decimal) -> str:
-    """A Decimal as plain text without exponent or trailing zeros: 1.500000 → '1.5', 1E+6 → '1000000'."""
-    if number == 0:
-        return "0"
-    text = format(number, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
-
-
-def json_number(number: Decimal | int) -> orjson.Fragment:
-    """An exact JSON number (the seed's `float` fields) written from the decimal text."""
-    return orjson.Fragment(plain(Decimal(number)).encode())
+# One exact-number writer for every dialect (accounts.api.renderers); the names billing has used.
+plain = plain_decimal
 
 
 def unix(instant: datetime) -> int:

@@ -84,9 +84,11 @@ def billable_metric_create(
     event_type_filter: dict | None = None,
     property_filters: list | None = None,
     group_keys: Sequence[str] = (),
+    count_earlier_usage: bool = False,
 ) -> BillableMetric:
     """Create a metric. Usage that arrived before it is not counted until its rollups are rebuilt
-    (`metric_rollups_rebuild`, the admin action or `manage.py billing_rebuild_rollups`)."""
+    (`metric_rollups_rebuild`, the admin action or `manage.py billing_rebuild_rollups`), or at once
+    with `count_earlier_usage` (queued after commit: Metronome's walk-through sends usage first)."""
     metric = BillableMetric(
         organization=organization,
         name=name,
@@ -97,6 +99,8 @@ def billable_metric_create(
         group_keys=list(group_keys),
     )
     _save(metric)
+    if count_earlier_usage:
+        enqueue_on_commit(REBUILD_TASK, args=[str(metric.pk)])
     return metric
 
 

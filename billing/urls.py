@@ -24,4 +24,5 @@ urlpatterns = [
     path(f"{SEED_004}/usage-history", views.UsageHistoryView.as_view(), name="usage-history"),
     path("invoices/view/<str:token>", pages.invoice_page, name="invoice-page"),
     path("", include("billing.credits.urls")),  # prepaid credits, top-ups, spending limits
+    path("", include("billing.compat.urls")),  # vendors' own paths (Cloudflare AI Gateway billing)
 ]

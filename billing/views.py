@@ -386,21 +386,8 @@ class UsageHistoryView(CustomerScopedMixin, OrganizationScopedAPIView):
             raise ValidationError({"window_size": f"Must be one of {', '.join(WINDOW_STEP)}."})
         end = _datetime_param(params, "ending_before") or timezone.now()
         start = _datetime_param(params, "starting_on") or end - timedelta(days=30)
-        first = _truncate(start, size)
-        if end <= first:
-            raise ValidationError({"ending_before": "Must be after starting_on."})
-        windows = []
-        cursor = first
-        while cursor < end:
-            windows.append(cursor)
-            cursor += WINDOW_STEP[size]
-            if len(windows) > MAX_WINDOWS:
-                raise ValidationError({"window_size": f"The range has more than {MAX_WINDOWS} windows of a {size}."})
-        values = dict(
-            selectors.usage_history(
-                customer_id=self.customer.pk, metric=metric, start=first, end=cursor, window_size=size
-            )
-        )
+        windows = usage_windows(start=start, end=end, size=size, end_field="ending_before", size_field="window_size")
+        values = metric_window_values(customer=self.customer, metric=metric, windows=windows, size=size)
         history = [
             {
                 "id": f"{metric.pk}:{presentation.unix(window)}",
@@ -411,6 +398,32 @@ class UsageHistoryView(CustomerScopedMixin, OrganizationScopedAPIView):
             for window in windows
         ]
         return Response({"history": history})
+
+
+def usage_windows(*, start: datetime, end: datetime, size: str, end_field: str, size_field: str) -> list[datetime]:
+    """The starts of every `size` window from the one holding `start` up to `end` (at most MAX_WINDOWS);
+    a 400 naming the dialect's own parameter otherwise."""
+    first = _truncate(start, size)
+    if end <= first:
+        raise ValidationError({end_field: "Must be after the start of the range."})
+    windows = []
+    cursor = first
+    while cursor < end:
+        windows.append(cursor)
+        cursor += WINDOW_STEP[size]
+        if len(windows) > MAX_WINDOWS:
+            raise ValidationError({size_field: f"The range has more than {MAX_WINDOWS} windows of a {size}."})
+    return windows
+
+
+def metric_window_values(*, customer, metric, windows: list[datetime], size: str) -> dict[datetime, object]:
+    """The metric's aggregated value per window start (windows without usage are absent)."""
+    return dict(
+        selectors.usage_history(
+            customer_id=customer.pk, metric=metric, start=windows[0], end=windows[-1] + WINDOW_STEP[size],
+            window_size=size,
+        )
+    )  # fmt: skip
 
 
 def _truncate(instant: datetime, size: str) -> datetime:

@@ -36,3 +36,18 @@ class ModelPriceSerializer(serializers.Serializer):
 
 class ModelListSerializer(serializers.Serializer):
     data = ModelPriceSerializer(many=True)
+
+
+class MarginDashPricingSerializer(serializers.Serializer):
+    input_per_1m_usd = serializers.FloatField(help_text="USD per million input tokens: an exact JSON number")
+    output_per_1m_usd = serializers.FloatField(help_text="USD per million output tokens: an exact JSON number")
+
+
+class MarginDashModelSerializer(serializers.Serializer):
+    slug = serializers.CharField(help_text="vendor/model[:variant]")
+    vendor = serializers.CharField()
+    pricing = MarginDashPricingSerializer()
+
+
+class MarginDashModelListSerializer(serializers.Serializer):
+    models = MarginDashModelSerializer(many=True)

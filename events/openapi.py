@@ -85,6 +85,12 @@ _MARGINDASH_EVENT = inline_serializer(
             help_text="Unique per organization for ever; a repeat answers duplicate with the stored id. Events "
             "without a key are never deduplicated",
         ),
+        "unique_request_token": _string(
+            margindash.MAX_KEY_LENGTH,
+            required=False,
+            help_text="The name MarginDash's own SDK gives the same key: deduplicated exactly like "
+            "idempotency_key (a token equal to an earlier key is a duplicate); when both are given they must be equal",
+        ),
     },
 )
 

@@ -168,7 +168,7 @@ class TansoUsageEventView(OrganizationScopedAPIView):
                 "occurredAt": draft.occurred_at.isoformat().replace("+00:00", "Z"),
                 "customerId": customer.uuid,
                 "customerReferenceId": customer.external_id,
-                "featureKey": draft.feature_key or None,
+                "featureKey": outcome.draft.feature_key or None,  # the resolved feature's, when featureId named one
                 "flowId": draft.flow_id or None,
                 "usageUnits": draft.usage_units,
                 "costAmount": microdollars_to_usd(outcome.cost_microdollars),

@@ -212,12 +212,10 @@ def margin_table(*, organization: Organization, period: str) -> MarginTable:
     )
 
 
-def customer_exists(*, organization: Organization, tag_value: str) -> bool:
-    """A customer has a margin page when a Stripe customer is actively mapped to it or it has usage."""
-    return (
-        _active_mapping_rows(organization).filter(tag_value=tag_value).exists()
-        or Customer.objects.filter(organization=organization, external_id=tag_value).exists()
-    )
+def customer_mapped(*, organization: Organization, tag_value: str) -> bool:
+    """A customer has a margin page when a Stripe customer is actively mapped to it (seed 002: 404
+    "Customer mapping not found" otherwise, even for a customer with usage)."""
+    return _active_mapping_rows(organization).filter(tag_value=tag_value).exists()
 
 
 @dataclass(frozen=True)

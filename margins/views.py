@@ -323,7 +323,7 @@ class MarginCustomerView(MarginsAPIView):
     def get(self, request, customer: str):
         period = _period(request)
         # PostgreSQL text cannot hold NUL, so no customer has one in its id (and the query would fail).
-        if "\x00" in customer or not selectors.customer_exists(organization=self.organization, tag_value=customer):
+        if "\x00" in customer or not selectors.customer_mapped(organization=self.organization, tag_value=customer):
             raise NotFound("Customer mapping not found.")
         (row,) = selectors.customer_margins(organization=self.organization, period=period, tag_values={customer})
         models = selectors.model_breakdown(organization=self.organization, tag_value=customer, period=period)

@@ -11,6 +11,22 @@ def _default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def plain_decimal(number: Decimal) -> str:
+    """A Decimal as plain text without exponent or trailing zeros: 1.500000 → '1.5', 1E+6 → '1000000'."""
+    if number == 0:
+        return "0"
+    text = format(number, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def json_number(number: Decimal | int) -> orjson.Fragment:
+    """An exact JSON number for a dialect that types money or quantities as numbers, written from the
+    decimal text (never through a float)."""
+    return orjson.Fragment(plain_decimal(Decimal(number)).encode())
+
+
 def dumps(data) -> bytes:
     return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
 

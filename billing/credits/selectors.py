@@ -109,6 +109,15 @@ def customer_spend(*, customer_ids, start: datetime, end: datetime) -> dict[int,
     return spend
 
 
+def spend_history(*, customer, windows: list[tuple[datetime, datetime]]) -> list[int]:
+    """What the customer was charged in each [start, end) window, in microdollars, counted as spending
+    limits count it (`customer_spend`): one window at a time, since graduated tiers make a window's
+    charge depend on what came before it in the billing period."""
+    return [
+        customer_spend(customer_ids=[customer.pk], start=start, end=end).get(customer.pk, 0) for start, end in windows
+    ]
+
+
 def customers_over_spending_limit(*, organization, now: datetime | None = None) -> list[tuple[SpendingLimit, int]]:
     """Enabled limits whose customer has reached them in the current window, with what it spent."""
     now = now or timezone.now()

@@ -209,6 +209,12 @@ def _fast_event(event, index: int, now: datetime, oldest, newest, keys: list[str
             return None
 
     key = get("idempotency_key")
+    token = get("unique_request_token")  # MarginDash's SDK's name for the same key
+    if token is not None:
+        if key is None:
+            key = token
+        elif key != token:
+            return None  # `_parse` says which is wrong
     if key is None:
         if not keys:
             keys.extend(_uuid4_hexes(_KEYS_PER_DRAW))
@@ -268,6 +274,13 @@ def _parse(event, prefix: str, now: datetime) -> EventDraft:
         check_window(occurred_at, field, now=now, max_age=MAX_AGE, max_ahead=MAX_AHEAD)
 
     key = optional_string(event, "idempotency_key", f"{prefix}.idempotency_key", max_length=MAX_KEY_LENGTH)
+    # MarginDash's own SDK (ai-cost-calc) sends its retry key as `unique_request_token`: the same key.
+    token = optional_string(
+        event, "unique_request_token", f"{prefix}.unique_request_token", max_length=MAX_KEY_LENGTH
+    )
+    if key and token and key != token:
+        raise FieldError(f"{prefix}.unique_request_token", "must equal idempotency_key when both are given")
+    key = key or token
     return EventDraft(
         customer=CustomerRef("id", customer_id, f"{prefix}.customer_id"),
         event_type=event_type,

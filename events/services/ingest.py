@@ -247,6 +247,10 @@ def _store(
             if feature_error is not None:
                 outcomes[index] = EventOutcome(ERROR, error=feature_error)
                 continue
+            if draft.feature_uuid:
+                # Seed 003: featureId supersedes featureKey, so the event is the resolved feature's
+                # (stored and answered with its key, whatever featureKey said).
+                draft.feature_key = feature.key
         else:
             feature = None
         if failures is None:

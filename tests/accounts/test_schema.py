@@ -81,6 +81,7 @@ def test_ingest_and_event_list_match_the_schema(openapi, api_client, price_catal
 
 
 def test_model_list_and_organization_match_the_schema(openapi, api_client, price_catalog):
+    assert_matches_schema(openapi, api_client.get("/api/v1/model-prices"), "/api/v1/model-prices", "get")
     assert_matches_schema(openapi, api_client.get("/api/v1/models"), "/api/v1/models", "get")
     assert_matches_schema(openapi, api_client.get("/api/v1/organization"), "/api/v1/organization", "get")
 

@@ -1,4 +1,4 @@
-"""GET /api/v1/models: the priced catalog with current prices, vendor filter, ETag, tenant scoping."""
+"""GET /api/v1/model-prices: the priced catalog with current prices, vendor filter, ETag, tenant scoping."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -12,7 +12,7 @@ from costcalc.sources import PriceRecord, PriceTier, SourceResult
 pytestmark = pytest.mark.django_db
 
 D = Decimal
-URL = "/api/v1/models"
+URL = "/api/v1/model-prices"
 
 
 def rec(slug, source="openrouter", start=None, until=None, **prices):
@@ -114,3 +114,72 @@ def test_a_revoked_or_bogus_key_is_refused(catalog):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Bearer tl_live_not-a-key")
     assert client.get(URL).status_code == 401
+
+
+# --- GET /api/v1/models: MarginDash's public shape (its SDK's cost calculator) -------------------
+
+MARGINDASH_URL = "/api/v1/models"
+
+
+def _margindash_prices(response) -> dict[str, dict]:
+    assert response.status_code == 200
+    assert set(response.json()) == {"models"}
+    return {item["slug"]: item for item in response.json()["models"]}
+
+
+def test_margindash_models_answer_the_global_catalog_without_a_key(anonymous_client, organization, catalog):
+    price_override_create(
+        organization=organization,
+        slug="openai/gpt-4o",
+        input_per_mtok=D("1"),
+        output_per_mtok=D("4"),
+        effective_from=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    response = anonymous_client.get(MARGINDASH_URL)
+    models = _margindash_prices(response)
+    assert list(models) == ["anthropic/claude-3-haiku", "anthropic/claude-opus-4", "openai/gpt-4o"]
+    assert models["openai/gpt-4o"] == {
+        "slug": "openai/gpt-4o",
+        "vendor": "openai",
+        "pricing": {"input_per_1m_usd": 2.5, "output_per_1m_usd": 10},
+    }  # nobody's override leaks into the public list
+
+
+def test_margindash_models_apply_the_callers_overrides_with_a_key(api_client, organization, catalog):
+    price_override_create(
+        organization=organization,
+        slug="openai/gpt-4o",
+        input_per_mtok=D("1.125"),
+        output_per_mtok=D("4"),
+        effective_from=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    models = _margindash_prices(api_client.get(MARGINDASH_URL))
+    assert models["openai/gpt-4o"]["pricing"] == {"input_per_1m_usd": 1.125, "output_per_1m_usd": 4}
+
+
+def test_margindash_prices_are_exact_json_numbers_written_from_the_decimal(anonymous_client, db):
+    # 0.00000000000000000001 has no exact float; the number text is the Decimal's own, never a float's repr.
+    sync_model_prices(
+        result=SourceResult(
+            "openrouter",
+            (rec("acme/tiny", input_per_mtok=D("0.00000000000000000001"), output_per_mtok=D("1234567.89012345")),),
+        )
+    )
+    body = anonymous_client.get(MARGINDASH_URL).content
+    assert b'"pricing":{"input_per_1m_usd":0.00000000000000000001,"output_per_1m_usd":1234567.89012345}' in body
+
+
+def test_margindash_models_filter_by_vendor_and_answer_304_when_unchanged(anonymous_client, catalog):
+    first = anonymous_client.get(MARGINDASH_URL, {"vendor": "anthropic"})
+    assert set(_margindash_prices(first)) == {"anthropic/claude-3-haiku", "anthropic/claude-opus-4"}
+    again = anonymous_client.get(MARGINDASH_URL, {"vendor": "anthropic"}, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 304
+
+
+def test_margindash_models_refuse_a_bogus_key_instead_of_answering_anonymously(catalog):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer tl_live_not-a-key")
+    response = client.get(MARGINDASH_URL)
+    assert response.status_code == 401 and response.json()["error"]["code"] == "authentication_required"

@@ -91,3 +91,33 @@ def test_the_same_metronome_batch_from_ten_clients(api_key, organization):
     assert sum(response.json()["created"] for response in responses) == 30
     assert sum(response.json()["duplicate"] for response in responses) == 30 * (CLIENTS - 1)
     assert UsageEvent.objects.filter(organization=organization).count() == 30
+
+
+@pytest.mark.django_db(transaction=True)
+def test_margindash_sdk_tokens_and_idempotency_keys_racing_are_one_key(api_key, price_catalog, organization):
+    # MarginDash's SDK names the key `unique_request_token`; half the clients send it under that name,
+    # half as `idempotency_key`: the same 20 keys, stored once each whoever wins.
+    def batch(position: int) -> dict:
+        name = "unique_request_token" if position % 2 else "idempotency_key"
+        events = []
+        for n in range(20):
+            item = md_event("sdk-customer")
+            item.pop("idempotency_key", None)
+            item[name] = f"3f1c-{n}"
+            events.append(item)
+        return {"events": events}
+
+    positions = iter(range(CLIENTS))
+    lock = threading.Lock()
+
+    def send(client):
+        with lock:
+            position = next(positions)
+        return client.post("/api/v1/events", batch(position), format="json")
+
+    responses = run_concurrently(api_key, send)
+
+    created = Counter(r["status"] for response in responses for r in response.json()["results"])
+    assert created == Counter({"created": 20, "duplicate": 20 * (CLIENTS - 1)})
+    keys = set(UsageEvent.objects.filter(organization=organization).values_list("idempotency_key", flat=True))
+    assert keys == {f"md:3f1c-{n}" for n in range(20)}

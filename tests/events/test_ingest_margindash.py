@@ -332,3 +332,22 @@ def test_an_anthropic_api_model_id_is_priced_as_its_catalog_slug(api_client, pri
     assert response.model == "claude-3-5-sonnet-20241022"  # stored as sent
     assert response.price_id == price_catalog["anthropic/claude-3.5-sonnet"].pk
     assert response.cost_microdollars == 4500  # 1,000 x $3 + 100 x $15 per million
+
+
+def test_unique_request_token_is_the_idempotency_key_under_the_sdks_name(api_client, price_catalog, organization):
+    first = post(api_client, md_event(unique_request_token="a1b2c3")).json()["results"][0]
+    assert first["status"] == "created"
+    # the same key again, under either name, is the same event
+    again = post(api_client, md_event(unique_request_token="a1b2c3"), md_event(key="a1b2c3")).json()["results"]
+    assert [r["status"] for r in again] == ["duplicate", "duplicate"]
+    assert {r["id"] for r in again} == {first["id"]}
+    event = UsageEvent.objects.get(organization=organization)
+    assert event.idempotency_key == "md:a1b2c3" and event.meta == {}
+
+
+def test_unique_request_token_and_a_different_idempotency_key_is_a_per_event_error(api_client, price_catalog):
+    results = post(api_client, md_event(key="k-1", unique_request_token="k-2"), md_event(key="k-3")).json()["results"]
+    assert results[0]["status"] == "error"
+    assert results[0]["error"]["field"] == "events[0].unique_request_token"
+    assert results[1]["status"] == "created"
+    assert not UsageEvent.objects.filter(idempotency_key__in=["md:k-1", "md:k-2"]).exists()

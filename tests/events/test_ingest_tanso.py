@@ -189,6 +189,23 @@ def test_feature_by_id_and_explicit_amounts_win(api_client, organization):
     assert not Customer.objects.filter(external_id="acct-new").exists()
 
 
+@pytest.mark.parametrize("feature_key", [None, "images", "video"])
+def test_feature_id_supersedes_feature_key_which_becomes_the_resolved_features_key(
+    api_client, organization, feature_key
+):
+    # Seed 003: featureId wins over featureKey; the event belongs to that feature, so its key is stored and
+    # answered whatever featureKey said (absent, the same, or another feature's).
+    images = Feature.objects.create(organization=organization, key="images", cost_per_unit_usd=Decimal("0.5"))
+    Feature.objects.create(organization=organization, key="video", cost_per_unit_usd=Decimal("9"))
+    sent = event(featureId=str(images.uuid), usageUnits=2)
+    if feature_key:
+        sent["featureKey"] = feature_key
+    body = send(api_client, sent).json()
+
+    assert (body["featureKey"], body["costAmount"]) == ("images", "1")
+    assert UsageEvent.objects.get().feature_key == "images"
+
+
 def test_another_tenants_feature_is_not_used(api_client, other_client):
     Feature.objects.create(organization=other_client.organization, key="images", cost_per_unit_usd=Decimal("1"))
     body = send(api_client, event(featureKey="images", usageUnits=3)).json()

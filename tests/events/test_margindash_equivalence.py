@@ -96,6 +96,11 @@ EVENT_CASES = [
     event(event_type=MISSING),
     *[event(idempotency_key=value) for value in STRINGS + NOT_STRINGS],
     event(idempotency_key=MISSING),
+    # MarginDash's SDK names the key `unique_request_token`: alone, equal to the key, different, invalid
+    *[event(idempotency_key=MISSING, unique_request_token=value) for value in STRINGS + NOT_STRINGS],
+    *[event(unique_request_token=value) for value in ["sdk-1", "sdk-2", "", None, 5]],
+    event(idempotency_key="", unique_request_token=""),
+    event(idempotency_key=5, unique_request_token=5),
     *[event(revenue_amount_in_cents=value) for value in NUMBERS],
     event(revenue_amount_in_cents=MISSING),
     *[event(occurred_at=value) for value in TIMESTAMPS],

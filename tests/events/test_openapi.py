@@ -84,6 +84,7 @@ def test_margindash_request_documents_the_event_and_its_vendor_responses(openapi
     event = margindash_event_schema(openapi)
     assert set(event["properties"]) == {
         "customer_id", "event_type", "vendor_responses", "revenue_amount_in_cents", "occurred_at", "idempotency_key",
+        "unique_request_token",
     }  # fmt: skip
     assert set(event["required"]) == {"customer_id", "vendor_responses"}
     assert event["properties"]["event_type"]["default"] == margindash.DEFAULT_EVENT_TYPE

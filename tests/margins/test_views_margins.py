@@ -214,11 +214,24 @@ def test_customer_detail_has_revenue_over_time_and_model_breakdown(member_client
 
 def test_customer_detail_decodes_url_encoded_tag_values(member_client, organization):
     CustomerFactory(organization=organization, external_id="team a/b")
+    CustomerMapping.objects.create(organization=organization, stripe_customer_id="cus_ab", tag_value="team a/b")
 
     response = member_client().get("/api/margins/team%20a%2Fb?period=2026-04")
 
     assert response.status_code == 200
     assert response.json()["data"]["tagValue"] == "team a/b"
+
+
+def test_a_customer_without_a_mapping_is_404_even_with_usage(member_client, ledger):
+    # Seed 002: "404 not_found: Customer mapping not found". Gamma (revenue on its events) and Delta
+    # (cost only) are in the usage ledger but no Stripe customer is mapped to them.
+    for tag in ("gamma", "delta"):
+        response = member_client().get(f"/api/margins/{tag}?period=2026-04")
+        assert response.status_code == 404
+        assert response.json()["error"] == {
+            "code": "not_found", "message": "Customer mapping not found.", "details": {},
+        }  # fmt: skip
+    assert member_client().get("/api/margins/acme-corp?period=2026-04").status_code == 200
 
 
 def test_unknown_or_foreign_customer_is_404(member_client, organization):
