@@ -3,12 +3,15 @@
 from collections.abc import Iterable
 
 from . import rating
+from .meterable import names_call_fields
 from .models import BillableMetric, ContractOverride, Product, Rate
 
 
 def metric_definition(metric: BillableMetric) -> rating.MetricDefinition:
     event_filter = metric.event_type_filter or {}
     in_values = event_filter.get("in_values")
+    names = [metric.aggregation_key or "", *(metric.group_keys or ())]
+    names += [flt.get("name", "") for flt in metric.property_filters or ()]
     return rating.MetricDefinition(
         id=metric.pk,
         aggregation_type=rating.AggregationType(metric.aggregation_type),
@@ -25,6 +28,7 @@ def metric_definition(metric: BillableMetric) -> rating.MetricDefinition:
             for flt in metric.property_filters or ()
         ),
         group_keys=tuple(metric.group_keys or ()),
+        per_call=names_call_fields(names),
     )
 
 

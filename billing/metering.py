@@ -33,7 +33,7 @@ from events import selectors as event_selectors
 from events.hooks import RecordedEvent
 from events.locks import ledger_lock_exclusive, ledger_lock_shared
 
-from . import rating
+from . import meterable, rating
 from .definitions import metric_definition
 from .models import BillableMetric, Contract, Invoice, UniqueValueRollup, UsageRollup
 from .recompute import queue_draft_recompute
@@ -95,7 +95,6 @@ metric_cache = MetricCache()
 # --- Accumulation (pure over the measured events) ------------------------------------------------
 
 RollupKey = tuple[int, object, datetime, rating.Group]  # customer id, metric id, billing hour, group
-EventRow = tuple[int, int, str, datetime, dict, datetime | None]  # id, customer, type, occurred, props, received
 
 
 @dataclass
@@ -105,27 +104,43 @@ class Accumulated:
     matched: int = 0
 
 
-def accumulate(metrics: Sequence[rating.MetricDefinition], events: Iterable[EventRow], billing_hour) -> Accumulated:
+def accumulate(
+    metrics: Sequence[rating.MetricDefinition], events: Iterable[RecordedEvent], billing_hour
+) -> Accumulated:
     """Measure ``events`` against ``metrics`` and merge the contributions per rollup key.
 
-    ``billing_hour(customer_id, occurred_at, received_at)`` gives the hour each event is billed in.
+    Each metric reads the metering fields (billing.meterable): once per event, or once per model
+    call when it names a model-call field. ``billing_hour(customer_id, occurred_at, received_at)``
+    gives the hour each event is billed in.
     """
     result = Accumulated()
-    for event_id, customer_id, event_type, occurred_at, properties, received_at in events:
+    for event in events:
         hour = None
+        base = calls = None
         for metric in metrics:
-            measurement = rating.measure(metric, event_type=event_type, properties=properties or {})
-            if measurement is None:
+            if metric.event_types_in is not None and event.event_type not in metric.event_types_in:
                 continue
-            if hour is None:
-                hour = billing_hour(customer_id, occurred_at, received_at)
-            key = (customer_id, metric.id, hour, measurement.group)
-            contribution = rating.Partial.of(measurement.value, at=occurred_at, seq=event_id)
-            current = result.partials.get(key)
-            result.partials[key] = contribution if current is None else current.merge(contribution)
-            if measurement.distinct is not None:
-                result.distinct.add((key, measurement.distinct))
-            result.matched += 1
+            if base is None:
+                base = meterable.event_record(event)
+            if metric.per_call:
+                if calls is None:
+                    calls = meterable.call_records(event, base)
+                records = calls
+            else:
+                records = (base,)
+            for record in records:
+                measurement = rating.measure(metric, event_type=event.event_type, properties=record)
+                if measurement is None:
+                    continue
+                if hour is None:
+                    hour = billing_hour(event.customer_id, event.occurred_at, event.received_at)
+                key = (event.customer_id, metric.id, hour, measurement.group)
+                contribution = rating.Partial.of(measurement.value, at=event.occurred_at, seq=event.id)
+                current = result.partials.get(key)
+                result.partials[key] = contribution if current is None else current.merge(contribution)
+                if measurement.distinct is not None:
+                    result.distinct.add((key, measurement.distinct))
+                result.matched += 1
     return result
 
 
@@ -267,8 +282,7 @@ def aggregate_usage(*, organization, events: Sequence[RecordedEvent], prelude=No
         return
     closed = closed_through(event.customer_id for event in events)
     rule = billing_hour_rule(lambda customer_id, received_at: closed.get(customer_id))
-    rows = ((e.id, e.customer_id, e.event_type, e.occurred_at, e.properties, None) for e in events)
-    store(organization.pk, accumulate(metrics, rows, rule))
+    store(organization.pk, accumulate(metrics, events, rule))
 
 
 def _run_prelude(organization_id) -> list[list[tuple]]:
@@ -301,22 +315,17 @@ def metric_rollups_rebuild(*, metric: BillableMetric, batch_size: int = 5000) ->
     closings = _closings(metric.organization_id)
     rule = billing_hour_rule(lambda customer_id, received_at: _closed_at(closings.get(customer_id, ()), received_at))
     matched = 0
-    batch: list[EventRow] = []
-    rows = event_selectors.usage_event_rows(
-        organization=metric.organization_id, event_types=definition.event_types_in, chunk_size=batch_size
-    )
-    for event_id, customer_id, event_type, occurred_at, received_at, properties in rows:
-        batch.append((event_id, customer_id, event_type, occurred_at, properties, received_at))
-        if len(batch) >= batch_size:
-            accumulated = accumulate([definition], batch, rule)
-            store(metric.organization_id, accumulated)
-            matched += accumulated.matched
-            batch = []
-    if batch:
-        accumulated = accumulate([definition], batch, rule)
+    after = 0
+    while True:
+        events = event_selectors.metered_event_rows(
+            organization=metric.organization_id, event_types=definition.event_types_in, after_id=after, limit=batch_size
+        )
+        if not events:
+            return matched
+        accumulated = accumulate([definition], events, rule)
         store(metric.organization_id, accumulated)
         matched += accumulated.matched
-    return matched
+        after = events[-1].id
 
 
 def _closings(organization_id) -> dict[int, list[tuple[datetime, datetime]]]:

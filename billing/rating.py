@@ -171,6 +171,7 @@ class MetricDefinition:
     event_types_not_in: frozenset[str] = frozenset()
     property_filters: tuple[PropertyFilter, ...] = ()
     group_keys: tuple[str, ...] = ()
+    per_call: bool = False  # measured once per model call (it names a model-call field: billing.meterable)
 
 
 @dataclass(frozen=True, slots=True)

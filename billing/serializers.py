@@ -56,7 +56,18 @@ class BillableMetricSerializer(serializers.ModelSerializer):
 class BillableMetricCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=255)
     aggregation_type = UpperChoiceField(choices=BillableMetric.AggregationType.values)
-    aggregation_key = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    aggregation_key = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text=(
+            "A property of the event, or a metering field: event_type, customer, cost_microdollars, "
+            "revenue_microdollars, usage_units, feature_key, meta.KEY, or a model-call field (model, vendor, "
+            "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, requests: "
+            "the metric is then measured once per model call). Filters and group keys take the same names."
+        ),
+    )
     event_type_filter = serializers.JSONField(required=False, default=dict)
     property_filters = serializers.JSONField(required=False, default=list)
     group_keys = serializers.JSONField(
