@@ -189,14 +189,26 @@ class RateInline(admin.TabularInline):
     model = Rate
     formset = RateInlineFormSet
     extra = 0
-    fields = ["product", "entitled", "rate_type", "price", "quantity", "starting_at", "ending_before", "tiers_text"]
+    fields = [
+        "product",
+        "entitled",
+        "rate_type",
+        "price",
+        "markup",
+        "quantity",
+        "starting_at",
+        "ending_before",
+        "tiers_text",
+    ]
     readonly_fields = ["tiers_text"]
     autocomplete_fields = ["product"]
     show_change_link = True
 
     @admin.display(description="tiers")
     def tiers_text(self, rate: Rate) -> str:
-        if rate.rate_type != Rate.RateType.TIERED or not rate.pk:
+        if rate.rate_type == Rate.RateType.COST_PLUS and rate.pk and not rate.tiers.exists():
+            return "—"
+        if rate.rate_type not in (Rate.RateType.TIERED, Rate.RateType.COST_PLUS) or not rate.pk:
             return "—"
         tiers = list(rate.tiers.all())
         return (
@@ -245,6 +257,8 @@ class RateTierFormSet(forms.BaseInlineFormSet):
         errors = services.tier_errors(self.instance.rate_type, tiers)
         if errors:
             raise ValidationError(errors["tiers"])
+        if tiers and self.instance.minimum_cents is not None:
+            raise ValidationError("A COST_PLUS rate with tiers has no minimum (tiers price every cent).")
 
 
 class RateTierInline(admin.TabularInline):
@@ -328,6 +342,11 @@ class InvoiceLineInline(admin.TabularInline):
         "unit_price_display",
         "rate_type",
         "tier_index",
+        "model",
+        "cost_microdollars",
+        "markup",
+        "tokens",
+        "allowance_cents",
         "amount",
     ]
     readonly_fields = fields

@@ -1,6 +1,7 @@
 """Translate billing configuration rows into the pure rating structures."""
 
 from collections.abc import Iterable
+from decimal import Decimal
 
 from . import rating
 from .meterable import names_call_fields
@@ -48,11 +49,22 @@ def product_definition(product: Product, composite_ids: Iterable = ()) -> rating
 def rate_price(rate: Rate) -> rating.Price:
     if rate.rate_type == Rate.RateType.FLAT:
         return rating.Price(rate_type=rating.RateType.FLAT, price=rate.price)
-    tiers = sorted(rate.tiers.all(), key=lambda tier: tier.position)
-    return rating.Price(
-        rate_type=rating.RateType.TIERED,
-        tiers=tuple(rating.Tier(price=tier.price, size=tier.size) for tier in tiers),
+    tiers = tuple(
+        rating.Tier(price=tier.price, size=tier.size) for tier in sorted(rate.tiers.all(), key=lambda t: t.position)
     )
+    if rate.rate_type == Rate.RateType.COST_PLUS:
+        return rating.Price(
+            rate_type=rating.RateType.COST_PLUS,
+            cost_plus=rating.CostPlus(
+                markup=rate.markup,
+                model_markups=tuple(sorted((slug, Decimal(str(value))) for slug, value in rate.model_markups.items())),
+                minimum_cents=rate.minimum_cents,
+                included_cents=rate.included_cents,
+                included_tokens=rate.included_tokens,
+                tiers=tiers,
+            ),
+        )
+    return rating.Price(rate_type=rating.RateType.TIERED, tiers=tiers)
 
 
 def rate_version(rate: Rate) -> rating.RateVersion:

@@ -271,13 +271,18 @@ def _recompute_locked(invoice: Invoice) -> Invoice:
                 period_start=line.period_start,
                 period_end=line.period_end,
                 quantity=_fit(line.quantity, 12),
-                quantity_unit=product.conversion_name,
+                quantity_unit=_quantity_unit(line, product),
                 unit_price=_fit(line.unit_price, 12),
                 rate_type=line.rate_type,
                 tier_index=line.tier_index,
                 tier_floor=line.tier_floor,
                 tier_ceiling=line.tier_ceiling,
                 amount_cents=line.amount_cents,
+                model=dict(line.group).get("model") or "" if line.cost_microdollars is not None else "",
+                cost_microdollars=line.cost_microdollars,
+                markup=line.markup,
+                tokens=line.tokens,
+                allowance_cents=None if line.allowance_cents is None else _fit(line.allowance_cents, 12),
             )
         )
     saved = InvoiceLine.objects.bulk_create(rows)
@@ -290,6 +295,12 @@ def _recompute_locked(invoice: Invoice) -> Invoice:
         update_fields=["total_cents", "credits_applied_cents", "amount_due_cents", "computed_at", "updated_at"]
     )
     return invoice
+
+
+def _quantity_unit(line: rating.Line, product: Product) -> str:
+    if line.rate_type == rating.RateType.COST_PLUS:
+        return "cents of cost" if line.tier_index is None else "cents marked up"
+    return product.conversion_name
 
 
 def _fit(value: Decimal, places: int) -> Decimal:

@@ -135,7 +135,8 @@ def accumulate(
                 if hour is None:
                     hour = billing_hour(event.customer_id, event.occurred_at, event.received_at)
                 key = (event.customer_id, metric.id, hour, measurement.group)
-                contribution = rating.Partial.of(measurement.value, at=event.occurred_at, seq=event.id)
+                tokens = record.get("input_tokens", 0) + record.get("output_tokens", 0) if metric.per_call else 0
+                contribution = rating.Partial.of(measurement.value, at=event.occurred_at, seq=event.id, tokens=tokens)
                 current = result.partials.get(key)
                 result.partials[key] = contribution if current is None else current.merge(contribution)
                 if measurement.distinct is not None:
@@ -151,13 +152,15 @@ def _group_json(group: rating.Group) -> str:
 _UPSERT_ROLLUPS = """
 INSERT INTO billing_usagerollup AS r (
     organization_id, customer_id, metric_id, group_values, hour,
-    total, event_count, maximum, latest_value, latest_at, latest_event_id
+    total, event_count, maximum, latest_value, latest_at, latest_event_id, tokens
 )
-SELECT %s, c, m, g::jsonb, h, t, n, mx, lv, la, le
+SELECT %s, c, m, g::jsonb, h, t, n, mx, lv, la, le, tk
 FROM unnest(%s::bigint[], %s::uuid[], %s::text[], %s::timestamptz[], %s::numeric[], %s::bigint[],
-            %s::numeric[], %s::numeric[], %s::timestamptz[], %s::bigint[]) AS u(c, m, g, h, t, n, mx, lv, la, le)
+            %s::numeric[], %s::numeric[], %s::timestamptz[], %s::bigint[], %s::bigint[])
+     AS u(c, m, g, h, t, n, mx, lv, la, le, tk)
 ON CONFLICT ON CONSTRAINT usage_rollup_key DO UPDATE SET
     total = r.total + EXCLUDED.total,
+    tokens = r.tokens + EXCLUDED.tokens,
     event_count = r.event_count + EXCLUDED.event_count,
     maximum = GREATEST(r.maximum, EXCLUDED.maximum),
     latest_value = CASE WHEN (EXCLUDED.latest_at, EXCLUDED.latest_event_id) >= (r.latest_at, r.latest_event_id)
@@ -178,7 +181,7 @@ ON CONFLICT ON CONSTRAINT unique_value_rollup_key DO NOTHING
 def store(organization_id, accumulated: Accumulated) -> None:
     """Upsert accumulated partials in key order (a fixed lock order, so concurrent batches cannot deadlock)."""
     if accumulated.partials:
-        columns: list[list] = [[] for _ in range(10)]
+        columns: list[list] = [[] for _ in range(11)]
         rows = sorted(
             (
                 ((customer_id, str(metric_id), hour, _group_json(group)), metric_id, partial)
@@ -198,6 +201,7 @@ def store(organization_id, accumulated: Accumulated) -> None:
                 partial.latest_value,
                 partial.latest_at,
                 partial.latest_seq,
+                partial.tokens,
             )
             for column, value in zip(columns, values, strict=True):
                 column.append(value)

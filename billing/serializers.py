@@ -4,6 +4,8 @@ Prices are cents as Decimal strings; invoice amounts are integer cents (`*_cents
 Decimal strings. Nothing here is ever a float.
 """
 
+from decimal import Decimal
+
 from rest_framework import serializers
 
 from .metric_rules import metric_definition_errors
@@ -192,6 +194,10 @@ class RateSerializer(serializers.ModelSerializer):
     price = _decimal(read_only=True, allow_null=True)
     quantity = _decimal(read_only=True)
     tiers = serializers.SerializerMethodField()
+    markup = _decimal(read_only=True, allow_null=True)
+    model_markups = serializers.DictField(child=serializers.CharField(), read_only=True)
+    minimum_cents = _decimal(read_only=True, allow_null=True)
+    included_cents = _decimal(read_only=True, allow_null=True)
 
     class Meta:
         model = Rate
@@ -204,6 +210,11 @@ class RateSerializer(serializers.ModelSerializer):
             "price",
             "tiers",
             "quantity",
+            "markup",
+            "model_markups",
+            "minimum_cents",
+            "included_cents",
+            "included_tokens",
             "starting_at",
             "ending_before",
             "created_at",
@@ -218,9 +229,10 @@ class RateSerializer(serializers.ModelSerializer):
 
     def to_representation(self, rate):
         data = super().to_representation(rate)
-        for key in ("price", "quantity"):
+        for key in ("price", "quantity", "markup", "minimum_cents", "included_cents"):
             if data[key] is not None:
                 data[key] = plain(getattr(rate, key))
+        data["model_markups"] = {slug: plain(Decimal(str(value))) for slug, value in rate.model_markups.items()}
         return data
 
 
@@ -231,8 +243,40 @@ class RateCreateSerializer(serializers.Serializer):
     entitled = serializers.BooleanField(required=False, default=True)
     rate_type = UpperChoiceField(choices=Rate.RateType.values, default=Rate.RateType.FLAT)
     price = _decimal(required=False, allow_null=True, default=None, min_value=0, help_text="Cents per unit.")
-    tiers = TierSerializer(many=True, required=False, default=list)
+    tiers = TierSerializer(
+        many=True,
+        required=False,
+        default=list,
+        help_text="TIERED: graduated tiers. COST_PLUS (optional): tiers on the marked-up amount, sizes in cents, "
+        "price the fraction charged (1 = in full, 0.8 = 20 % off).",
+    )
     quantity = _decimal(required=False, default=1)
+    markup = _decimal(
+        required=False, allow_null=True, default=None, help_text="COST_PLUS: charged = cost x (1 + markup); 0.3 = 30 %."
+    )
+    model_markups = serializers.DictField(
+        child=_decimal(min_value=0),
+        required=False,
+        default=dict,
+        help_text='COST_PLUS: markup per model (catalog slug) replacing markup, e.g. {"openai/gpt-4o": "0.5"}.',
+    )
+    minimum_cents = _decimal(
+        required=False, allow_null=True, default=None, help_text="COST_PLUS: least charge of a line that charges."
+    )
+    included_cents = _decimal(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="COST_PLUS: usage included every period, cents of marked-up amount, drawn down first.",
+    )
+    included_tokens = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0,
+        max_value=2**63 - 1,
+        help_text="COST_PLUS: input + output tokens included every period, drawn down first.",
+    )
 
     def validate_product_id(self, value):
         product = Product.objects.filter(organization=self.context["organization"], pk=value).first()
@@ -377,8 +421,12 @@ class ContractCreateSerializer(serializers.Serializer):
 class InvoiceLineSerializer(serializers.ModelSerializer):
     product_id = serializers.UUIDField(read_only=True)
     presentation_group = serializers.JSONField(source="group_values", read_only=True)
-    quantity = serializers.SerializerMethodField()
-    unit_price = serializers.SerializerMethodField(help_text="Cents per unit (composite lines: the fraction).")
+    quantity = serializers.SerializerMethodField(help_text="Units (COST_PLUS lines: the calls' priced cost in cents).")
+    unit_price = serializers.SerializerMethodField(
+        help_text="Cents per unit (composite lines: the fraction; COST_PLUS lines: 1 + markup)."
+    )
+    markup = _decimal(read_only=True, allow_null=True, help_text="COST_PLUS: the markup applied to this line.")
+    allowance_cents = _decimal(read_only=True, allow_null=True, help_text="COST_PLUS: included usage drawn, cents.")
 
     class Meta:
         model = InvoiceLine
@@ -395,8 +443,20 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
             "rate_type",
             "tier_index",
             "amount_cents",
+            "model",
+            "cost_microdollars",
+            "markup",
+            "tokens",
+            "allowance_cents",
         ]
         read_only_fields = fields
+
+    def to_representation(self, line):
+        data = super().to_representation(line)
+        for key in ("markup", "allowance_cents"):
+            value = getattr(line, key)
+            data[key] = None if value is None else plain(value)
+        return data
 
     def get_quantity(self, line) -> str:
         return plain(line.quantity)
