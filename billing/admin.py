@@ -15,9 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.tasking import enqueue_on_commit
-
-from . import invoicing, services
+from . import invoicing, metering, services
 from .metering import lock_organization_exclusive
 from .models import (
     BillableMetric,
@@ -67,10 +65,18 @@ class OverlapCheckedFormSet(forms.BaseInlineFormSet):
 
 @admin.register(BillableMetric)
 class BillableMetricAdmin(admin.ModelAdmin):
-    list_display = ["name", "aggregation_type", "aggregation_key", "group_keys_text", "organization", "updated_at"]
+    list_display = [
+        "name",
+        "aggregation_type",
+        "aggregation_key",
+        "group_keys_text",
+        "organization",
+        "rebuild_progress",
+        "updated_at",
+    ]
     list_filter = ["aggregation_type", "organization"]
     search_fields = ["name", "aggregation_key", "id"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    readonly_fields = ["id", "created_at", "updated_at", "rebuild_progress"]
     fields = [
         "id",
         "organization",
@@ -80,10 +86,15 @@ class BillableMetricAdmin(admin.ModelAdmin):
         "event_type_filter",
         "property_filters",
         "group_keys",
+        "rebuild_progress",
         "created_at",
         "updated_at",
     ]
     actions = ["rebuild_rollups"]
+
+    @admin.display(description="usage rollups")
+    def rebuild_progress(self, metric: BillableMetric) -> str:
+        return rebuild_progress_text(metric.rebuilds.first() if metric.pk else None)
 
     @admin.display(description="group keys")
     def group_keys_text(self, metric: BillableMetric) -> str:
@@ -91,17 +102,31 @@ class BillableMetricAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        if change and set(form.changed_data) & set(services.METRIC_DEFINITION_FIELDS):
-            enqueue_on_commit(services.REBUILD_TASK, args=[str(obj.pk)])
-            self.message_user(request, f"The definition of {obj} changed: its usage rollups are being rebuilt.")
+        if not change or set(form.changed_data) & set(services.METRIC_DEFINITION_FIELDS):
+            metering.rollup_rebuild_queue(metric=obj)
+            self.message_user(
+                request, f"The usage rollups of {obj} are being rebuilt from the ledger; ingest goes on meanwhile."
+            )
 
-    @admin.action(description="Rebuild usage rollups from the ledger (after creating a metric for past events)")
+    @admin.action(description="Rebuild usage rollups from the ledger")
     def rebuild_rollups(self, request, queryset):
         for metric in queryset:
-            enqueue_on_commit(services.REBUILD_TASK, args=[str(metric.pk)])
+            metering.rollup_rebuild_queue(metric=metric)
         self.message_user(
-            request, f"Queued a rollup rebuild for {queryset.count()} metric(s); drafts update on the next usage."
+            request,
+            f"Queued a rollup rebuild for {queryset.count()} metric(s); drafts are recomputed when each is done.",
         )
+
+
+def rebuild_progress_text(rebuild) -> str:
+    """'running: 40% (4,000 of 10,000 events)', 'done', or '—' when the metric was never rebuilt."""
+    if rebuild is None:
+        return "—"
+    if rebuild.status == rebuild.Status.RUNNING:
+        return f"running: {rebuild.percent}% ({rebuild.events_done:,} of {rebuild.events_total:,} events)"
+    if rebuild.status == rebuild.Status.DONE:
+        return f"rebuilt from {rebuild.events_done:,} events"
+    return rebuild.get_status_display()
 
 
 # --- Products ------------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ from django.utils import timezone
 
 from . import periods, rating
 from .definitions import override_version, product_definition, rate_version
-from .metering import lock_organization_exclusive
-from .models import Contract, Invoice, InvoiceLine, Product, Rate, UsageRollup
+from .metering import lock_organization_exclusive, rebuild_running
+from .models import Contract, Invoice, InvoiceLine, Product, Rate, RollupRebuild, UsageRollup
 from .recompute import schedule_draft_recompute
 from .selectors import usage_cells
 
@@ -321,8 +321,14 @@ def invoice_recompute(*, invoice: Invoice) -> Invoice:
 
 
 def customer_drafts_recompute(*, customer_id: int, now: datetime | None = None) -> list[Invoice]:
-    """Make sure the customer's current drafts exist, then recompute each. Idempotent."""
+    """Make sure the customer's current drafts exist, then recompute each. Idempotent.
+
+    While a rollup rebuild of the organization runs, drafts keep their lines (its rollups are
+    incomplete): the rebuild recomputes them when it is done."""
     customer_drafts_ensure(customer_id=customer_id, now=now)
+    organization_id = Contract.objects.filter(customer_id=customer_id).values_list("organization_id", flat=True).first()
+    if organization_id is None or rebuild_running(organization_id):  # no contract: no drafts
+        return []
     drafts = Invoice.objects.filter(customer_id=customer_id, status=Invoice.Status.DRAFT).order_by("period_start")
     recomputed = []
     for invoice in drafts:
@@ -355,6 +361,10 @@ def invoice_finalize(*, invoice: Invoice, now: datetime | None = None) -> Invoic
     invoice = Invoice.objects.select_for_update().select_related("contract").get(pk=invoice.pk)
     if not invoice.is_draft:
         return invoice
+    if rebuild_running(invoice.organization_id):
+        raise ValidationError(
+            {"status": "Usage rollups of this organization are being rebuilt; finalize once the rebuild is done."}
+        )
     if invoice.period_end > now:
         raise ValidationError({"status": "The period has not ended yet; a draft is finalized after its period."})
     _recompute_locked(invoice)
@@ -372,7 +382,14 @@ def invoices_finalize_due(*, now: datetime | None = None) -> list[Invoice]:
     """Finalize every draft whose period ended at least INVOICE_FINALIZE_GRACE_HOURS ago."""
     now = now or timezone.now()
     cutoff = now - timedelta(hours=settings.INVOICE_FINALIZE_GRACE_HOURS)
-    due = Invoice.objects.filter(status=Invoice.Status.DRAFT, period_end__lte=cutoff).order_by("period_end")
+    rebuilding = RollupRebuild.objects.filter(
+        status__in=[RollupRebuild.Status.QUEUED, RollupRebuild.Status.RUNNING]
+    ).values("organization_id")
+    due = (
+        Invoice.objects.filter(status=Invoice.Status.DRAFT, period_end__lte=cutoff)
+        .exclude(organization_id__in=rebuilding)  # finalized on a later run, from complete rollups
+        .order_by("period_end")
+    )
     finalized = []
     for invoice in due:
         try:

@@ -11,10 +11,18 @@ customer has already been invoiced for (an invoice that is no longer a draft); t
 up in the hour it arrived, so it lands on the current draft instead of changing a closed invoice.
 
 Locks. Each ingest transaction holds the organization's ledger lock (events.locks) shared, taken
-before the metric list and the customers' closed periods are read; finalizing an invoice,
-rebuilding a metric's rollups and creating a contract take it exclusively. So a finalization sees
+before the metric list and the customers' closed periods are read; finalizing an invoice, starting
+a rebuild of a metric's rollups and creating a contract take it exclusively. So a finalization sees
 every event whose ingest started before it, and an ingest that starts after it sees the closed
-period; a rebuild sees every committed event and no ingest adds to the metric while it runs.
+period.
+
+Rebuilds (`RollupRebuild`, after a metric is created or changed) hold the exclusive lock only to
+start: clear the metric's rollups and note the watermark (the newest event id). Events after it are
+rolled up by ingest with the new definition (it reads the metric list after its shared lock);
+events up to it by the rebuild, in chunks of one transaction each under the shared lock, each
+recording how far it got. Rollup upserts add up in any order, so ingest and a rebuild write the
+same rows side by side: nothing is lost or counted twice. While a rebuild runs, drafts keep their
+lines and are not finalized; they are recomputed when it is done.
 """
 
 from __future__ import annotations
@@ -29,14 +37,15 @@ import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
+from accounts.tasking import enqueue_on_commit
 from events import selectors as event_selectors
 from events.hooks import RecordedEvent
 from events.locks import ledger_lock_exclusive, ledger_lock_shared
 
 from . import meterable, rating
 from .definitions import metric_definition
-from .models import BillableMetric, Contract, Invoice, UniqueValueRollup, UsageRollup
-from .recompute import queue_draft_recompute
+from .models import BillableMetric, Contract, Invoice, RollupRebuild, UniqueValueRollup, UsageRollup
+from .recompute import queue_draft_recompute, schedule_draft_recompute
 
 
 def hour_floor(instant: datetime) -> datetime:
@@ -303,33 +312,117 @@ def _run_prelude(organization_id) -> list[list[tuple]]:
 
 # --- Backfill ------------------------------------------------------------------------------------
 
+REBUILD_TASK = "billing.tasks.rebuild_metric_rollups"
+
+
+def rollup_rebuild_queue(*, metric: BillableMetric) -> None:
+    """Rebuild the metric's rollups from the ledger in the background, once this transaction commits."""
+    enqueue_on_commit(REBUILD_TASK, args=[str(metric.pk)])
+
+
+def rebuild_running(organization_id) -> bool:
+    """Whether a rollup rebuild of the organization has started and not finished (rollups incomplete)."""
+    active = (RollupRebuild.Status.QUEUED, RollupRebuild.Status.RUNNING)
+    return RollupRebuild.objects.filter(organization_id=organization_id, status__in=active).exists()
+
+
+def metric_rollups_rebuild(*, metric: BillableMetric, batch_size: int = 5000, after_chunk=None) -> int:
+    """Rebuild one metric's rollups from the ledger now (the task, the command). Returns matched measurements."""
+    rebuild = RollupRebuild.objects.create(organization_id=metric.organization_id, metric=metric)
+    return rollup_rebuild_run(rebuild_id=rebuild.pk, batch_size=batch_size, after_chunk=after_chunk).matched
+
+
+def rollup_rebuild_run(*, rebuild_id, batch_size: int = 5000, after_chunk=None) -> RollupRebuild | None:
+    """Run (or resume) a queued rebuild; see RollupRebuild for why ingest never waits for all of it.
+
+    Late events (arrived after their period was invoiced) go to their arrival hour, as they did at
+    ingest. ``after_chunk(rebuild)``: called after each committed chunk (tests interleave ingest).
+    When done, the organization's drafts are recomputed."""
+    rebuild = _rebuild_begin(rebuild_id)
+    if rebuild is None or rebuild.status != RollupRebuild.Status.RUNNING:
+        return rebuild
+    organization_id = rebuild.organization_id
+    definition = metric_definition(rebuild.metric)
+    if not rebuild.events_total and rebuild.watermark_event_id:
+        total = event_selectors.event_count(
+            organization=organization_id, event_types=definition.event_types_in, through_id=rebuild.watermark_event_id
+        )
+        RollupRebuild.objects.filter(pk=rebuild.pk).update(events_total=total)
+    while True:
+        with transaction.atomic():
+            ledger_lock_shared(organization_id)  # a finalization or a newer rebuild's start waits for this chunk
+            rebuild = RollupRebuild.objects.select_for_update().get(pk=rebuild.pk)
+            if rebuild.status != RollupRebuild.Status.RUNNING:
+                return rebuild  # superseded by a newer rebuild of the metric (or finished by another worker)
+            events = event_selectors.metered_event_rows(
+                organization=organization_id,
+                event_types=definition.event_types_in,
+                after_id=rebuild.last_event_id,
+                through_id=rebuild.watermark_event_id,
+                limit=batch_size,
+            )
+            if not events:
+                rebuild.status = RollupRebuild.Status.DONE
+                rebuild.finished_at = timezone.now()
+                rebuild.save(update_fields=["status", "finished_at"])
+                transaction.on_commit(partial(_recompute_drafts, organization_id), robust=True)
+                return rebuild
+            closings = _closings(organization_id)
+            rule = billing_hour_rule(
+                lambda customer_id, received_at, closings=closings: _closed_at(
+                    closings.get(customer_id, ()), received_at
+                )
+            )
+            accumulated = accumulate([definition], events, rule)
+            store(organization_id, accumulated)
+            rebuild.last_event_id = events[-1].id
+            rebuild.events_done += len(events)
+            rebuild.matched += accumulated.matched
+            rebuild.save(update_fields=["last_event_id", "events_done", "matched"])
+        if after_chunk is not None:
+            after_chunk(rebuild)
+
 
 @transaction.atomic
-def metric_rollups_rebuild(*, metric: BillableMetric, batch_size: int = 5000) -> int:
-    """Rebuild one metric's rollups from the ledger (after it was created or changed). Returns matched events.
+def _rebuild_begin(rebuild_id) -> RollupRebuild | None:
+    """Start a queued rebuild: under the exclusive ledger lock (held for this short transaction
+    only), supersede older rebuilds of the metric, clear its rollups and note the watermark."""
+    rebuild = RollupRebuild.objects.filter(pk=rebuild_id).select_related("metric").first()
+    if rebuild is None or rebuild.status != RollupRebuild.Status.QUEUED:
+        return rebuild  # running: resumed from last_event_id; done or superseded: nothing to do
+    lock_organization_exclusive(rebuild.organization_id)
+    rebuild = RollupRebuild.objects.select_for_update().select_related("metric").get(pk=rebuild_id)
+    if rebuild.status != RollupRebuild.Status.QUEUED:
+        return rebuild
+    now = timezone.now()
+    later = RollupRebuild.objects.filter(metric_id=rebuild.metric_id, pk__gt=rebuild.pk)
+    if later.exists():  # a newer rebuild of the metric will do it with its newer definition
+        rebuild.status, rebuild.finished_at = RollupRebuild.Status.SUPERSEDED, now
+        rebuild.save(update_fields=["status", "finished_at"])
+        return rebuild
+    RollupRebuild.objects.filter(
+        metric_id=rebuild.metric_id,
+        pk__lt=rebuild.pk,
+        status__in=[RollupRebuild.Status.QUEUED, RollupRebuild.Status.RUNNING],
+    ).update(status=RollupRebuild.Status.SUPERSEDED, finished_at=now)
+    UsageRollup.objects.filter(metric_id=rebuild.metric_id).delete()
+    UniqueValueRollup.objects.filter(metric_id=rebuild.metric_id).delete()
+    rebuild.watermark_event_id = event_selectors.latest_event_id(organization=rebuild.organization_id)
+    rebuild.status, rebuild.started_at = RollupRebuild.Status.RUNNING, now
+    rebuild.save(update_fields=["watermark_event_id", "status", "started_at"])
+    return rebuild
 
-    Holds the organization's exclusive billing lock: ingest for the organization waits until it
-    commits. Late events (arrived after their period was invoiced) go to their arrival hour, as
-    they did at ingest.
-    """
-    lock_organization_exclusive(metric.organization_id)
-    UsageRollup.objects.filter(metric=metric).delete()
-    UniqueValueRollup.objects.filter(metric=metric).delete()
-    definition = metric_definition(metric)
-    closings = _closings(metric.organization_id)
-    rule = billing_hour_rule(lambda customer_id, received_at: _closed_at(closings.get(customer_id, ()), received_at))
-    matched = 0
-    after = 0
-    while True:
-        events = event_selectors.metered_event_rows(
-            organization=metric.organization_id, event_types=definition.event_types_in, after_id=after, limit=batch_size
-        )
-        if not events:
-            return matched
-        accumulated = accumulate([definition], events, rule)
-        store(metric.organization_id, accumulated)
-        matched += accumulated.matched
-        after = events[-1].id
+
+def _recompute_drafts(organization_id) -> None:
+    """After a rebuild: every draft of the organization, from the complete rollups."""
+    if rebuild_running(organization_id):
+        return  # another rebuild is still filling rollups; it recomputes when it is done
+    for customer_id in (
+        Invoice.objects.filter(organization_id=organization_id, status=Invoice.Status.DRAFT)
+        .values_list("customer_id", flat=True)
+        .distinct()
+    ):
+        schedule_draft_recompute(customer_id)
 
 
 def _closings(organization_id) -> dict[int, list[tuple[datetime, datetime]]]:

@@ -701,6 +701,52 @@ class UniqueValueRollup(models.Model):
         return f"{self.metric_id} {self.value!r} at {self.hour:%Y-%m-%d %H:00}"
 
 
+class RollupRebuild(models.Model):
+    """One rebuild of a metric's rollups from the ledger, with its progress (billing.metering).
+
+    Started by creating or changing a metric (or by hand). It briefly takes the organization's
+    ledger lock exclusively to clear the metric's rollups and note the watermark, the newest event
+    id then; ingest rolls up every later event itself, while the rebuild rolls up the events up to
+    the watermark in chunks, each chunk one transaction under the shared lock that also records
+    `last_event_id`. So ingest never waits for the whole rebuild, and no event is counted twice or
+    missed, even when the rebuild is resumed after a crash. A newer rebuild of the same metric
+    supersedes an older one.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        SUPERSEDED = "superseded", "Superseded (a newer rebuild of the metric took over)"
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    metric = models.ForeignKey(BillableMetric, on_delete=models.CASCADE, related_name="rebuilds")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    watermark_event_id = models.BigIntegerField(
+        null=True, blank=True, help_text="Events up to this id are the rebuild's; later ones were rolled up at ingest."
+    )
+    last_event_id = models.BigIntegerField(default=0, help_text="Rolled up through this event id.")
+    events_total = models.BigIntegerField(default=0, help_text="Events of the ledger to read (up to the watermark).")
+    events_done = models.BigIntegerField(default=0)
+    matched = models.BigIntegerField(default=0, help_text="Measurements that matched the metric.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "status"], name="rollup_rebuild_org_status")]
+
+    def __str__(self) -> str:
+        return f"rebuild of {self.metric_id}: {self.status} {self.events_done}/{self.events_total}"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return 0 if not self.events_total else min(99, self.events_done * 100 // self.events_total)
+
+
 # --- Invoices --------------------------------------------------------------------------------
 
 

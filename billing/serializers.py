@@ -6,10 +6,21 @@ Decimal strings. Nothing here is ever a float.
 
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .metric_rules import metric_definition_errors
-from .models import BillableMetric, Contract, ContractOverride, Invoice, InvoiceLine, Product, Rate, RateCard
+from .models import (
+    BillableMetric,
+    Contract,
+    ContractOverride,
+    Invoice,
+    InvoiceLine,
+    Product,
+    Rate,
+    RateCard,
+    RollupRebuild,
+)
 from .presentation import plain
 
 
@@ -33,8 +44,21 @@ class UpperChoiceField(serializers.ChoiceField):
 # --- Billable metrics ------------------------------------------------------------------------------
 
 
+class RollupRebuildSerializer(serializers.ModelSerializer):
+    percent = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = RollupRebuild
+        fields = ["status", "events_done", "events_total", "percent", "created_at", "started_at", "finished_at"]
+        read_only_fields = fields
+
+
 class BillableMetricSerializer(serializers.ModelSerializer):
     group_keys = serializers.SerializerMethodField(help_text="Metronome shape: a list of group key sets.")
+    rollup_rebuild = serializers.SerializerMethodField(
+        help_text="The latest rebuild of the metric's usage rollups from the ledger (after it was created or "
+        "changed), with its progress; null when none ran. Drafts are recomputed when it is done."
+    )
 
     class Meta:
         model = BillableMetric
@@ -46,6 +70,7 @@ class BillableMetricSerializer(serializers.ModelSerializer):
             "aggregation_type",
             "aggregation_key",
             "group_keys",
+            "rollup_rebuild",
             "created_at",
             "updated_at",
         ]
@@ -53,6 +78,11 @@ class BillableMetricSerializer(serializers.ModelSerializer):
 
     def get_group_keys(self, metric) -> list[list[str]]:
         return [list(metric.group_keys)] if metric.group_keys else []
+
+    @extend_schema_field(RollupRebuildSerializer(allow_null=True))
+    def get_rollup_rebuild(self, metric) -> dict | None:
+        rebuild = metric.rebuilds.first()
+        return None if rebuild is None else RollupRebuildSerializer(rebuild).data
 
 
 class BillableMetricCreateSerializer(serializers.Serializer):

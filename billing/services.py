@@ -13,11 +13,9 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.tasking import enqueue_on_commit
-
 from . import rating
 from .invoicing import contract_drafts_ensure, drafts_refresh_later
-from .metering import lock_organization_exclusive
+from .metering import lock_organization_exclusive, rollup_rebuild_queue
 from .models import (
     BillableMetric,
     Contract,
@@ -64,7 +62,6 @@ def _save(instance) -> None:
 
 # --- Billable metrics ------------------------------------------------------------------------------
 
-REBUILD_TASK = "billing.tasks.rebuild_metric_rollups"
 METRIC_DEFINITION_FIELDS = (
     "event_type_filter",
     "property_filters",
@@ -84,11 +81,9 @@ def billable_metric_create(
     event_type_filter: dict | None = None,
     property_filters: list | None = None,
     group_keys: Sequence[str] = (),
-    count_earlier_usage: bool = False,
 ) -> BillableMetric:
-    """Create a metric. Usage that arrived before it is not counted until its rollups are rebuilt
-    (`metric_rollups_rebuild`, the admin action or `manage.py billing_rebuild_rollups`), or at once
-    with `count_earlier_usage` (queued after commit: Metronome's walk-through sends usage first)."""
+    """Create a metric. Usage that arrived before it is rolled up by a rebuild queued on commit
+    (billing.metering: ingest goes on meanwhile); the drafts are recomputed when it is done."""
     metric = BillableMetric(
         organization=organization,
         name=name,
@@ -99,8 +94,7 @@ def billable_metric_create(
         group_keys=list(group_keys),
     )
     _save(metric)
-    if count_earlier_usage:
-        enqueue_on_commit(REBUILD_TASK, args=[str(metric.pk)])
+    rollup_rebuild_queue(metric=metric)
     return metric
 
 
@@ -114,7 +108,7 @@ def billable_metric_update(*, metric: BillableMetric, **changes) -> BillableMetr
         setattr(metric, key, value)
     _save(metric)
     if definition_changed:
-        enqueue_on_commit(REBUILD_TASK, args=[str(metric.pk)])
+        rollup_rebuild_queue(metric=metric)
     return metric
 
 
