@@ -326,13 +326,13 @@ def rebuild_running(organization_id) -> bool:
     return RollupRebuild.objects.filter(organization_id=organization_id, status__in=active).exists()
 
 
-def metric_rollups_rebuild(*, metric: BillableMetric, batch_size: int = 5000, after_chunk=None) -> int:
+def metric_rollups_rebuild(*, metric: BillableMetric, batch_size: int = 1000, after_chunk=None) -> int:
     """Rebuild one metric's rollups from the ledger now (the task, the command). Returns matched measurements."""
     rebuild = RollupRebuild.objects.create(organization_id=metric.organization_id, metric=metric)
     return rollup_rebuild_run(rebuild_id=rebuild.pk, batch_size=batch_size, after_chunk=after_chunk).matched
 
 
-def rollup_rebuild_run(*, rebuild_id, batch_size: int = 5000, after_chunk=None) -> RollupRebuild | None:
+def rollup_rebuild_run(*, rebuild_id, batch_size: int = 1000, after_chunk=None) -> RollupRebuild | None:
     """Run (or resume) a queued rebuild; see RollupRebuild for why ingest never waits for all of it.
 
     Late events (arrived after their period was invoiced) go to their arrival hour, as they did at

@@ -110,6 +110,20 @@ def metered_event_rows(
     ]
 
 
+def latest_event_id(*, organization) -> int:
+    """The newest event id of the organization's ledger (0 when it has none)."""
+    newest = UsageEvent.objects.filter(organization=organization).order_by("-id").values_list("id", flat=True).first()
+    return newest or 0
+
+
+def event_count(*, organization, event_types=None, through_id: int) -> int:
+    """How many of the organization's events (of those types) have an id up to ``through_id``."""
+    events = UsageEvent.objects.filter(organization=organization, id__lte=through_id)
+    if event_types is not None:
+        events = events.filter(event_type__in=sorted(event_types))
+    return events.count()
+
+
 def _json(value):
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
