@@ -311,3 +311,29 @@ def test_cost_plus_rates_and_lines_match_the_openapi_schema(api_client, catalog,
     invoices = api_client.get("/api/v1/customers/acme/invoices")
     assert_matches_schema(openapi, invoices, "/api/v1/customers/{customer_id}/invoices", "get")
     assert invoices.json()["data"][0]["lines"][0]["tokens"] == 600_000
+
+
+def test_the_readme_worked_example_cost_plus_30_percent(api_client, catalog, model_calls, organization):
+    """README, billing, "Worked example: token billing at cost plus 30 %"."""
+    cost_plus_rate(api_client, model_calls, markup="0.3")
+    contract(api_client, model_calls, organization)
+    send(organization, three_models(), now=AT + timedelta(minutes=1))
+
+    invoice = draft_lines(api_client)
+
+    assert [
+        (
+            line["model"],
+            line["tokens"],
+            line["cost_microdollars"],
+            line["quantity"],
+            line["unit_price"],
+            line["amount_cents"],
+        )
+        for line in invoice["lines"]
+    ] == [
+        ("anthropic/claude-3-haiku", 600_000, 350_000, "35", "1.3", 46),
+        ("anthropic/claude-3.5-sonnet", 300_000, 2_100_000, "210", "1.3", 273),
+        ("openai/gpt-4o", 150_000, 750_000, "75", "1.3", 98),
+    ]
+    assert invoice["total_cents"] == 417
