@@ -392,7 +392,17 @@ class InvoiceLineInline(admin.TabularInline):
 class InvoiceAdmin(admin.ModelAdmin):
     """Invoices are computed, not typed in: lines are read-only; actions move them through their lifecycle."""
 
-    list_display = ["__str__", "customer", "status", "period_start", "period_end", "total", "amount_due", "computed_at"]
+    list_display = [
+        "__str__",
+        "customer",
+        "status",
+        "kind",
+        "period_start",
+        "period_end",
+        "total",
+        "amount_due",
+        "computed_at",
+    ]
     list_filter = ["status", "organization", "period_start"]
     search_fields = ["number", "customer__external_id", "customer__name", "id"]
     date_hierarchy = "period_start"

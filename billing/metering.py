@@ -243,8 +243,8 @@ def closed_through(customer_ids: Iterable[int]) -> dict[int, datetime]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT customer_id, max(period_end) FROM billing_invoice "
-            "WHERE customer_id = ANY(%s) AND status <> %s GROUP BY customer_id",
-            [ids, Invoice.Status.DRAFT],
+            "WHERE customer_id = ANY(%s) AND status <> %s AND kind = %s GROUP BY customer_id",
+            [ids, Invoice.Status.DRAFT, Invoice.Kind.REGULAR],
         )
         return dict(cursor.fetchall())
 
@@ -429,7 +429,7 @@ def _closings(organization_id) -> dict[int, list[tuple[datetime, datetime]]]:
     """Per customer: (finalized_at, period_end) of its closed invoices, in finalization order."""
     result: dict[int, list[tuple[datetime, datetime]]] = {}
     rows = (
-        Invoice.objects.filter(organization_id=organization_id, finalized_at__isnull=False)
+        Invoice.objects.filter(organization_id=organization_id, finalized_at__isnull=False, kind=Invoice.Kind.REGULAR)
         .exclude(status=Invoice.Status.DRAFT)
         .order_by("finalized_at")
         .values_list("customer_id", "finalized_at", "period_end")

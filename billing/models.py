@@ -767,12 +767,23 @@ class Invoice(models.Model):
 
     CLOSED = (Status.FINALIZED, Status.PAID, Status.VOID, Status.UNCOLLECTIBLE)
 
+    class Kind(models.TextChoices):
+        REGULAR = "regular", "Regular (a billing period)"
+        CORRECTION = "correction", "Correction (late usage of an ended contract)"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
     customer = models.ForeignKey("events.Customer", on_delete=models.PROTECT, related_name="+")
     contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="invoices")
     number = models.CharField(max_length=32, null=True, blank=True, unique=True, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    kind = models.CharField(
+        max_length=16,
+        choices=Kind.choices,
+        default=Kind.REGULAR,
+        help_text="A correction invoice bills usage of an ended contract's finalized periods that arrived after "
+        "them; its period is the month the usage arrived in.",
+    )
     period_start = models.DateTimeField()
     period_end = models.DateTimeField(help_text="Exclusive.")
     currency = models.CharField(max_length=3, default="USD")
@@ -787,7 +798,9 @@ class Invoice(models.Model):
     class Meta:
         ordering = ["-period_start", "customer"]
         constraints = [
-            models.UniqueConstraint(fields=["contract", "period_start"], name="invoice_one_per_contract_period"),
+            models.UniqueConstraint(
+                fields=["contract", "period_start", "kind"], name="invoice_one_per_contract_period"
+            ),
             models.CheckConstraint(condition=Q(period_end__gt=F("period_start")), name="invoice_period_not_empty"),
             models.CheckConstraint(condition=Q(credits_applied_cents__gte=0), name="invoice_credits_not_negative"),
             models.CheckConstraint(
@@ -799,6 +812,8 @@ class Invoice(models.Model):
 
     def __str__(self) -> str:
         label = self.number or "draft"
+        if self.kind == self.Kind.CORRECTION:
+            label = f"correction {label}"
         return f"{label} {self.customer} {self.period_start:%Y-%m-%d}-{self.period_end:%Y-%m-%d}"
 
     @property

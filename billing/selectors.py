@@ -138,7 +138,7 @@ def current_draft(*, organization, customer) -> Invoice | None:
     """The customer's draft for the latest period (the one new usage lands on)."""
     return (
         customer_invoices(organization=organization, customer=customer)
-        .filter(status=Invoice.Status.DRAFT)
+        .filter(status=Invoice.Status.DRAFT, kind=Invoice.Kind.REGULAR)
         .order_by("-period_start")
         .first()
     )

@@ -508,6 +508,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "customer_id",
             "contract_id",
             "status",
+            "kind",
             "period_start",
             "period_end",
             "currency",

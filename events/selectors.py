@@ -48,7 +48,7 @@ def customer_get(*, organization, customer_id: str) -> Customer | None:
 
 
 _METERED_EVENTS = """
-SELECT e.id, e.customer_id, c.external_id, e.event_type, e.occurred_at, e.received_at, e.properties,
+SELECT e.id, e.organization_id, e.customer_id, c.external_id, e.event_type, e.occurred_at, e.received_at, e.properties,
        e.cost_microdollars, e.revenue_microdollars, e.usage_units, e.feature_key, e.meta,
        (SELECT json_agg(json_build_array(coalesce(p.slug, o.slug, v.model), v.input_tokens, v.output_tokens,
                                          v.cached_input_tokens, v.cache_write_tokens, v.reasoning_tokens,
@@ -58,7 +58,7 @@ SELECT e.id, e.customer_id, c.external_id, e.event_type, e.occurred_at, e.receiv
         LEFT JOIN {overrides} o ON o.id = v.price_override_id
         WHERE v.event_id = e.id)
 FROM {events} e JOIN {customers} c ON c.id = e.customer_id
-WHERE e.organization_id = %(organization)s AND e.id > %(after)s AND e.id <= %(through)s {types}
+WHERE {where}
 ORDER BY e.id
 LIMIT %(limit)s
 """
@@ -70,14 +70,9 @@ def metered_event_rows(
     """Up to ``limit`` events of the ledger with ``after_id < id <= through_id``, in id order, as the
     ingest hooks received them (`RecordedEvent`, with the model calls' catalog slugs and costs): what
     a rebuild of billing's rollups reads. Keyset-paged by id, one query per page."""
-    sql = _METERED_EVENTS.format(
-        responses=VendorResponse._meta.db_table,
-        prices=ModelPrice._meta.db_table,
-        overrides=OrganizationPriceOverride._meta.db_table,
-        events=UsageEvent._meta.db_table,
-        customers=Customer._meta.db_table,
-        types="" if event_types is None else "AND e.event_type = ANY(%(types)s::text[])",
-    )
+    where = "e.organization_id = %(organization)s AND e.id > %(after)s AND e.id <= %(through)s"
+    if event_types is not None:
+        where += " AND e.event_type = ANY(%(types)s::text[])"
     params = {
         "organization": getattr(organization, "pk", organization),
         "after": after_id,
@@ -85,13 +80,42 @@ def metered_event_rows(
         "limit": limit,
         "types": sorted(event_types or ()),
     }
+    return _metered(where, params)
+
+
+def late_event_rows(*, customer_id: int, occurred_from, occurred_before, received_from) -> list[RecordedEvent]:
+    """The customer's events that occurred in [occurred_from, occurred_before) and arrived at or after
+    ``received_from`` (late usage), as `metered_event_rows` gives them."""
+    where = (
+        "e.customer_id = %(customer)s AND e.occurred_at >= %(start)s AND e.occurred_at < %(end)s "
+        "AND e.received_at >= %(received)s"
+    )
+    params = {
+        "customer": customer_id,
+        "start": occurred_from,
+        "end": occurred_before,
+        "received": received_from,
+        "limit": None,
+    }
+    return _metered(where, params)
+
+
+def _metered(where: str, params: dict) -> list[RecordedEvent]:
+    sql = _METERED_EVENTS.format(
+        responses=VendorResponse._meta.db_table,
+        prices=ModelPrice._meta.db_table,
+        overrides=OrganizationPriceOverride._meta.db_table,
+        events=UsageEvent._meta.db_table,
+        customers=Customer._meta.db_table,
+        where=where,
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [
         RecordedEvent(
             id=event_id,
-            organization_id=params["organization"],
+            organization_id=organization_id,
             customer_id=customer_id,
             event_type=event_type,
             occurred_at=occurred_at,
@@ -105,8 +129,22 @@ def metered_event_rows(
             meta=_json(meta) or None,
             received_at=received_at,
         )
-        for (event_id, customer_id, external_id, event_type, occurred_at, received_at, properties, cost, revenue,
-             usage_units, feature_key, meta, calls) in rows
+        for (
+            event_id,
+            organization_id,
+            customer_id,
+            external_id,
+            event_type,
+            occurred_at,
+            received_at,
+            properties,
+            cost,
+            revenue,
+            usage_units,
+            feature_key,
+            meta,
+            calls,
+        ) in rows
     ]
 
 
