@@ -177,6 +177,11 @@ class ProductAdmin(admin.ModelAdmin):
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if change:  # its metric, grouping or conversion may have changed: the drafts follow
+            invoicing.drafts_refresh_later(organization_id=form.instance.organization_id)
+
     @admin.display(description="presentation group")
     def presentation_keys(self, product: Product) -> str:
         return ", ".join(product.presentation_group_key) or "—"

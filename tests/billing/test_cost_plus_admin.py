@@ -74,3 +74,36 @@ def test_the_rates_page_refuses_bad_cost_plus_terms(admin_client, organization, 
     assert "must SUM cost_microdollars" in errors_of(wrong_product)
     assert "needs a markup" in errors_of(no_markup)
     assert Rate.objects.count() == 1  # seed_pricing's own
+
+
+def test_changing_a_product_in_admin_recomputes_the_drafts(
+    admin_client, organization, customer, seed_pricing, monkeypatch, django_capture_on_commit_callbacks
+):
+    from billing import invoicing
+    from tests.billing.test_admin import product_data
+
+    scheduled = []
+    monkeypatch.setattr(invoicing, "schedule_draft_recompute", scheduled.append)
+    services.contract_create(  # opens this month's draft
+        organization=organization,
+        customer=customer,
+        rate_card=seed_pricing["rate_card"],
+        starting_at=datetime.now(UTC).replace(minute=0, second=0, microsecond=0),
+    )
+    product = seed_pricing["product"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:billing_product_change", args=[product.pk]),
+            product_data(
+                organization,
+                name=product.name,
+                billable_metric=str(seed_pricing["metric"].pk),
+                presentation_group_key="user_id",
+                conversion_factor="1000000",
+                conversion_operation="DIVIDE",
+            ),
+        )
+
+    assert response.status_code == 302, errors_of(response)
+    assert customer.pk in scheduled
