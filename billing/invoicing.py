@@ -192,7 +192,9 @@ def contract_drafts_ensure(*, contract: Contract, now: datetime | None = None) -
     invoices = Invoice.objects.filter(contract=contract, kind=Invoice.Kind.REGULAR)
     stale = invoices.filter(status=Invoice.Status.DRAFT).exclude(
         pk__in=[
-            pk for pk, start, end in invoices.values_list("pk", "period_start", "period_end") if (start, end) in windows
+            pk
+            for pk, start, end in invoices.values_list("pk", "period_start", "period_end")
+            if (start, end) in windows
         ]
     )
     InvoiceLine.objects.filter(invoice__in=stale).delete()

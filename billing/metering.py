@@ -144,7 +144,8 @@ def accumulate(
                 if hour is None:
                     hour = billing_hour(event.customer_id, event.occurred_at, event.received_at)
                 key = (event.customer_id, metric.id, hour, measurement.group)
-                tokens = record.get("input_tokens", 0) + record.get("output_tokens", 0) if metric.per_call else 0
+                # Tokens of the model call measured (a property of the same name on an event without calls is not one)
+                tokens = record["input_tokens"] + record["output_tokens"] if metric.per_call and event.calls else 0
                 contribution = rating.Partial.of(measurement.value, at=event.occurred_at, seq=event.id, tokens=tokens)
                 current = result.partials.get(key)
                 result.partials[key] = contribution if current is None else current.merge(contribution)
