@@ -262,3 +262,14 @@ def test_call_records_are_pure():
     assert "revenue_microdollars" not in second
     assert (second["vendor"], second["cost_microdollars"]) == ("", 0)
     assert meterable.event_record(event)["cost_microdollars"] == 30
+
+
+def test_a_property_named_like_a_token_count_is_not_a_calls_tokens(organization, catalog):
+    metric = services.billable_metric_create(
+        organization=organization, name="m", aggregation_type="COUNT", group_keys=["model"]
+    )
+    batch = [draft("acme", AT, properties={"input_tokens": "many", "output_tokens": 3})]  # no model call
+
+    send(organization, batch, now=NOW)
+
+    assert list(UsageRollup.objects.filter(metric=metric).values_list("event_count", "tokens")) == [(1, 0)]
