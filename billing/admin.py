@@ -15,9 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.tasking import enqueue_on_commit
-
-from . import invoicing, services
+from . import invoicing, metering, services
 from .metering import lock_organization_exclusive
 from .models import (
     BillableMetric,
@@ -67,10 +65,18 @@ class OverlapCheckedFormSet(forms.BaseInlineFormSet):
 
 @admin.register(BillableMetric)
 class BillableMetricAdmin(admin.ModelAdmin):
-    list_display = ["name", "aggregation_type", "aggregation_key", "group_keys_text", "organization", "updated_at"]
+    list_display = [
+        "name",
+        "aggregation_type",
+        "aggregation_key",
+        "group_keys_text",
+        "organization",
+        "rebuild_progress",
+        "updated_at",
+    ]
     list_filter = ["aggregation_type", "organization"]
     search_fields = ["name", "aggregation_key", "id"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    readonly_fields = ["id", "created_at", "updated_at", "rebuild_progress"]
     fields = [
         "id",
         "organization",
@@ -80,10 +86,15 @@ class BillableMetricAdmin(admin.ModelAdmin):
         "event_type_filter",
         "property_filters",
         "group_keys",
+        "rebuild_progress",
         "created_at",
         "updated_at",
     ]
     actions = ["rebuild_rollups"]
+
+    @admin.display(description="usage rollups")
+    def rebuild_progress(self, metric: BillableMetric) -> str:
+        return rebuild_progress_text(metric.rebuilds.first() if metric.pk else None)
 
     @admin.display(description="group keys")
     def group_keys_text(self, metric: BillableMetric) -> str:
@@ -91,17 +102,31 @@ class BillableMetricAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        if change and set(form.changed_data) & set(services.METRIC_DEFINITION_FIELDS):
-            enqueue_on_commit(services.REBUILD_TASK, args=[str(obj.pk)])
-            self.message_user(request, f"The definition of {obj} changed: its usage rollups are being rebuilt.")
+        if not change or set(form.changed_data) & set(services.METRIC_DEFINITION_FIELDS):
+            metering.rollup_rebuild_queue(metric=obj)
+            self.message_user(
+                request, f"The usage rollups of {obj} are being rebuilt from the ledger; ingest goes on meanwhile."
+            )
 
-    @admin.action(description="Rebuild usage rollups from the ledger (after creating a metric for past events)")
+    @admin.action(description="Rebuild usage rollups from the ledger")
     def rebuild_rollups(self, request, queryset):
         for metric in queryset:
-            enqueue_on_commit(services.REBUILD_TASK, args=[str(metric.pk)])
+            metering.rollup_rebuild_queue(metric=metric)
         self.message_user(
-            request, f"Queued a rollup rebuild for {queryset.count()} metric(s); drafts update on the next usage."
+            request,
+            f"Queued a rollup rebuild for {queryset.count()} metric(s); drafts are recomputed when each is done.",
         )
+
+
+def rebuild_progress_text(rebuild) -> str:
+    """'running: 40% (4,000 of 10,000 events)', 'done', or '—' when the metric was never rebuilt."""
+    if rebuild is None:
+        return "—"
+    if rebuild.status == rebuild.Status.RUNNING:
+        return f"running: {rebuild.percent}% ({rebuild.events_done:,} of {rebuild.events_total:,} events)"
+    if rebuild.status == rebuild.Status.DONE:
+        return f"rebuilt from {rebuild.events_done:,} events"
+    return rebuild.get_status_display()
 
 
 # --- Products ------------------------------------------------------------------------------------
@@ -152,6 +177,11 @@ class ProductAdmin(admin.ModelAdmin):
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if change:  # its metric, grouping or conversion may have changed: the drafts follow
+            invoicing.drafts_refresh_later(organization_id=form.instance.organization_id)
+
     @admin.display(description="presentation group")
     def presentation_keys(self, product: Product) -> str:
         return ", ".join(product.presentation_group_key) or "—"
@@ -189,14 +219,26 @@ class RateInline(admin.TabularInline):
     model = Rate
     formset = RateInlineFormSet
     extra = 0
-    fields = ["product", "entitled", "rate_type", "price", "quantity", "starting_at", "ending_before", "tiers_text"]
+    fields = [
+        "product",
+        "entitled",
+        "rate_type",
+        "price",
+        "markup",
+        "quantity",
+        "starting_at",
+        "ending_before",
+        "tiers_text",
+    ]
     readonly_fields = ["tiers_text"]
     autocomplete_fields = ["product"]
     show_change_link = True
 
     @admin.display(description="tiers")
     def tiers_text(self, rate: Rate) -> str:
-        if rate.rate_type != Rate.RateType.TIERED or not rate.pk:
+        if rate.rate_type == Rate.RateType.COST_PLUS and rate.pk and not rate.tiers.exists():
+            return "—"
+        if rate.rate_type not in (Rate.RateType.TIERED, Rate.RateType.COST_PLUS) or not rate.pk:
             return "—"
         tiers = list(rate.tiers.all())
         return (
@@ -245,6 +287,8 @@ class RateTierFormSet(forms.BaseInlineFormSet):
         errors = services.tier_errors(self.instance.rate_type, tiers)
         if errors:
             raise ValidationError(errors["tiers"])
+        if tiers and self.instance.minimum_cents is not None:
+            raise ValidationError("A COST_PLUS rate with tiers has no minimum (tiers price every cent).")
 
 
 class RateTierInline(admin.TabularInline):
@@ -328,6 +372,11 @@ class InvoiceLineInline(admin.TabularInline):
         "unit_price_display",
         "rate_type",
         "tier_index",
+        "model",
+        "cost_microdollars",
+        "markup",
+        "tokens",
+        "allowance_cents",
         "amount",
     ]
     readonly_fields = fields
@@ -348,7 +397,17 @@ class InvoiceLineInline(admin.TabularInline):
 class InvoiceAdmin(admin.ModelAdmin):
     """Invoices are computed, not typed in: lines are read-only; actions move them through their lifecycle."""
 
-    list_display = ["__str__", "customer", "status", "period_start", "period_end", "total", "amount_due", "computed_at"]
+    list_display = [
+        "__str__",
+        "customer",
+        "status",
+        "kind",
+        "period_start",
+        "period_end",
+        "total",
+        "amount_due",
+        "computed_at",
+    ]
     list_filter = ["status", "organization", "period_start"]
     search_fields = ["number", "customer__external_id", "customer__name", "id"]
     date_hierarchy = "period_start"

@@ -1,14 +1,18 @@
 """Translate billing configuration rows into the pure rating structures."""
 
 from collections.abc import Iterable
+from decimal import Decimal
 
 from . import rating
+from .meterable import names_call_fields
 from .models import BillableMetric, ContractOverride, Product, Rate
 
 
 def metric_definition(metric: BillableMetric) -> rating.MetricDefinition:
     event_filter = metric.event_type_filter or {}
     in_values = event_filter.get("in_values")
+    names = [metric.aggregation_key or "", *(metric.group_keys or ())]
+    names += [flt.get("name", "") for flt in metric.property_filters or ()]
     return rating.MetricDefinition(
         id=metric.pk,
         aggregation_type=rating.AggregationType(metric.aggregation_type),
@@ -25,6 +29,7 @@ def metric_definition(metric: BillableMetric) -> rating.MetricDefinition:
             for flt in metric.property_filters or ()
         ),
         group_keys=tuple(metric.group_keys or ()),
+        per_call=names_call_fields(names),
     )
 
 
@@ -44,11 +49,22 @@ def product_definition(product: Product, composite_ids: Iterable = ()) -> rating
 def rate_price(rate: Rate) -> rating.Price:
     if rate.rate_type == Rate.RateType.FLAT:
         return rating.Price(rate_type=rating.RateType.FLAT, price=rate.price)
-    tiers = sorted(rate.tiers.all(), key=lambda tier: tier.position)
-    return rating.Price(
-        rate_type=rating.RateType.TIERED,
-        tiers=tuple(rating.Tier(price=tier.price, size=tier.size) for tier in tiers),
+    tiers = tuple(
+        rating.Tier(price=tier.price, size=tier.size) for tier in sorted(rate.tiers.all(), key=lambda t: t.position)
     )
+    if rate.rate_type == Rate.RateType.COST_PLUS:
+        return rating.Price(
+            rate_type=rating.RateType.COST_PLUS,
+            cost_plus=rating.CostPlus(
+                markup=rate.markup,
+                model_markups=tuple(sorted((slug, Decimal(str(value))) for slug, value in rate.model_markups.items())),
+                minimum_cents=rate.minimum_cents,
+                included_cents=rate.included_cents,
+                included_tokens=rate.included_tokens,
+                tiers=tiers,
+            ),
+        )
+    return rating.Price(rate_type=rating.RateType.TIERED, tiers=tiers)
 
 
 def rate_version(rate: Rate) -> rating.RateVersion:

@@ -7,7 +7,8 @@
 - `invoices_finalize_due` (beat) finalizes drafts whose period ended more than
   INVOICE_FINALIZE_GRACE_HOURS ago, assigns a number from a database sequence and opens the next
   period's draft. Usage that arrives later for a finalized period is billed on the current draft
-  (see billing.metering: billing hour).
+  (see billing.metering: billing hour); when the contract has ended, on a correction invoice
+  (`contract_corrections_ensure`).
 - Invoice adjusters (`register_invoice_adjuster`) may apply credits: amount_due = total - credits.
 """
 
@@ -18,15 +19,18 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 
+from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from events import selectors as event_selectors
+
 from . import periods, rating
 from .definitions import override_version, product_definition, rate_version
-from .metering import lock_organization_exclusive
-from .models import Contract, Invoice, InvoiceLine, Product, Rate, UsageRollup
+from .metering import accumulate, hour_floor, lock_organization_exclusive, rebuild_running
+from .models import Contract, Invoice, InvoiceLine, Product, Rate, RollupRebuild, UsageRollup
 from .recompute import schedule_draft_recompute
 from .selectors import usage_cells
 
@@ -69,6 +73,8 @@ def contract_pricing(contract: Contract) -> tuple[list[rating.ProductDefinition]
 
 
 def invoice_lines_compute(invoice: Invoice) -> tuple[list[rating.Line], dict]:
+    if invoice.kind == Invoice.Kind.CORRECTION:
+        return _correction_lines(invoice)
     contract = invoice.contract
     definitions, book, products = contract_pricing(contract)
     window = rating.InvoiceWindow(
@@ -165,8 +171,8 @@ def _create_draft(contract: Contract, start: datetime, end: datetime) -> Invoice
                 period_start=start,
                 period_end=end,
             )
-    except IntegrityError:  # created concurrently: the unique (contract, period_start) row wins
-        return Invoice.objects.get(contract=contract, period_start=start)
+    except IntegrityError:  # created concurrently: the unique (contract, period_start, kind) row wins
+        return Invoice.objects.get(contract=contract, period_start=start, kind=Invoice.Kind.REGULAR)
 
 
 def contract_drafts_ensure(*, contract: Contract, now: datetime | None = None) -> list[Invoice]:
@@ -183,7 +189,7 @@ def contract_drafts_ensure(*, contract: Contract, now: datetime | None = None) -
         until=now,
     )
     windows = set(expected)
-    invoices = Invoice.objects.filter(contract=contract)
+    invoices = Invoice.objects.filter(contract=contract, kind=Invoice.Kind.REGULAR)
     stale = invoices.filter(status=Invoice.Status.DRAFT).exclude(
         pk__in=[
             pk
@@ -219,8 +225,132 @@ def drafts_refresh_later(*, organization_id=None, rate_card_id=None) -> None:
 
 def customer_drafts_ensure(*, customer_id: int, now: datetime | None = None) -> None:
     now = now or timezone.now()
-    for contract in Contract.objects.filter(customer_id=customer_id, starting_at__lte=now):
+    contracts = list(Contract.objects.filter(customer_id=customer_id, starting_at__lte=now))
+    for contract in contracts:
         contract_drafts_ensure(contract=contract, now=now)
+        contract_corrections_ensure(contract=contract, others=contracts, now=now)
+
+
+# --- Corrections: late usage of an ended contract ------------------------------------------------
+
+
+def _late_usage(contract: Contract, others: Sequence[Contract] | None = None) -> list[tuple[datetime, object]]:
+    """(billing month, event) of the usage an ended contract's finalized periods missed: events that
+    occurred in the contract and arrived once its last period was finalized, billed in the month
+    they arrived in (their billing hour: billing.metering) unless another contract of the customer
+    covers that hour (then they are on its draft already)."""
+    end = contract.ending_before
+    if end is None:
+        return []
+    last = (
+        Invoice.objects.filter(contract=contract, kind=Invoice.Kind.REGULAR, period_end=end, finalized_at__isnull=False)
+        .exclude(status=Invoice.Status.DRAFT)
+        .first()
+    )
+    if last is None:  # its last period is still a draft: late usage lands there
+        return []
+    others = [
+        other
+        for other in (others or Contract.objects.filter(customer_id=contract.customer_id))
+        if other.pk != contract.pk
+    ]
+    result = []
+    for event in event_selectors.late_event_rows(
+        customer_id=contract.customer_id,
+        occurred_from=contract.starting_at,
+        occurred_before=end,
+        received_from=last.finalized_at,
+    ):
+        hour = max(hour_floor(event.received_at), end)
+        if any(
+            other.starting_at <= hour and (other.ending_before is None or hour < other.ending_before)
+            for other in others
+        ):
+            continue
+        result.append((hour.replace(day=1, hour=0), event))
+    return result
+
+
+def contract_corrections_ensure(*, contract: Contract, others=None, now: datetime | None = None) -> list[Invoice]:
+    """A correction draft for each month in which late usage of the ended contract arrived."""
+    now = now or timezone.now()
+    if contract.ending_before is None or contract.ending_before > now:
+        return []
+    created = []
+    for month in sorted({month for month, _ in _late_usage(contract, others)}):
+        if Invoice.objects.filter(contract=contract, kind=Invoice.Kind.CORRECTION, period_start=month).exists():
+            continue
+        try:
+            with transaction.atomic():
+                created.append(
+                    Invoice.objects.create(
+                        organization_id=contract.organization_id,
+                        customer_id=contract.customer_id,
+                        contract=contract,
+                        kind=Invoice.Kind.CORRECTION,
+                        period_start=month,
+                        period_end=month + relativedelta(months=1),
+                    )
+                )
+        except IntegrityError:  # created concurrently
+            continue
+    return created
+
+
+def _correction_lines(invoice: Invoice) -> tuple[list[rating.Line], dict]:
+    """The late usage that arrived in the correction's month, rated in the contract's own periods
+    with the rates in force when it occurred; usage and composite products only (the fixed and
+    subscription charges were billed with the periods)."""
+    contract = invoice.contract
+    definitions, book, products = contract_pricing(contract)
+    usage_products = [definition for definition in definitions if definition.type in USAGE_CHARGE_TYPES]
+    events = [event for month, event in _late_usage(contract) if month == invoice.period_start]
+    lines: list[rating.Line] = []
+    for start, end in periods.periods(
+        contract_start=contract.starting_at,
+        contract_end=contract.ending_before,
+        schedule=contract.usage_statement_day,
+        until=contract.ending_before,
+    ):
+        mine = [event for event in events if start <= event.occurred_at < end]
+        if not mine:
+            continue
+        window = rating.InvoiceWindow(start=start, end=end, contract_starting_at=contract.starting_at)
+        lines += rating.rate_invoice(window=window, products=usage_products, book=book, usage=_event_usage(mine))
+    return lines, products
+
+
+def _event_usage(events) -> rating.UsageLookup:
+    """Rating's usage lookup over a few events (a correction's), measured as ingest measures them."""
+
+    def usage(product: rating.ProductDefinition, plan: Sequence[rating.Segment]):
+        measured = accumulate(
+            [product.metric], events, lambda customer, occurred_at, received_at: hour_floor(occurred_at)
+        )
+        partials: dict = {}
+        distinct: dict = {}
+        for (_, _, hour, group), partial in measured.partials.items():
+            index = rating.segment_index(plan, hour)
+            if index is not None:
+                key = (rating.regroup(group, product.presentation_group_key), index)
+                partials[key] = partials.get(key, rating.Partial()).merge(partial)
+        for (_, _, hour, group), value in measured.distinct:
+            index = rating.segment_index(plan, hour)
+            if index is not None:
+                distinct.setdefault((rating.regroup(group, product.presentation_group_key), index), set()).add(value)
+        return [
+            rating.UsageCell(
+                group=group,
+                segment_index=index,
+                quantity=rating.final_quantity(
+                    product.metric.aggregation_type, partial, len(distinct.get((group, index), ()))
+                ),
+                tokens=partial.tokens,
+            )
+            for (group, index), partial in partials.items()
+        ]
+
+    return usage
 
 
 class InvoiceTooLarge(ValidationError):
@@ -271,13 +401,18 @@ def _recompute_locked(invoice: Invoice) -> Invoice:
                 period_start=line.period_start,
                 period_end=line.period_end,
                 quantity=_fit(line.quantity, 12),
-                quantity_unit=product.conversion_name,
+                quantity_unit=_quantity_unit(line, product),
                 unit_price=_fit(line.unit_price, 12),
                 rate_type=line.rate_type,
                 tier_index=line.tier_index,
                 tier_floor=line.tier_floor,
                 tier_ceiling=line.tier_ceiling,
                 amount_cents=line.amount_cents,
+                model=dict(line.group).get("model") or "" if line.cost_microdollars is not None else "",
+                cost_microdollars=line.cost_microdollars,
+                markup=line.markup,
+                tokens=line.tokens,
+                allowance_cents=None if line.allowance_cents is None else _fit(line.allowance_cents, 12),
             )
         )
     saved = InvoiceLine.objects.bulk_create(rows)
@@ -290,6 +425,12 @@ def _recompute_locked(invoice: Invoice) -> Invoice:
         update_fields=["total_cents", "credits_applied_cents", "amount_due_cents", "computed_at", "updated_at"]
     )
     return invoice
+
+
+def _quantity_unit(line: rating.Line, product: Product) -> str:
+    if line.rate_type == rating.RateType.COST_PLUS:
+        return "cents of cost" if line.tier_index is None else "cents marked up"
+    return product.conversion_name
 
 
 def _fit(value: Decimal, places: int) -> Decimal:
@@ -310,8 +451,14 @@ def invoice_recompute(*, invoice: Invoice) -> Invoice:
 
 
 def customer_drafts_recompute(*, customer_id: int, now: datetime | None = None) -> list[Invoice]:
-    """Make sure the customer's current drafts exist, then recompute each. Idempotent."""
+    """Make sure the customer's current drafts exist, then recompute each. Idempotent.
+
+    While a rollup rebuild of the organization runs, drafts keep their lines (its rollups are
+    incomplete): the rebuild recomputes them when it is done."""
     customer_drafts_ensure(customer_id=customer_id, now=now)
+    organization_id = Contract.objects.filter(customer_id=customer_id).values_list("organization_id", flat=True).first()
+    if organization_id is None or rebuild_running(organization_id):  # no contract: no drafts
+        return []
     drafts = Invoice.objects.filter(customer_id=customer_id, status=Invoice.Status.DRAFT).order_by("period_start")
     recomputed = []
     for invoice in drafts:
@@ -344,6 +491,10 @@ def invoice_finalize(*, invoice: Invoice, now: datetime | None = None) -> Invoic
     invoice = Invoice.objects.select_for_update().select_related("contract").get(pk=invoice.pk)
     if not invoice.is_draft:
         return invoice
+    if rebuild_running(invoice.organization_id):
+        raise ValidationError(
+            {"status": "Usage rollups of this organization are being rebuilt; finalize once the rebuild is done."}
+        )
     if invoice.period_end > now:
         raise ValidationError({"status": "The period has not ended yet; a draft is finalized after its period."})
     _recompute_locked(invoice)
@@ -361,7 +512,14 @@ def invoices_finalize_due(*, now: datetime | None = None) -> list[Invoice]:
     """Finalize every draft whose period ended at least INVOICE_FINALIZE_GRACE_HOURS ago."""
     now = now or timezone.now()
     cutoff = now - timedelta(hours=settings.INVOICE_FINALIZE_GRACE_HOURS)
-    due = Invoice.objects.filter(status=Invoice.Status.DRAFT, period_end__lte=cutoff).order_by("period_end")
+    rebuilding = RollupRebuild.objects.filter(
+        status__in=[RollupRebuild.Status.QUEUED, RollupRebuild.Status.RUNNING]
+    ).values("organization_id")
+    due = (
+        Invoice.objects.filter(status=Invoice.Status.DRAFT, period_end__lte=cutoff)
+        .exclude(organization_id__in=rebuilding)  # finalized on a later run, from complete rollups
+        .order_by("period_end")
+    )
     finalized = []
     for invoice in due:
         try:

@@ -11,10 +11,18 @@ customer has already been invoiced for (an invoice that is no longer a draft); t
 up in the hour it arrived, so it lands on the current draft instead of changing a closed invoice.
 
 Locks. Each ingest transaction holds the organization's ledger lock (events.locks) shared, taken
-before the metric list and the customers' closed periods are read; finalizing an invoice,
-rebuilding a metric's rollups and creating a contract take it exclusively. So a finalization sees
+before the metric list and the customers' closed periods are read; finalizing an invoice, starting
+a rebuild of a metric's rollups and creating a contract take it exclusively. So a finalization sees
 every event whose ingest started before it, and an ingest that starts after it sees the closed
-period; a rebuild sees every committed event and no ingest adds to the metric while it runs.
+period.
+
+Rebuilds (`RollupRebuild`, after a metric is created or changed) hold the exclusive lock only to
+start: clear the metric's rollups and note the watermark (the newest event id). Events after it are
+rolled up by ingest with the new definition (it reads the metric list after its shared lock);
+events up to it by the rebuild, in chunks of one transaction each under the shared lock, each
+recording how far it got. Rollup upserts add up in any order, so ingest and a rebuild write the
+same rows side by side: nothing is lost or counted twice. While a rebuild runs, drafts keep their
+lines and are not finalized; they are recomputed when it is done.
 """
 
 from __future__ import annotations
@@ -29,14 +37,15 @@ import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
+from accounts.tasking import enqueue_on_commit
 from events import selectors as event_selectors
 from events.hooks import RecordedEvent
 from events.locks import ledger_lock_exclusive, ledger_lock_shared
 
-from . import rating
+from . import meterable, rating
 from .definitions import metric_definition
-from .models import BillableMetric, Contract, Invoice, UniqueValueRollup, UsageRollup
-from .recompute import queue_draft_recompute
+from .models import BillableMetric, Contract, Invoice, RollupRebuild, UniqueValueRollup, UsageRollup
+from .recompute import queue_draft_recompute, schedule_draft_recompute
 
 
 def hour_floor(instant: datetime) -> datetime:
@@ -95,7 +104,6 @@ metric_cache = MetricCache()
 # --- Accumulation (pure over the measured events) ------------------------------------------------
 
 RollupKey = tuple[int, object, datetime, rating.Group]  # customer id, metric id, billing hour, group
-EventRow = tuple[int, int, str, datetime, dict, datetime | None]  # id, customer, type, occurred, props, received
 
 
 @dataclass
@@ -105,27 +113,45 @@ class Accumulated:
     matched: int = 0
 
 
-def accumulate(metrics: Sequence[rating.MetricDefinition], events: Iterable[EventRow], billing_hour) -> Accumulated:
+def accumulate(
+    metrics: Sequence[rating.MetricDefinition], events: Iterable[RecordedEvent], billing_hour
+) -> Accumulated:
     """Measure ``events`` against ``metrics`` and merge the contributions per rollup key.
 
-    ``billing_hour(customer_id, occurred_at, received_at)`` gives the hour each event is billed in.
+    Each metric reads the metering fields (billing.meterable): once per event, or once per model
+    call when it names a model-call field. ``billing_hour(customer_id, occurred_at, received_at)``
+    gives the hour each event is billed in.
     """
     result = Accumulated()
-    for event_id, customer_id, event_type, occurred_at, properties, received_at in events:
+    for event in events:
         hour = None
+        base = calls = None
         for metric in metrics:
-            measurement = rating.measure(metric, event_type=event_type, properties=properties or {})
-            if measurement is None:
+            if metric.event_types_in is not None and event.event_type not in metric.event_types_in:
                 continue
-            if hour is None:
-                hour = billing_hour(customer_id, occurred_at, received_at)
-            key = (customer_id, metric.id, hour, measurement.group)
-            contribution = rating.Partial.of(measurement.value, at=occurred_at, seq=event_id)
-            current = result.partials.get(key)
-            result.partials[key] = contribution if current is None else current.merge(contribution)
-            if measurement.distinct is not None:
-                result.distinct.add((key, measurement.distinct))
-            result.matched += 1
+            if base is None:
+                base = meterable.event_record(event)
+            if metric.per_call:
+                if calls is None:
+                    calls = meterable.call_records(event, base)
+                records = calls
+            else:
+                records = (base,)
+            for record in records:
+                measurement = rating.measure(metric, event_type=event.event_type, properties=record)
+                if measurement is None:
+                    continue
+                if hour is None:
+                    hour = billing_hour(event.customer_id, event.occurred_at, event.received_at)
+                key = (event.customer_id, metric.id, hour, measurement.group)
+                # Tokens of the model call measured (a property of the same name on an event without calls is not one)
+                tokens = record["input_tokens"] + record["output_tokens"] if metric.per_call and event.calls else 0
+                contribution = rating.Partial.of(measurement.value, at=event.occurred_at, seq=event.id, tokens=tokens)
+                current = result.partials.get(key)
+                result.partials[key] = contribution if current is None else current.merge(contribution)
+                if measurement.distinct is not None:
+                    result.distinct.add((key, measurement.distinct))
+                result.matched += 1
     return result
 
 
@@ -136,13 +162,15 @@ def _group_json(group: rating.Group) -> str:
 _UPSERT_ROLLUPS = """
 INSERT INTO billing_usagerollup AS r (
     organization_id, customer_id, metric_id, group_values, hour,
-    total, event_count, maximum, latest_value, latest_at, latest_event_id
+    total, event_count, maximum, latest_value, latest_at, latest_event_id, tokens
 )
-SELECT %s, c, m, g::jsonb, h, t, n, mx, lv, la, le
+SELECT %s, c, m, g::jsonb, h, t, n, mx, lv, la, le, tk
 FROM unnest(%s::bigint[], %s::uuid[], %s::text[], %s::timestamptz[], %s::numeric[], %s::bigint[],
-            %s::numeric[], %s::numeric[], %s::timestamptz[], %s::bigint[]) AS u(c, m, g, h, t, n, mx, lv, la, le)
+            %s::numeric[], %s::numeric[], %s::timestamptz[], %s::bigint[], %s::bigint[])
+     AS u(c, m, g, h, t, n, mx, lv, la, le, tk)
 ON CONFLICT ON CONSTRAINT usage_rollup_key DO UPDATE SET
     total = r.total + EXCLUDED.total,
+    tokens = r.tokens + EXCLUDED.tokens,
     event_count = r.event_count + EXCLUDED.event_count,
     maximum = GREATEST(r.maximum, EXCLUDED.maximum),
     latest_value = CASE WHEN (EXCLUDED.latest_at, EXCLUDED.latest_event_id) >= (r.latest_at, r.latest_event_id)
@@ -163,7 +191,7 @@ ON CONFLICT ON CONSTRAINT unique_value_rollup_key DO NOTHING
 def store(organization_id, accumulated: Accumulated) -> None:
     """Upsert accumulated partials in key order (a fixed lock order, so concurrent batches cannot deadlock)."""
     if accumulated.partials:
-        columns: list[list] = [[] for _ in range(10)]
+        columns: list[list] = [[] for _ in range(11)]
         rows = sorted(
             (
                 ((customer_id, str(metric_id), hour, _group_json(group)), metric_id, partial)
@@ -183,6 +211,7 @@ def store(organization_id, accumulated: Accumulated) -> None:
                 partial.latest_value,
                 partial.latest_at,
                 partial.latest_seq,
+                partial.tokens,
             )
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
@@ -215,8 +244,8 @@ def closed_through(customer_ids: Iterable[int]) -> dict[int, datetime]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT customer_id, max(period_end) FROM billing_invoice "
-            "WHERE customer_id = ANY(%s) AND status <> %s GROUP BY customer_id",
-            [ids, Invoice.Status.DRAFT],
+            "WHERE customer_id = ANY(%s) AND status <> %s AND kind = %s GROUP BY customer_id",
+            [ids, Invoice.Status.DRAFT, Invoice.Kind.REGULAR],
         )
         return dict(cursor.fetchall())
 
@@ -267,8 +296,7 @@ def aggregate_usage(*, organization, events: Sequence[RecordedEvent], prelude=No
         return
     closed = closed_through(event.customer_id for event in events)
     rule = billing_hour_rule(lambda customer_id, received_at: closed.get(customer_id))
-    rows = ((e.id, e.customer_id, e.event_type, e.occurred_at, e.properties, None) for e in events)
-    store(organization.pk, accumulate(metrics, rows, rule))
+    store(organization.pk, accumulate(metrics, events, rule))
 
 
 def _run_prelude(organization_id) -> list[list[tuple]]:
@@ -285,45 +313,124 @@ def _run_prelude(organization_id) -> list[list[tuple]]:
 
 # --- Backfill ------------------------------------------------------------------------------------
 
+REBUILD_TASK = "billing.tasks.rebuild_metric_rollups"
+
+
+def rollup_rebuild_queue(*, metric: BillableMetric) -> None:
+    """Rebuild the metric's rollups from the ledger in the background, once this transaction commits."""
+    enqueue_on_commit(REBUILD_TASK, args=[str(metric.pk)])
+
+
+def rebuild_running(organization_id) -> bool:
+    """Whether a rollup rebuild of the organization has started and not finished (rollups incomplete)."""
+    active = (RollupRebuild.Status.QUEUED, RollupRebuild.Status.RUNNING)
+    return RollupRebuild.objects.filter(organization_id=organization_id, status__in=active).exists()
+
+
+def metric_rollups_rebuild(*, metric: BillableMetric, batch_size: int = 1000, after_chunk=None) -> int:
+    """Rebuild one metric's rollups from the ledger now (the task, the command). Returns matched measurements."""
+    rebuild = RollupRebuild.objects.create(organization_id=metric.organization_id, metric=metric)
+    return rollup_rebuild_run(rebuild_id=rebuild.pk, batch_size=batch_size, after_chunk=after_chunk).matched
+
+
+def rollup_rebuild_run(*, rebuild_id, batch_size: int = 1000, after_chunk=None) -> RollupRebuild | None:
+    """Run (or resume) a queued rebuild; see RollupRebuild for why ingest never waits for all of it.
+
+    Late events (arrived after their period was invoiced) go to their arrival hour, as they did at
+    ingest. ``after_chunk(rebuild)``: called after each committed chunk (tests interleave ingest).
+    When done, the organization's drafts are recomputed."""
+    rebuild = _rebuild_begin(rebuild_id)
+    if rebuild is None or rebuild.status != RollupRebuild.Status.RUNNING:
+        return rebuild
+    organization_id = rebuild.organization_id
+    definition = metric_definition(rebuild.metric)
+    if not rebuild.events_total and rebuild.watermark_event_id:
+        total = event_selectors.event_count(
+            organization=organization_id, event_types=definition.event_types_in, through_id=rebuild.watermark_event_id
+        )
+        RollupRebuild.objects.filter(pk=rebuild.pk).update(events_total=total)
+    while True:
+        with transaction.atomic():
+            ledger_lock_shared(organization_id)  # a finalization or a newer rebuild's start waits for this chunk
+            rebuild = RollupRebuild.objects.select_for_update().get(pk=rebuild.pk)
+            if rebuild.status != RollupRebuild.Status.RUNNING:
+                return rebuild  # superseded by a newer rebuild of the metric (or finished by another worker)
+            events = event_selectors.metered_event_rows(
+                organization=organization_id,
+                event_types=definition.event_types_in,
+                after_id=rebuild.last_event_id,
+                through_id=rebuild.watermark_event_id,
+                limit=batch_size,
+            )
+            if not events:
+                rebuild.status = RollupRebuild.Status.DONE
+                rebuild.finished_at = timezone.now()
+                rebuild.save(update_fields=["status", "finished_at"])
+                transaction.on_commit(partial(_recompute_drafts, organization_id), robust=True)
+                return rebuild
+            closings = _closings(organization_id)
+            rule = billing_hour_rule(
+                lambda customer_id, received_at, closings=closings: _closed_at(
+                    closings.get(customer_id, ()), received_at
+                )
+            )
+            accumulated = accumulate([definition], events, rule)
+            store(organization_id, accumulated)
+            rebuild.last_event_id = events[-1].id
+            rebuild.events_done += len(events)
+            rebuild.matched += accumulated.matched
+            rebuild.save(update_fields=["last_event_id", "events_done", "matched"])
+        if after_chunk is not None:
+            after_chunk(rebuild)
+
 
 @transaction.atomic
-def metric_rollups_rebuild(*, metric: BillableMetric, batch_size: int = 5000) -> int:
-    """Rebuild one metric's rollups from the ledger (after it was created or changed). Returns matched events.
+def _rebuild_begin(rebuild_id) -> RollupRebuild | None:
+    """Start a queued rebuild: under the exclusive ledger lock (held for this short transaction
+    only), supersede older rebuilds of the metric, clear its rollups and note the watermark."""
+    rebuild = RollupRebuild.objects.filter(pk=rebuild_id).select_related("metric").first()
+    if rebuild is None or rebuild.status != RollupRebuild.Status.QUEUED:
+        return rebuild  # running: resumed from last_event_id; done or superseded: nothing to do
+    lock_organization_exclusive(rebuild.organization_id)
+    rebuild = RollupRebuild.objects.select_for_update().select_related("metric").get(pk=rebuild_id)
+    if rebuild.status != RollupRebuild.Status.QUEUED:
+        return rebuild
+    now = timezone.now()
+    later = RollupRebuild.objects.filter(metric_id=rebuild.metric_id, pk__gt=rebuild.pk)
+    if later.exists():  # a newer rebuild of the metric will do it with its newer definition
+        rebuild.status, rebuild.finished_at = RollupRebuild.Status.SUPERSEDED, now
+        rebuild.save(update_fields=["status", "finished_at"])
+        return rebuild
+    RollupRebuild.objects.filter(
+        metric_id=rebuild.metric_id,
+        pk__lt=rebuild.pk,
+        status__in=[RollupRebuild.Status.QUEUED, RollupRebuild.Status.RUNNING],
+    ).update(status=RollupRebuild.Status.SUPERSEDED, finished_at=now)
+    UsageRollup.objects.filter(metric_id=rebuild.metric_id).delete()
+    UniqueValueRollup.objects.filter(metric_id=rebuild.metric_id).delete()
+    rebuild.watermark_event_id = event_selectors.latest_event_id(organization=rebuild.organization_id)
+    rebuild.status, rebuild.started_at = RollupRebuild.Status.RUNNING, now
+    rebuild.save(update_fields=["watermark_event_id", "status", "started_at"])
+    return rebuild
 
-    Holds the organization's exclusive billing lock: ingest for the organization waits until it
-    commits. Late events (arrived after their period was invoiced) go to their arrival hour, as
-    they did at ingest.
-    """
-    lock_organization_exclusive(metric.organization_id)
-    UsageRollup.objects.filter(metric=metric).delete()
-    UniqueValueRollup.objects.filter(metric=metric).delete()
-    definition = metric_definition(metric)
-    closings = _closings(metric.organization_id)
-    rule = billing_hour_rule(lambda customer_id, received_at: _closed_at(closings.get(customer_id, ()), received_at))
-    matched = 0
-    batch: list[EventRow] = []
-    rows = event_selectors.usage_event_rows(
-        organization=metric.organization_id, event_types=definition.event_types_in, chunk_size=batch_size
-    )
-    for event_id, customer_id, event_type, occurred_at, received_at, properties in rows:
-        batch.append((event_id, customer_id, event_type, occurred_at, properties, received_at))
-        if len(batch) >= batch_size:
-            accumulated = accumulate([definition], batch, rule)
-            store(metric.organization_id, accumulated)
-            matched += accumulated.matched
-            batch = []
-    if batch:
-        accumulated = accumulate([definition], batch, rule)
-        store(metric.organization_id, accumulated)
-        matched += accumulated.matched
-    return matched
+
+def _recompute_drafts(organization_id) -> None:
+    """After a rebuild: every draft of the organization, from the complete rollups."""
+    if rebuild_running(organization_id):
+        return  # another rebuild is still filling rollups; it recomputes when it is done
+    for customer_id in (
+        Invoice.objects.filter(organization_id=organization_id, status=Invoice.Status.DRAFT)
+        .values_list("customer_id", flat=True)
+        .distinct()
+    ):
+        schedule_draft_recompute(customer_id)
 
 
 def _closings(organization_id) -> dict[int, list[tuple[datetime, datetime]]]:
     """Per customer: (finalized_at, period_end) of its closed invoices, in finalization order."""
     result: dict[int, list[tuple[datetime, datetime]]] = {}
     rows = (
-        Invoice.objects.filter(organization_id=organization_id, finalized_at__isnull=False)
+        Invoice.objects.filter(organization_id=organization_id, finalized_at__isnull=False, kind=Invoice.Kind.REGULAR)
         .exclude(status=Invoice.Status.DRAFT)
         .order_by("finalized_at")
         .values_list("customer_id", "finalized_at", "period_end")

@@ -287,6 +287,7 @@ class Rate(ExclusionCheckedInClean):
     class RateType(models.TextChoices):
         FLAT = "FLAT", "Flat"
         TIERED = "TIERED", "Tiered (graduated)"
+        COST_PLUS = "COST_PLUS", "Cost plus markup (model calls)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     rate_card = models.ForeignKey(RateCard, on_delete=models.CASCADE, related_name="rates")
@@ -294,7 +295,7 @@ class Rate(ExclusionCheckedInClean):
     entitled = models.BooleanField(
         default=True, help_text="Shows on invoices by default; if off, only when a contract override entitles it."
     )
-    rate_type = models.CharField(max_length=8, choices=RateType.choices, default=RateType.FLAT)
+    rate_type = models.CharField(max_length=16, choices=RateType.choices, default=RateType.FLAT)
     price = models.DecimalField(
         null=True,
         blank=True,
@@ -303,6 +304,29 @@ class Rate(ExclusionCheckedInClean):
     )
     quantity = models.DecimalField(
         default=Decimal(1), help_text="Fixed and subscription products: units charged per period.", **QUANTITY_DIGITS
+    )
+    markup = models.DecimalField(
+        null=True, blank=True, help_text="COST_PLUS: charged = cost x (1 + markup); 0.3 = 30 %.", **PRICE_DIGITS
+    )
+    model_markups = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='COST_PLUS: markups per model (catalog slug) replacing markup, e.g. {"openai/gpt-4o": "0.5"}.',
+    )
+    minimum_cents = models.DecimalField(
+        null=True,
+        blank=True,
+        help_text="COST_PLUS: the least a line that charges anything charges, cents.",
+        **PRICE_DIGITS,
+    )
+    included_cents = models.DecimalField(
+        null=True,
+        blank=True,
+        help_text="COST_PLUS: usage included every period, in cents of marked-up amount (drawn down first).",
+        **PRICE_DIGITS,
+    )
+    included_tokens = models.BigIntegerField(
+        null=True, blank=True, help_text="COST_PLUS: input + output tokens included every period (drawn down first)."
     )
     starting_at = models.DateTimeField()
     ending_before = models.DateTimeField(null=True, blank=True)
@@ -341,6 +365,7 @@ class Rate(ExclusionCheckedInClean):
             errors["price"] = "A FLAT rate needs a price (in cents)."
         if self.rate_type == self.RateType.TIERED and self.price is not None:
             errors["price"] = "A TIERED rate takes its prices from its tiers; leave price empty."
+        errors.update(self._cost_plus_errors())
         if self.quantity is not None and self.quantity <= 0:
             errors["quantity"] = "Must be greater than 0."
         if self.rate_card_id and self.product_id and self.product.organization_id != self.rate_card.organization_id:
@@ -360,10 +385,74 @@ class Rate(ExclusionCheckedInClean):
         if errors:
             raise ValidationError(errors)
 
+    def _cost_plus_errors(self) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        terms = {
+            "markup": self.markup,
+            "minimum_cents": self.minimum_cents,
+            "included_cents": self.included_cents,
+            "included_tokens": self.included_tokens,
+        }
+        if self.rate_type != self.RateType.COST_PLUS:
+            for name, value in terms.items():
+                if value is not None:
+                    errors[name] = "Only COST_PLUS rates take this."
+            if self.model_markups:
+                errors["model_markups"] = "Only COST_PLUS rates take this."
+            return errors
+        if self.price is not None:
+            errors["price"] = "A COST_PLUS rate charges the calls' cost times (1 + markup); leave price empty."
+        if self.markup is None:
+            errors["markup"] = "A COST_PLUS rate needs a markup (0.3 = 30 %)."
+        for name in ("markup", "minimum_cents", "included_cents", "included_tokens"):
+            if terms[name] is not None and terms[name] < 0:
+                errors[name] = "Must be 0 or more."
+        if self.included_cents is not None and self.included_tokens is not None:
+            errors["included_tokens"] = "Give the included usage in cents or in tokens, not both."
+        problem = model_markups_error(self.model_markups)
+        if problem:
+            errors["model_markups"] = problem
+        product = self.product if self.product_id else None
+        metric = product.billable_metric if product is not None and product.billable_metric_id else None
+        if product is not None and (
+            metric is None or metric.aggregation_type != "SUM" or metric.aggregation_key != "cost_microdollars"
+        ):
+            errors["rate_type"] = (
+                "A COST_PLUS rate charges the cost of model calls: its product's billable metric must SUM "
+                "cost_microdollars (group it by model to show one line per model)."
+            )
+        elif product is not None and product.conversion_factor is not None:
+            errors["rate_type"] = "A COST_PLUS product has no quantity conversion (its quantity is the cost)."
+        elif product is not None and self.model_markups and "model" not in (product.presentation_group_key or []):
+            errors["model_markups"] = (
+                "Per-model markups need lines per model: add model to the product's presentation_group_key."
+            )
+        return errors
+
     @property
     def range_text(self) -> str:
         end = f"{self.ending_before:%Y-%m-%d %H:%M}" if self.ending_before else "open-ended"
         return f"{self.starting_at:%Y-%m-%d %H:%M} to {end}"
+
+
+def model_markups_error(value) -> str:
+    """Model markups are {catalog slug: markup of 0 or more, at most 12 decimals} ('' when valid)."""
+    if not isinstance(value, dict):
+        return 'Must be an object like {"openai/gpt-4o": "0.5"}.'
+    for slug, markup in value.items():
+        if not isinstance(slug, str) or not slug.strip() or "\x00" in slug:
+            return "Model slugs must be non-empty strings."
+        try:
+            number = Decimal(str(markup)) if not isinstance(markup, bool | dict | list) and markup is not None else None
+        except ArithmeticError:
+            number = None
+        if number is None or not number.is_finite():
+            return f"The markup of {slug} must be a number."
+        if number < 0:
+            return f"The markup of {slug} must be 0 or more."
+        if number.as_tuple().exponent < -PRICE_DIGITS["decimal_places"] or abs(number) >= Decimal(10) ** 18:
+            return f"The markup of {slug} must have at most 12 decimal places and 18 digits before the point."
+    return ""
 
 
 def overlapping(queryset, starting_at, ending_before):
@@ -578,6 +667,7 @@ class UsageRollup(models.Model):
     latest_value = NumericField(null=True)
     latest_at = models.DateTimeField(null=True)
     latest_event_id = models.BigIntegerField(default=0)
+    tokens = models.BigIntegerField(default=0, help_text="Input + output tokens of the model calls measured.")
 
     class Meta:
         constraints = [
@@ -611,6 +701,52 @@ class UniqueValueRollup(models.Model):
         return f"{self.metric_id} {self.value!r} at {self.hour:%Y-%m-%d %H:00}"
 
 
+class RollupRebuild(models.Model):
+    """One rebuild of a metric's rollups from the ledger, with its progress (billing.metering).
+
+    Started by creating or changing a metric (or by hand). It briefly takes the organization's
+    ledger lock exclusively to clear the metric's rollups and note the watermark, the newest event
+    id then; ingest rolls up every later event itself, while the rebuild rolls up the events up to
+    the watermark in chunks, each chunk one transaction under the shared lock that also records
+    `last_event_id`. So ingest never waits for the whole rebuild, and no event is counted twice or
+    missed, even when the rebuild is resumed after a crash. A newer rebuild of the same metric
+    supersedes an older one.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        SUPERSEDED = "superseded", "Superseded (a newer rebuild of the metric took over)"
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    metric = models.ForeignKey(BillableMetric, on_delete=models.CASCADE, related_name="rebuilds")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    watermark_event_id = models.BigIntegerField(
+        null=True, blank=True, help_text="Events up to this id are the rebuild's; later ones were rolled up at ingest."
+    )
+    last_event_id = models.BigIntegerField(default=0, help_text="Rolled up through this event id.")
+    events_total = models.BigIntegerField(default=0, help_text="Events of the ledger to read (up to the watermark).")
+    events_done = models.BigIntegerField(default=0)
+    matched = models.BigIntegerField(default=0, help_text="Measurements that matched the metric.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "status"], name="rollup_rebuild_org_status")]
+
+    def __str__(self) -> str:
+        return f"rebuild of {self.metric_id}: {self.status} {self.events_done}/{self.events_total}"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return 0 if not self.events_total else min(99, self.events_done * 100 // self.events_total)
+
+
 # --- Invoices --------------------------------------------------------------------------------
 
 
@@ -631,12 +767,23 @@ class Invoice(models.Model):
 
     CLOSED = (Status.FINALIZED, Status.PAID, Status.VOID, Status.UNCOLLECTIBLE)
 
+    class Kind(models.TextChoices):
+        REGULAR = "regular", "Regular (a billing period)"
+        CORRECTION = "correction", "Correction (late usage of an ended contract)"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
     customer = models.ForeignKey("events.Customer", on_delete=models.PROTECT, related_name="+")
     contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="invoices")
     number = models.CharField(max_length=32, null=True, blank=True, unique=True, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    kind = models.CharField(
+        max_length=16,
+        choices=Kind.choices,
+        default=Kind.REGULAR,
+        help_text="A correction invoice bills usage of an ended contract's finalized periods that arrived after "
+        "them; its period is the month the usage arrived in.",
+    )
     period_start = models.DateTimeField()
     period_end = models.DateTimeField(help_text="Exclusive.")
     currency = models.CharField(max_length=3, default="USD")
@@ -651,7 +798,9 @@ class Invoice(models.Model):
     class Meta:
         ordering = ["-period_start", "customer"]
         constraints = [
-            models.UniqueConstraint(fields=["contract", "period_start"], name="invoice_one_per_contract_period"),
+            models.UniqueConstraint(
+                fields=["contract", "period_start", "kind"], name="invoice_one_per_contract_period"
+            ),
             models.CheckConstraint(condition=Q(period_end__gt=F("period_start")), name="invoice_period_not_empty"),
             models.CheckConstraint(condition=Q(credits_applied_cents__gte=0), name="invoice_credits_not_negative"),
             models.CheckConstraint(
@@ -663,6 +812,8 @@ class Invoice(models.Model):
 
     def __str__(self) -> str:
         label = self.number or "draft"
+        if self.kind == self.Kind.CORRECTION:
+            label = f"correction {label}"
         return f"{label} {self.customer} {self.period_start:%Y-%m-%d}-{self.period_end:%Y-%m-%d}"
 
     @property
@@ -690,6 +841,13 @@ class InvoiceLine(models.Model):
     tier_floor = models.DecimalField(null=True, blank=True, **QUANTITY_DIGITS)
     tier_ceiling = models.DecimalField(null=True, blank=True, **QUANTITY_DIGITS)
     amount_cents = models.BigIntegerField()
+    # COST_PLUS lines, so a customer can check them: the model, its calls' priced cost and tokens,
+    # the markup applied and the included usage drawn (cents of marked-up amount).
+    model = models.CharField(max_length=255, blank=True)
+    cost_microdollars = models.BigIntegerField(null=True, blank=True)
+    markup = models.DecimalField(null=True, blank=True, **PRICE_DIGITS)
+    tokens = models.BigIntegerField(null=True, blank=True)
+    allowance_cents = models.DecimalField(null=True, blank=True, **PRICE_DIGITS)
 
     class Meta:
         ordering = ["invoice", "position"]

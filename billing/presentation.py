@@ -46,6 +46,8 @@ def unit_price_text(line: InvoiceLine) -> str:
     """Unit price in dollars with as many decimals as it needs (at least two): 50¢ → '$0.50'."""
     if line.rate_type == "COMPOSITE":
         return f"{plain(line.unit_price * 100)}%"
+    if line.rate_type == "COST_PLUS":  # the factor on the cost (1 + markup), or a tier's fraction
+        return f"x {plain(line.unit_price)}"
     value = Decimal(line.unit_price) / 100
     text = plain(value)
     whole, _, fraction = text.partition(".")

@@ -37,7 +37,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation, localcontext
 from enum import StrEnum
 
-from costcalc.money import ROUNDING
+from costcalc.money import MICRODOLLARS_PER_CENT, ROUNDING
 
 # Enough digits that quantity conversions and tier arithmetic are exact for any realistic input;
 # the only rounding that changes money is the per-line rounding to the cent.
@@ -59,6 +59,7 @@ class AggregationType(StrEnum):
 class RateType(StrEnum):
     FLAT = "FLAT"
     TIERED = "TIERED"
+    COST_PLUS = "COST_PLUS"
 
 
 class ProductType(StrEnum):
@@ -171,6 +172,7 @@ class MetricDefinition:
     event_types_not_in: frozenset[str] = frozenset()
     property_filters: tuple[PropertyFilter, ...] = ()
     group_keys: tuple[str, ...] = ()
+    per_call: bool = False  # measured once per model call (it names a model-call field: billing.meterable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,10 +218,13 @@ class Partial:
     latest_value: Decimal | None = None
     latest_at: datetime | None = None
     latest_seq: int = 0  # tie-break between events at the same instant: the later stored one wins
+    tokens: int = 0  # input + output tokens of the model calls measured (per-call metrics)
 
     @classmethod
-    def of(cls, value: Decimal, *, at: datetime, seq: int) -> Partial:
-        return cls(total=value, count=1, maximum=value, latest_value=value, latest_at=at, latest_seq=seq)
+    def of(cls, value: Decimal, *, at: datetime, seq: int, tokens: int = 0) -> Partial:
+        return cls(
+            total=value, count=1, maximum=value, latest_value=value, latest_at=at, latest_seq=seq, tokens=tokens
+        )
 
     def merge(self, other: Partial) -> Partial:
         if other.count == 0:
@@ -239,6 +244,7 @@ class Partial:
             latest_value=latest.latest_value,
             latest_at=latest.latest_at,
             latest_seq=latest.latest_seq,
+            tokens=self.tokens + other.tokens,
         )
 
 
@@ -296,22 +302,60 @@ class Tier:
 
 
 @dataclass(frozen=True, slots=True)
+class CostPlus:
+    """A COST_PLUS price: the priced cost of the model calls x (1 + markup).
+
+    The product's metric sums `cost_microdollars` (as priced at ingest); a line's exact amount is
+    cost (cents) x (1 + the line model's markup) x ``scale`` (a contract MULTIPLIER override).
+    ``model_markups``: (catalog slug, markup) pairs that replace ``markup`` for that model's lines.
+    The period's allowance (``included_cents`` of marked-up amount, or ``included_tokens`` of
+    input + output tokens) is drawn down first, line by line in presentation order. What is left
+    is charged through ``tiers`` when given (graduated, sizes in cents of marked-up amount, each
+    tier's price the fraction charged: 1 = in full, 0.8 = 20 % off), else as one amount raised to
+    ``minimum_cents`` when the line charges anything at all. Rounded once per line (ROUND_HALF_UP).
+    """
+
+    markup: Decimal
+    model_markups: tuple[tuple[str, Decimal], ...] = ()
+    minimum_cents: Decimal | None = None
+    included_cents: Decimal | None = None
+    included_tokens: int | None = None
+    tiers: tuple[Tier, ...] = ()
+    scale: Decimal = ONE
+
+    def __post_init__(self):
+        if self.tiers:
+            validate_tiers(self.tiers)
+
+    def markup_for(self, model: str | None) -> Decimal:
+        for slug, markup in self.model_markups:
+            if slug == model:
+                return markup
+        return self.markup
+
+
+@dataclass(frozen=True, slots=True)
 class Price:
     rate_type: RateType
     price: Decimal | None = None  # FLAT: cents per unit
     tiers: tuple[Tier, ...] = ()  # TIERED
+    cost_plus: CostPlus | None = None  # COST_PLUS
 
     def __post_init__(self):
         if self.rate_type is RateType.FLAT and self.price is None:
             raise ValueError("a FLAT price needs a price")
         if self.rate_type is RateType.TIERED:
             validate_tiers(self.tiers)
+        if self.rate_type is RateType.COST_PLUS and self.cost_plus is None:
+            raise ValueError("a COST_PLUS price needs its markup")
 
     def scaled(self, multiplier: Decimal) -> Price:
         with localcontext() as ctx:
             ctx.prec = PRECISION
             if self.rate_type is RateType.FLAT:
                 return replace(self, price=self.price * multiplier)
+            if self.rate_type is RateType.COST_PLUS:
+                return replace(self, cost_plus=replace(self.cost_plus, scale=self.cost_plus.scale * multiplier))
             return replace(self, tiers=tuple(Tier(price=t.price * multiplier, size=t.size) for t in self.tiers))
 
 
@@ -511,6 +555,7 @@ class UsageCell:
     group: Group
     segment_index: int
     quantity: Decimal
+    tokens: int = 0  # input + output tokens of the calls measured (per-call metrics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -523,10 +568,15 @@ class Line:
     quantity: Decimal
     unit_price: Decimal
     amount_cents: int
-    rate_type: str  # FLAT, TIERED or COMPOSITE
+    rate_type: str  # FLAT, TIERED, COST_PLUS or COMPOSITE
     tier_index: int | None = None
     tier_floor: Decimal | None = None
     tier_ceiling: Decimal | None = None
+    # COST_PLUS: the calls' priced cost, the markup applied, their tokens and the allowance drawn
+    cost_microdollars: int | None = None
+    markup: Decimal | None = None
+    tokens: int | None = None
+    allowance_cents: Decimal | None = None
 
 
 # usage(product, plan) -> cells: how the caller supplies metered quantities (rollups in the
@@ -556,21 +606,88 @@ class PricingBook:
 
 def usage_lines(product: ProductDefinition, plan: Sequence[Segment], cells: Iterable[UsageCell]) -> list[Line]:
     """Lines of a usage product: per presentation group and billable segment, one per charge."""
-    by_key: dict[tuple[Group, int], Decimal] = {}
+    by_key: dict[tuple[Group, int], UsageCell] = {}
     for cell in cells:
         if 0 <= cell.segment_index < len(plan) and plan[cell.segment_index].billable:
-            by_key[(cell.group, cell.segment_index)] = cell.quantity
+            by_key[(cell.group, cell.segment_index)] = cell
     empty_group: Group = tuple((key, None) for key in product.presentation_group_key)
     used = {index for _, index in by_key}
     for index, segment in enumerate(plan):
-        if segment.billable and index not in used:
-            by_key[(empty_group, index)] = ZERO  # an entitled product without usage shows as zero
+        if segment.billable and index not in used:  # an entitled product without usage shows as zero
+            by_key[(empty_group, index)] = UsageCell(group=empty_group, segment_index=index, quantity=ZERO)
     lines: list[Line] = []
-    for (group, index), raw_quantity in by_key.items():
+    allowance = _Allowance()
+    # Presentation order (segment, then group), so a period's allowance is drawn down in a fixed order.
+    for (group, index), cell in sorted(by_key.items(), key=lambda item: (item[0][1], group_label(item[0][0]))):
         segment = plan[index]
-        quantity = convert_quantity(raw_quantity, product.quantity_conversion)
-        lines.extend(_priced_lines(product, group, segment.start, segment.end, quantity, segment.rate.price))
+        price = segment.rate.price
+        if price.rate_type is RateType.COST_PLUS:
+            lines.extend(cost_plus_lines(product, group, segment, cell, price.cost_plus, allowance))
+            continue
+        quantity = convert_quantity(cell.quantity, product.quantity_conversion)
+        lines.extend(_priced_lines(product, group, segment.start, segment.end, quantity, price))
     return lines
+
+
+@dataclass
+class _Allowance:
+    """What a period's COST_PLUS allowance has given so far (marked-up cents, tokens)."""
+
+    cents: Decimal = ZERO
+    tokens: int = 0
+
+
+def cost_plus_lines(
+    product: ProductDefinition, group: Group, segment: Segment, cell: UsageCell, terms: CostPlus, allowance: _Allowance
+) -> list[Line]:
+    """The COST_PLUS line(s) of one usage cell (see CostPlus); ``allowance`` carries the period's drawdown."""
+    model = dict(group).get("model")
+    markup = terms.markup_for(model)
+    cost = int(cell.quantity)
+    with localcontext() as ctx:
+        ctx.prec = PRECISION
+        cost_cents = cell.quantity / MICRODOLLARS_PER_CENT
+        factor = (ONE + markup) * terms.scale
+        marked = cost_cents * factor
+        chargeable = marked
+        if terms.included_cents is not None and marked > 0:
+            taken = min(marked, max(terms.included_cents - allowance.cents, ZERO))
+            allowance.cents += taken
+            chargeable = marked - taken
+        elif terms.included_tokens is not None and cell.tokens > 0 and marked > 0:
+            covered = min(cell.tokens, max(terms.included_tokens - allowance.tokens, 0))
+            allowance.tokens += covered
+            chargeable = marked * (cell.tokens - covered) / cell.tokens
+        drawn = marked - chargeable
+    common = {
+        "product_id": product.id,
+        "product_type": product.type,
+        "group": group,
+        "period_start": segment.start,
+        "period_end": segment.end,
+        "rate_type": RateType.COST_PLUS.value,
+        "cost_microdollars": cost,
+        "markup": markup,
+        "tokens": cell.tokens,
+        "allowance_cents": drawn if drawn else None,
+    }
+    if terms.tiers:
+        return [
+            Line(
+                quantity=charge.quantity,
+                unit_price=charge.unit_price,
+                amount_cents=charge.amount_cents,
+                tier_index=charge.tier_index,
+                tier_floor=charge.tier_floor,
+                tier_ceiling=charge.tier_ceiling,
+                **common,
+            )
+            for charge in price_quantity(chargeable, Price(rate_type=RateType.TIERED, tiers=terms.tiers))
+        ]
+    amount = chargeable
+    if terms.minimum_cents is not None and ZERO < chargeable < terms.minimum_cents:
+        amount = terms.minimum_cents
+    return [Line(quantity=cost_cents, unit_price=factor, amount_cents=round_to_cents(amount), **common)]
 
 
 def _priced_lines(

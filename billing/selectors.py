@@ -18,7 +18,7 @@ SELECT (group_values - %(drop)s::text[])::text AS grp,
        width_bucket(hour, %(bounds)s::timestamptz[]) AS segment,
        sum(total), sum(event_count), max(maximum),
        (array_agg(latest_value ORDER BY latest_at DESC, latest_event_id DESC))[1],
-       max(latest_at)
+       max(latest_at), sum(tokens)
 FROM billing_usagerollup
 WHERE customer_id = %(customer)s AND metric_id = %(metric)s AND hour >= %(start)s AND hour < %(end)s
 GROUP BY 1, 2
@@ -67,12 +67,16 @@ def usage_cells(
                 cells.append(rating.UsageCell(group=_group(group, keys), segment_index=segment - 1, quantity=quantity))
         else:
             cursor.execute(_USAGE_CELLS, params)
-            for group, segment, total, count, maximum, latest, latest_at in cursor.fetchall():
+            for group, segment, total, count, maximum, latest, latest_at, tokens in cursor.fetchall():
                 partial = rating.Partial(
                     total=total, count=int(count), maximum=maximum, latest_value=latest, latest_at=latest_at
                 )
                 quantity = rating.final_quantity(metric.aggregation_type, partial)
-                cells.append(rating.UsageCell(group=_group(group, keys), segment_index=segment - 1, quantity=quantity))
+                cells.append(
+                    rating.UsageCell(
+                        group=_group(group, keys), segment_index=segment - 1, quantity=quantity, tokens=int(tokens)
+                    )
+                )
     return cells
 
 
@@ -134,7 +138,7 @@ def current_draft(*, organization, customer) -> Invoice | None:
     """The customer's draft for the latest period (the one new usage lands on)."""
     return (
         customer_invoices(organization=organization, customer=customer)
-        .filter(status=Invoice.Status.DRAFT)
+        .filter(status=Invoice.Status.DRAFT, kind=Invoice.Kind.REGULAR)
         .order_by("-period_start")
         .first()
     )

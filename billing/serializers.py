@@ -4,10 +4,23 @@ Prices are cents as Decimal strings; invoice amounts are integer cents (`*_cents
 Decimal strings. Nothing here is ever a float.
 """
 
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .metric_rules import metric_definition_errors
-from .models import BillableMetric, Contract, ContractOverride, Invoice, InvoiceLine, Product, Rate, RateCard
+from .models import (
+    BillableMetric,
+    Contract,
+    ContractOverride,
+    Invoice,
+    InvoiceLine,
+    Product,
+    Rate,
+    RateCard,
+    RollupRebuild,
+)
 from .presentation import plain
 
 
@@ -31,8 +44,21 @@ class UpperChoiceField(serializers.ChoiceField):
 # --- Billable metrics ------------------------------------------------------------------------------
 
 
+class RollupRebuildSerializer(serializers.ModelSerializer):
+    percent = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = RollupRebuild
+        fields = ["status", "events_done", "events_total", "percent", "created_at", "started_at", "finished_at"]
+        read_only_fields = fields
+
+
 class BillableMetricSerializer(serializers.ModelSerializer):
     group_keys = serializers.SerializerMethodField(help_text="Metronome shape: a list of group key sets.")
+    rollup_rebuild = serializers.SerializerMethodField(
+        help_text="The latest rebuild of the metric's usage rollups from the ledger (after it was created or "
+        "changed), with its progress; null when none ran. Drafts are recomputed when it is done."
+    )
 
     class Meta:
         model = BillableMetric
@@ -44,6 +70,7 @@ class BillableMetricSerializer(serializers.ModelSerializer):
             "aggregation_type",
             "aggregation_key",
             "group_keys",
+            "rollup_rebuild",
             "created_at",
             "updated_at",
         ]
@@ -52,11 +79,27 @@ class BillableMetricSerializer(serializers.ModelSerializer):
     def get_group_keys(self, metric) -> list[list[str]]:
         return [list(metric.group_keys)] if metric.group_keys else []
 
+    @extend_schema_field(RollupRebuildSerializer(allow_null=True))
+    def get_rollup_rebuild(self, metric) -> dict | None:
+        rebuild = metric.rebuilds.first()
+        return None if rebuild is None else RollupRebuildSerializer(rebuild).data
+
 
 class BillableMetricCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=255)
     aggregation_type = UpperChoiceField(choices=BillableMetric.AggregationType.values)
-    aggregation_key = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    aggregation_key = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text=(
+            "A property of the event, or a metering field: event_type, customer, cost_microdollars, "
+            "revenue_microdollars, usage_units, feature_key, meta.KEY, or a model-call field (model, vendor, "
+            "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, requests: "
+            "the metric is then measured once per model call). Filters and group keys take the same names."
+        ),
+    )
     event_type_filter = serializers.JSONField(required=False, default=dict)
     property_filters = serializers.JSONField(required=False, default=list)
     group_keys = serializers.JSONField(
@@ -181,6 +224,10 @@ class RateSerializer(serializers.ModelSerializer):
     price = _decimal(read_only=True, allow_null=True)
     quantity = _decimal(read_only=True)
     tiers = serializers.SerializerMethodField()
+    markup = _decimal(read_only=True, allow_null=True)
+    model_markups = serializers.DictField(child=serializers.CharField(), read_only=True)
+    minimum_cents = _decimal(read_only=True, allow_null=True)
+    included_cents = _decimal(read_only=True, allow_null=True)
 
     class Meta:
         model = Rate
@@ -193,6 +240,11 @@ class RateSerializer(serializers.ModelSerializer):
             "price",
             "tiers",
             "quantity",
+            "markup",
+            "model_markups",
+            "minimum_cents",
+            "included_cents",
+            "included_tokens",
             "starting_at",
             "ending_before",
             "created_at",
@@ -207,9 +259,10 @@ class RateSerializer(serializers.ModelSerializer):
 
     def to_representation(self, rate):
         data = super().to_representation(rate)
-        for key in ("price", "quantity"):
+        for key in ("price", "quantity", "markup", "minimum_cents", "included_cents"):
             if data[key] is not None:
                 data[key] = plain(getattr(rate, key))
+        data["model_markups"] = {slug: plain(Decimal(str(value))) for slug, value in rate.model_markups.items()}
         return data
 
 
@@ -220,8 +273,40 @@ class RateCreateSerializer(serializers.Serializer):
     entitled = serializers.BooleanField(required=False, default=True)
     rate_type = UpperChoiceField(choices=Rate.RateType.values, default=Rate.RateType.FLAT)
     price = _decimal(required=False, allow_null=True, default=None, min_value=0, help_text="Cents per unit.")
-    tiers = TierSerializer(many=True, required=False, default=list)
+    tiers = TierSerializer(
+        many=True,
+        required=False,
+        default=list,
+        help_text="TIERED: graduated tiers. COST_PLUS (optional): tiers on the marked-up amount, sizes in cents, "
+        "price the fraction charged (1 = in full, 0.8 = 20 % off).",
+    )
     quantity = _decimal(required=False, default=1)
+    markup = _decimal(
+        required=False, allow_null=True, default=None, help_text="COST_PLUS: charged = cost x (1 + markup); 0.3 = 30 %."
+    )
+    model_markups = serializers.DictField(
+        child=_decimal(min_value=0),
+        required=False,
+        default=dict,
+        help_text='COST_PLUS: markup per model (catalog slug) replacing markup, e.g. {"openai/gpt-4o": "0.5"}.',
+    )
+    minimum_cents = _decimal(
+        required=False, allow_null=True, default=None, help_text="COST_PLUS: least charge of a line that charges."
+    )
+    included_cents = _decimal(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="COST_PLUS: usage included every period, cents of marked-up amount, drawn down first.",
+    )
+    included_tokens = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0,
+        max_value=2**63 - 1,
+        help_text="COST_PLUS: input + output tokens included every period, drawn down first.",
+    )
 
     def validate_product_id(self, value):
         product = Product.objects.filter(organization=self.context["organization"], pk=value).first()
@@ -366,8 +451,12 @@ class ContractCreateSerializer(serializers.Serializer):
 class InvoiceLineSerializer(serializers.ModelSerializer):
     product_id = serializers.UUIDField(read_only=True)
     presentation_group = serializers.JSONField(source="group_values", read_only=True)
-    quantity = serializers.SerializerMethodField()
-    unit_price = serializers.SerializerMethodField(help_text="Cents per unit (composite lines: the fraction).")
+    quantity = serializers.SerializerMethodField(help_text="Units (COST_PLUS lines: the calls' priced cost in cents).")
+    unit_price = serializers.SerializerMethodField(
+        help_text="Cents per unit (composite lines: the fraction; COST_PLUS lines: 1 + markup)."
+    )
+    markup = _decimal(read_only=True, allow_null=True, help_text="COST_PLUS: the markup applied to this line.")
+    allowance_cents = _decimal(read_only=True, allow_null=True, help_text="COST_PLUS: included usage drawn, cents.")
 
     class Meta:
         model = InvoiceLine
@@ -384,8 +473,20 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
             "rate_type",
             "tier_index",
             "amount_cents",
+            "model",
+            "cost_microdollars",
+            "markup",
+            "tokens",
+            "allowance_cents",
         ]
         read_only_fields = fields
+
+    def to_representation(self, line):
+        data = super().to_representation(line)
+        for key in ("markup", "allowance_cents"):
+            value = getattr(line, key)
+            data[key] = None if value is None else plain(value)
+        return data
 
     def get_quantity(self, line) -> str:
         return plain(line.quantity)
@@ -407,6 +508,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "customer_id",
             "contract_id",
             "status",
+            "kind",
             "period_start",
             "period_end",
             "currency",

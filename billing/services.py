@@ -13,11 +13,9 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.tasking import enqueue_on_commit
-
 from . import rating
 from .invoicing import contract_drafts_ensure, drafts_refresh_later
-from .metering import lock_organization_exclusive
+from .metering import lock_organization_exclusive, rollup_rebuild_queue
 from .models import (
     BillableMetric,
     Contract,
@@ -64,7 +62,6 @@ def _save(instance) -> None:
 
 # --- Billable metrics ------------------------------------------------------------------------------
 
-REBUILD_TASK = "billing.tasks.rebuild_metric_rollups"
 METRIC_DEFINITION_FIELDS = (
     "event_type_filter",
     "property_filters",
@@ -84,11 +81,9 @@ def billable_metric_create(
     event_type_filter: dict | None = None,
     property_filters: list | None = None,
     group_keys: Sequence[str] = (),
-    count_earlier_usage: bool = False,
 ) -> BillableMetric:
-    """Create a metric. Usage that arrived before it is not counted until its rollups are rebuilt
-    (`metric_rollups_rebuild`, the admin action or `manage.py billing_rebuild_rollups`), or at once
-    with `count_earlier_usage` (queued after commit: Metronome's walk-through sends usage first)."""
+    """Create a metric. Usage that arrived before it is rolled up by a rebuild queued on commit
+    (billing.metering: ingest goes on meanwhile); the drafts are recomputed when it is done."""
     metric = BillableMetric(
         organization=organization,
         name=name,
@@ -99,8 +94,7 @@ def billable_metric_create(
         group_keys=list(group_keys),
     )
     _save(metric)
-    if count_earlier_usage:
-        enqueue_on_commit(REBUILD_TASK, args=[str(metric.pk)])
+    rollup_rebuild_queue(metric=metric)
     return metric
 
 
@@ -114,7 +108,7 @@ def billable_metric_update(*, metric: BillableMetric, **changes) -> BillableMetr
         setattr(metric, key, value)
     _save(metric)
     if definition_changed:
-        enqueue_on_commit(REBUILD_TASK, args=[str(metric.pk)])
+        rollup_rebuild_queue(metric=metric)
     return metric
 
 
@@ -178,8 +172,14 @@ def rate_create(
     price: Decimal | None = None,
     tiers: Sequence[dict] = (),
     quantity: Decimal = Decimal(1),
+    markup: Decimal | None = None,
+    model_markups: dict | None = None,
+    minimum_cents: Decimal | None = None,
+    included_cents: Decimal | None = None,
+    included_tokens: int | None = None,
 ) -> Rate:
-    """Add a rate. Overlapping another rate of the product on the card is a validation error on starting_at."""
+    """Add a rate. Overlapping another rate of the product on the card is a validation error on starting_at.
+    COST_PLUS terms (markup, model_markups, minimum_cents, included_cents / included_tokens): see rating.CostPlus."""
     rate = Rate(
         rate_card=rate_card,
         product=product,
@@ -189,12 +189,19 @@ def rate_create(
         rate_type=rate_type,
         price=price,
         quantity=quantity,
+        markup=markup,
+        model_markups=_markups_json(model_markups),
+        minimum_cents=minimum_cents,
+        included_cents=included_cents,
+        included_tokens=included_tokens,
     )
     tier_rows = [
         RateTier(position=index, size=tier.get("size"), price=tier["price"])
         for index, tier in enumerate(tiers, start=1)
     ]
     errors = tier_errors(rate_type, tier_rows)
+    if tier_rows and minimum_cents is not None:
+        errors.setdefault("minimum_cents", "A COST_PLUS rate with tiers has no minimum (tiers price every cent).")
     if errors:
         raise ValidationError(errors)
     _save(rate)
@@ -205,11 +212,30 @@ def rate_create(
     return rate
 
 
+def _markups_json(model_markups):
+    """Markups travel to the JSON column as exact Decimal strings (a wrong shape is left for clean())."""
+    if model_markups is None:
+        return {}
+    if isinstance(model_markups, dict):
+        return {slug: str(value) if isinstance(value, Decimal) else value for slug, value in model_markups.items()}
+    return model_markups
+
+
 def tier_errors(rate_type: str, tiers: Sequence[RateTier]) -> dict[str, str]:
-    """Tiers belong to TIERED rates only, in order, every tier but the last with a size."""
-    if rate_type != Rate.RateType.TIERED:
-        return {"tiers": "Only TIERED rates have tiers."} if tiers else {}
+    """Tiers belong to TIERED rates (and, optionally, COST_PLUS rates: on the marked-up amount), in
+    order, every tier but the last with a size; sizes and prices fit their columns exactly, as a
+    FLAT price must (no silent rounding)."""
+    if rate_type == Rate.RateType.COST_PLUS and not tiers:
+        return {}
+    if rate_type not in (Rate.RateType.TIERED, Rate.RateType.COST_PLUS):
+        return {"tiers": "Only TIERED and COST_PLUS rates have tiers."} if tiers else {}
     ordered = sorted(tiers, key=lambda tier: tier.position)
+    for tier in ordered:
+        try:
+            tier.clean_fields(exclude=["rate"])
+        except ValidationError as error:
+            field, messages = next(iter(error.message_dict.items()))
+            return {"tiers": f"Tier {tier.position} {field}: {messages[0]}"}
     try:
         rating.validate_tiers([rating.Tier(price=tier.price, size=tier.size) for tier in ordered])
     except ValueError as error:

@@ -24,11 +24,8 @@ def finalize_due_invoices() -> int:
 
 @shared_task(name="billing.tasks.rebuild_metric_rollups", autoretry_for=(OperationalError,), retry_backoff=True)
 def rebuild_metric_rollups(metric_id: str) -> int:
-    """Rebuild a metric's rollups from the ledger. Returns the number of matching events."""
+    """Rebuild a metric's rollups from the ledger (progress: its RollupRebuild row). Returns matches."""
     metric = BillableMetric.objects.filter(pk=metric_id).first()
     if metric is None:
         return 0
-    matched = metering.metric_rollups_rebuild(metric=metric)
-    for customer_id in invoicing.customers_with_drafts(organization_id=metric.organization_id):
-        recompute.schedule_draft_recompute(customer_id)
-    return matched
+    return metering.metric_rollups_rebuild(metric=metric)

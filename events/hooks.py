@@ -17,8 +17,25 @@ from decimal import Decimal
 from typing import NamedTuple
 
 
+class RecordedCall(NamedTuple):
+    """One model call of a stored event, as priced at ingest: `model` is the catalog slug that priced
+    it (the model as sent when the catalog could not price it), `cost_microdollars` its price then
+    (None: unpriced). A rebuild reads the same values back from the ledger (`events.selectors`)."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_microdollars: int | None = None
+
+
 class RecordedEvent(NamedTuple):
-    """A usage event as stored, handed to ingest hooks (a named tuple: ingest builds one per event)."""
+    """A usage event as stored, handed to ingest hooks (a named tuple: ingest builds one per event).
+
+    Everything a hook may meter comes with it (the model calls, the customer's external id, Tanso's
+    feature key and meta), so a hook needs no query of its own to read the event back."""
 
     id: int
     organization_id: object
@@ -29,6 +46,11 @@ class RecordedEvent(NamedTuple):
     cost_microdollars: int
     revenue_microdollars: int
     usage_units: Decimal | None = None
+    calls: tuple[RecordedCall, ...] = ()
+    customer_external_id: str = ""
+    feature_key: str = ""
+    meta: dict | None = None
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,18 @@
 
 import contextlib
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
+from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
+
+from costcalc.models import ModelPrice, OrganizationPriceOverride
 
 from .budgeting import EMPTY_BLOCKED
 from .dialects import KEY_PREFIXES
+from .hooks import RecordedCall, RecordedEvent
 from .models import BlocklistState, Customer, UsageEvent, VendorResponse
 
 
@@ -43,16 +47,123 @@ def customer_get(*, organization, customer_id: str) -> Customer | None:
         return customers.filter(external_id=customer_id).first()
 
 
-def usage_event_rows(*, organization, event_types=None, chunk_size: int = 5000) -> Iterator[tuple]:
-    """(id, customer_id, event_type, occurred_at, received_at, properties) of the ledger, streamed by id."""
-    events = UsageEvent.objects.filter(organization=organization)
+_METERED_EVENTS = """
+SELECT e.id, e.organization_id, e.customer_id, c.external_id, e.event_type, e.occurred_at, e.received_at, e.properties,
+       e.cost_microdollars, e.revenue_microdollars, e.usage_units, e.feature_key, e.meta,
+       (SELECT json_agg(json_build_array(coalesce(p.slug, o.slug, v.model), v.input_tokens, v.output_tokens,
+                                         v.cached_input_tokens, v.cache_write_tokens, v.reasoning_tokens,
+                                         v.cost_microdollars) ORDER BY v.id)
+        FROM {responses} v
+        LEFT JOIN {prices} p ON p.id = v.price_id
+        LEFT JOIN {overrides} o ON o.id = v.price_override_id
+        WHERE v.event_id = e.id)
+FROM {events} e JOIN {customers} c ON c.id = e.customer_id
+WHERE {where}
+ORDER BY e.id
+LIMIT %(limit)s
+"""
+
+
+def metered_event_rows(
+    *, organization, event_types=None, after_id: int = 0, through_id: int | None = None, limit: int = 5000
+) -> list[RecordedEvent]:
+    """Up to ``limit`` events of the ledger with ``after_id < id <= through_id``, in id order, as the
+    ingest hooks received them (`RecordedEvent`, with the model calls' catalog slugs and costs): what
+    a rebuild of billing's rollups reads. Keyset-paged by id, one query per page."""
+    where = "e.organization_id = %(organization)s AND e.id > %(after)s AND e.id <= %(through)s"
     if event_types is not None:
-        events = events.filter(event_type__in=list(event_types))
-    yield from (
-        events.order_by("id")
-        .values_list("id", "customer_id", "event_type", "occurred_at", "received_at", "properties")
-        .iterator(chunk_size=chunk_size)
+        where += " AND e.event_type = ANY(%(types)s::text[])"
+    params = {
+        "organization": getattr(organization, "pk", organization),
+        "after": after_id,
+        "through": through_id if through_id is not None else 2**63 - 1,
+        "limit": limit,
+        "types": sorted(event_types or ()),
+    }
+    return _metered(where, params)
+
+
+def late_event_rows(*, customer_id: int, occurred_from, occurred_before, received_from) -> list[RecordedEvent]:
+    """The customer's events that occurred in [occurred_from, occurred_before) and arrived at or after
+    ``received_from`` (late usage), as `metered_event_rows` gives them."""
+    where = (
+        "e.customer_id = %(customer)s AND e.occurred_at >= %(start)s AND e.occurred_at < %(end)s "
+        "AND e.received_at >= %(received)s"
     )
+    params = {
+        "customer": customer_id,
+        "start": occurred_from,
+        "end": occurred_before,
+        "received": received_from,
+        "limit": None,
+    }
+    return _metered(where, params)
+
+
+def _metered(where: str, params: dict) -> list[RecordedEvent]:
+    sql = _METERED_EVENTS.format(
+        responses=VendorResponse._meta.db_table,
+        prices=ModelPrice._meta.db_table,
+        overrides=OrganizationPriceOverride._meta.db_table,
+        events=UsageEvent._meta.db_table,
+        customers=Customer._meta.db_table,
+        where=where,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [
+        RecordedEvent(
+            id=event_id,
+            organization_id=organization_id,
+            customer_id=customer_id,
+            event_type=event_type,
+            occurred_at=occurred_at,
+            properties=_json(properties) or {},
+            cost_microdollars=cost,
+            revenue_microdollars=revenue,
+            usage_units=usage_units,
+            calls=tuple(RecordedCall(*call) for call in (_json(calls) or ())),
+            customer_external_id=external_id,
+            feature_key=feature_key,
+            meta=_json(meta) or None,
+            received_at=received_at,
+        )
+        for (
+            event_id,
+            organization_id,
+            customer_id,
+            external_id,
+            event_type,
+            occurred_at,
+            received_at,
+            properties,
+            cost,
+            revenue,
+            usage_units,
+            feature_key,
+            meta,
+            calls,
+        ) in rows
+    ]
+
+
+def latest_event_id(*, organization) -> int:
+    """The newest event id of the organization's ledger (0 when it has none)."""
+    newest = UsageEvent.objects.filter(organization=organization).order_by("-id").values_list("id", flat=True).first()
+    return newest or 0
+
+
+def event_count(*, organization, event_types=None, through_id: int) -> int:
+    """How many of the organization's events (of those types) have an id up to ``through_id``."""
+    events = UsageEvent.objects.filter(organization=organization, id__lte=through_id)
+    if event_types is not None:
+        events = events.filter(event_type__in=sorted(event_types))
+    return events.count()
+
+
+def _json(value):
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 def usage_event_list(

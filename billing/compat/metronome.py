@@ -102,10 +102,8 @@ class CustomerCreateView(MetronomeView):
 class BillableMetricCreateView(MetronomeView):
     def post(self, request):
         data = self.validated(BillableMetricCreateSerializer)
-        # Metronome counts usage sent before the metric existed (seed 001 ingests first).
-        metric = _call(
-            services.billable_metric_create, organization=self.organization, count_earlier_usage=True, **data
-        )
+        # Usage sent before the metric existed counts (seed 001 ingests first): creating it rebuilds.
+        metric = _call(services.billable_metric_create, organization=self.organization, **data)
         return _id(metric)
 
 

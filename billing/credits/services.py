@@ -11,6 +11,7 @@ Exactly-once rules, enforced by PostgreSQL rather than by hoping:
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 import stripe
 from django.conf import settings
@@ -29,6 +30,7 @@ from billing.credits.models import (
     TopUp,
 )
 from billing.credits.selectors import credit_lots, spendable_credit
+from billing.recompute import queue_draft_recompute
 from costcalc.money import MICRODOLLARS_PER_CENT
 from events.models import Customer
 
@@ -88,6 +90,7 @@ def credit_add(
         if existing is None:
             raise
         return existing, False
+    _drafts_follow_credit(customer.pk)
     return entry, True
 
 
@@ -143,7 +146,14 @@ def credit_deduct(
          for lot_id, amount, line_key in parts]
     )
     transaction.on_commit(lambda: queue_auto_topup_evaluation(customer.pk))
+    _drafts_follow_credit(customer.pk)
     return entry, True
+
+
+def _drafts_follow_credit(customer_id: int) -> None:
+    """Once the credit change commits, the customer's drafts (credits applied, amount due, the invoice
+    preview and customer page that read them) are recomputed: they no longer wait for more usage."""
+    transaction.on_commit(partial(queue_draft_recompute, customer_ids=[customer_id]), robust=True)
 
 
 def credit_adjust(
@@ -183,6 +193,7 @@ def credits_expire(*, customer: Customer, at: datetime | None = None) -> list[Cr
             written.append(entry)
     if written:
         transaction.on_commit(lambda: queue_auto_topup_evaluation(customer.pk))
+        _drafts_follow_credit(customer.pk)
     return written
 
 

@@ -306,6 +306,9 @@ def _store(
     originals = _stored_ids(organization.pk, [row.draft.idempotency_key for row in raced]) if raced else {}
     recorded: list[hooks.RecordedEvent] = []
     organization_id = organization.pk
+    # Customers found by the first round trip carry their external id; the others were just
+    # created with the value the event named as their external id.
+    external_ids = {row[0]: row[1] for row in customer_rows}
     for row in rows:
         key = row.draft.idempotency_key
         if key in inserted:
@@ -329,6 +332,11 @@ def _store(
                     cost_microdollars=row.cost,
                     revenue_microdollars=row.revenue,
                     usage_units=row.draft.usage_units,
+                    calls=_recorded_calls(row),
+                    customer_external_id=external_ids.get(row.customer_id) or row.draft.customer.value,
+                    feature_key=row.draft.feature_key,
+                    meta=row.draft.meta or None,
+                    received_at=received_at,
                 )
             )
             if row.unpriced_models:
@@ -346,6 +354,24 @@ def _store(
             # Without an enabled budget or a block source watching the organization, usage cannot
             # change the blocklist: nothing to evaluate.
             transaction.on_commit(partial(_schedule_budget_evaluation, organization.pk), robust=True)
+
+
+def _recorded_calls(row: _Row) -> tuple[hooks.RecordedCall, ...]:
+    """The event's model calls for ingest hooks: the catalog slug that priced each and its cost."""
+    if not row.draft.calls:
+        return ()
+    return tuple(
+        hooks.RecordedCall(
+            priced.slug if priced is not None else call.model,
+            call.input_tokens,
+            call.output_tokens,
+            call.cached_input_tokens,
+            call.cache_write_tokens,
+            call.reasoning_tokens,
+            None if priced is None else priced.cost_microdollars,
+        )
+        for call, priced in zip(row.draft.calls, row.call_costs, strict=True)
+    )
 
 
 def _price(organization, drafts: dict[int, EventDraft], catalog_version) -> dict[int, list]:

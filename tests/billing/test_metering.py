@@ -178,9 +178,13 @@ def test_usage_history_windows(organization, customer):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_ingest_that_waited_for_the_billing_lock_uses_the_metrics_committed_meanwhile(organization, customer):
+def test_an_ingest_that_waited_for_the_billing_lock_uses_the_metrics_committed_meanwhile(
+    organization, customer, monkeypatch
+):
     """The shared lock and the metric fingerprint go in one round trip: the fingerprint must still be
     read after the lock is granted (a rebuild or finalization holding it exclusively has committed)."""
+    # No rebuild of the new metric: it would count the 3 earlier events and hide what this checks.
+    monkeypatch.setattr(services, "rollup_rebuild_queue", lambda *, metric: None)
     ingest(organization, customer, random_events(8, 3))  # this process now caches "no metrics"
     created = threading.Event()
 

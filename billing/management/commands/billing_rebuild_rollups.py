@@ -6,8 +6,8 @@ from billing.models import BillableMetric
 
 class Command(BaseCommand):
     help = (
-        "Rebuild billable metrics' hourly usage rollups from the ledger (for a metric created after its events "
-        "arrived). Ingest for the metric's organization waits while a rebuild runs."
+        "Rebuild billable metrics' hourly usage rollups from the ledger, now, in this process (creating or "
+        "changing a metric queues one already). Ingest goes on while it runs; drafts are recomputed after."
     )
 
     def add_arguments(self, parser):
