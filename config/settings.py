@@ -196,9 +196,12 @@ AUTH_PASSWORD_VALIDATORS = [
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 UPGRADE_URL = env.str("UPGRADE_URL", default="/admin/accounts/organization/")
-# How long a process trusts an API key it has verified before looking it up again (0: every request).
-# A revocation or plan change made in another process takes effect there within this many seconds.
-API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
+# How long a process keeps an API key it has verified before looking it up again (0: every request).
+# It is used only while the shared credentials version is unchanged: revocations apply at once.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=60.0)
+# Where processes compare the credentials version before trusting a cached key: the shared cache
+# (Redis) when there is one, else the organization row (accounts.services).
+API_KEY_VERSION_IN_CACHE = bool(REDIS_URL)
 GC_GEN0_THRESHOLD = env.int("GC_GEN0_THRESHOLD", default=20_000)  # config/wsgi.py
 
 REST_FRAMEWORK = {

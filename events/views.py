@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from accounts.api.errors import ApiError, Conflict
 from accounts.api.pagination import EnvelopeCursorPagination
 from accounts.api.views import OrganizationScopedAPIView, OrganizationScopedViewSet
-from accounts.models import Role
+from accounts.models import ApiKeyScope, Role
 from costcalc.money import microdollars_to_usd
 
 from . import openapi, selectors
@@ -39,6 +39,7 @@ class EventsView(OrganizationScopedAPIView):
     pagination_class = UsageEventPagination
     queryset = UsageEvent.objects.all()
     unenveloped_methods = ("POST",)  # the MarginDash answer is bare
+    required_scopes = {"POST": ApiKeyScope.INGEST}
 
     @extend_schema(
         operation_id="events_ingest",
@@ -110,6 +111,7 @@ class MetronomeIngestView(OrganizationScopedAPIView):
     """`POST /api/v1/ingest`: Metronome usage events, a JSON array of 1 to 100."""
 
     envelope = False
+    required_scopes = {"POST": ApiKeyScope.INGEST}
 
     @extend_schema(
         operation_id="metronome_ingest",
@@ -134,6 +136,7 @@ class TansoUsageEventView(OrganizationScopedAPIView):
     """`POST /api/v1/usage-events`: one Tanso usage event."""
 
     envelope = False
+    required_scopes = {"POST": ApiKeyScope.INGEST}
 
     @extend_schema(
         operation_id="tanso_usage_event",
@@ -228,6 +231,7 @@ class BlocklistView(OrganizationScopedAPIView):
     """`GET /api/v1/budgets/blocklist?since_version=N` (seed 000), polled by the SDK's budget guard."""
 
     envelope = False
+    required_scopes = {"GET": (ApiKeyScope.INGEST, ApiKeyScope.READ), "HEAD": (ApiKeyScope.INGEST, ApiKeyScope.READ)}
 
     @extend_schema(
         operation_id="budgets_blocklist",

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from accounts.api.errors import Conflict, error_body
 from accounts.api.pagination import EnvelopeCursorPagination
 from accounts.api.views import OrganizationScopedAPIView
-from accounts.models import Role
+from accounts.models import ApiKeyScope, Role
 from billing.credits import payments, selectors, services, webhooks
 from billing.credits.models import CreditEntry, StripePaymentAccount
 from billing.credits.serializers import (
@@ -298,6 +298,7 @@ class StripeAccountView(OrganizationScopedAPIView):
 
     required_role = Role.ADMIN
     required_write_role = Role.ADMIN
+    required_scope = ApiKeyScope.ADMIN  # an API key that can change the Stripe secret is an admin key
 
     @extend_schema(responses=STRIPE_ACCOUNT_SCHEMA)
     def get(self, request):
