@@ -163,8 +163,9 @@ def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 def resolve_target(url: str) -> tuple[str | None, str | None]:
     """`(address, None)`: the address to connect to for `url`, resolved once and checked; or
     `(None, why)` when the server must not POST there; `(None, None)` when any target is allowed
-    (WEBHOOKS_ALLOW_PRIVATE_TARGETS: nothing to check, the name is resolved when connecting). An endpoint's URL is chosen by an
-    organization's admin, so unless WEBHOOKS_ALLOW_PRIVATE_TARGETS is on, every address its host
+    (WEBHOOKS_ALLOW_PRIVATE_TARGETS: nothing to check, the name is resolved when connecting).
+    An endpoint's URL is chosen by an organization's admin, so unless WEBHOOKS_ALLOW_PRIVATE_TARGETS
+    is on, every address its host
     resolves to must be a public one: not loopback, private, link-local (cloud metadata), shared,
     reserved, multicast or unspecified, also when written as an IPv6 form that embeds an IPv4
     address. The caller connects to the returned address, never resolving the name again (a name
