@@ -203,6 +203,15 @@ API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=60.0)
 # Where processes compare the credentials version before trusting a cached key: the shared cache
 # (Redis) when there is one, else the organization row (accounts.services).
 API_KEY_VERSION_IN_CACHE = bool(REDIS_URL)
+# Rate limits (accounts.api.throttling): per API key for ingest (and the SDK blocklist), other reads
+# and other writes; per client address for failed API-key authentications. "N/second|minute|hour|day";
+# empty turns one off.
+API_RATE_LIMITS = {
+    "ingest": env.str("API_RATE_LIMIT_INGEST", default="6000/minute"),
+    "read": env.str("API_RATE_LIMIT_READ", default="3000/minute"),
+    "write": env.str("API_RATE_LIMIT_WRITE", default="600/minute"),
+    "auth_failures": env.str("API_RATE_LIMIT_AUTH_FAILURES", default="30/minute"),
+}
 GC_GEN0_THRESHOLD = env.int("GC_GEN0_THRESHOLD", default=20_000)  # config/wsgi.py
 
 REST_FRAMEWORK = {
@@ -214,6 +223,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["accounts.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["accounts.api.renderers.JSONRenderer"],
     "DEFAULT_METADATA_CLASS": "accounts.api.metadata.EndpointMetadata",
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.api.throttling.ApiKeyRateThrottle"],
+    # Proxies in front that append to X-Forwarded-For; the client address of the per-address limit.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=None),
     "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "accounts.api.schema.EnvelopeAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
