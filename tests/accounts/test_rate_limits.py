@@ -11,7 +11,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def limits(settings):
-    settings.API_RATE_LIMITS = {"ingest": "3/minute", "read": "2/minute", "write": "1/minute", "auth_failures": "3/minute"}
+    settings.API_RATE_LIMITS = {
+        "ingest": "3/minute", "read": "2/minute", "write": "1/minute", "auth_failures": "3/minute",
+    }
     return settings.API_RATE_LIMITS
 
 
