@@ -71,11 +71,12 @@ def test_stalled_uploads_do_not_starve_the_server(server):
         stalled.append(conn)
     try:
         started = time.monotonic()
-        answer = _get(server, timeout=15)
+        answer = _get(server, timeout=40)  # without the client timeout: no answer while they stay open
         elapsed = time.monotonic() - started
     finally:
         for conn in stalled:
             conn.close()
 
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"2")
-    assert elapsed < 10  # the stalled bodies time out after GUNICORN_CLIENT_TIMEOUT (2 s) and free the threads
+    # The stalled bodies time out after GUNICORN_CLIENT_TIMEOUT (2 s) and free the threads (slack for a busy machine).
+    assert elapsed < 30
