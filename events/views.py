@@ -8,6 +8,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
 from accounts.api.errors import ApiError, Conflict
+from accounts.api.openapi import error_responses
 from accounts.api.pagination import EnvelopeCursorPagination
 from accounts.api.views import OrganizationScopedAPIView, OrganizationScopedViewSet
 from accounts.models import ApiKeyScope, Role
@@ -68,8 +69,9 @@ class EventsView(OrganizationScopedAPIView):
         parameters=[
             OpenApiParameter("customer_id", str, description="external id, ingest alias, uuid or Stripe id"),
             OpenApiParameter("event_type", str),
-            OpenApiParameter("occurred_after", OpenApiTypes.DATETIME, description="inclusive"),
-            OpenApiParameter("occurred_before", OpenApiTypes.DATETIME, description="exclusive"),
+            # Plain strings: empty means no bound, and anything that is not an ISO 8601 instant is a 400.
+            OpenApiParameter("occurred_after", str, description="ISO 8601 date-time, inclusive (empty: no bound)"),
+            OpenApiParameter("occurred_before", str, description="ISO 8601 date-time, exclusive (empty: no bound)"),
             OpenApiParameter("idempotency_key", str, description="the key as the client sent it"),
             OpenApiParameter("limit", int),
         ],
@@ -77,6 +79,7 @@ class EventsView(OrganizationScopedAPIView):
     )
     def get(self, request):
         params = request.query_params
+        self.paginator.get_page_size(request)  # a bad `limit` is a 400 even when the answer is empty
         for name, value in params.items():
             if "\x00" in value:
                 raise ApiError(f"{name} must not contain NUL characters.", details={"field": name})
@@ -193,7 +196,14 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organiza
     lookup_url_kwarg = "id"
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
-    @extend_schema(request=CustomerCreateSerializer, responses={201: CustomerSerializer})
+    @extend_schema(
+        request=CustomerCreateSerializer,
+        responses={
+            201: CustomerSerializer,
+            **error_responses(409, s409="conflict: another customer already has one of these identifiers "
+                              "(details.customer_id, details.field)"),
+        },
+    )
     def create(self, request):
         payload = CustomerCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

@@ -11,6 +11,15 @@ class EnvelopeCursorPagination(CursorPagination):
     max_page_size = 500
     ordering = "-created_at"
 
+    def get_page_size(self, request):
+        """`limit` must be a positive integer (above max_page_size it is capped); anything else is a 400."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None or raw == "":
+            return self.page_size
+        if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+            raise ValidationError({self.page_size_query_param: ["A positive integer is required."]})
+        return min(int(raw), self.max_page_size)
+
     def decode_cursor(self, request):
         """A cursor that does not decode is bad input (400, details.field = cursor), not a missing page."""
         try:
