@@ -44,11 +44,11 @@ def _clock(request):
     """Tests marked `clock` depend on what time it is. With TOKENLEDGER_TEST_CLOCK set (an ISO 8601
     instant; `.ci/run` uses 00:30, 23:59:59 and a month's last day) they run with the clock frozen
     there; otherwise at the real time. Either way they must pass."""
-    frozen = os.environ.get(CLOCK_ENV) or os.environ.get(CLOCK_ENV + "_ALL")
-    if not frozen or (request.node.get_closest_marker("clock") is None and not os.environ.get(CLOCK_ENV + "_ALL")):
+    frozen = os.environ.get(CLOCK_ENV)
+    if not frozen or request.node.get_closest_marker("clock") is None:
         yield
         return
-    with time_machine.travel(datetime.fromisoformat(frozen), tick=not os.environ.get(CLOCK_ENV)):
+    with time_machine.travel(datetime.fromisoformat(frozen), tick=False):
         yield
 
 
