@@ -140,7 +140,7 @@ class RevenueSyncView(MarginsAPIView):
 
     @extend_schema(
         request=None,
-        auth=["CronSecret"],
+        auth=[{"CronSecret": []}],
         responses={200: openapi.SYNC_CRON, **openapi.errors(405, s405="method_not_allowed: session callers POST")},
         description="The scheduled caller (Authorization: Bearer CRON_SECRET) syncs every connected Pro "
         "organization.",

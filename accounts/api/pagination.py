@@ -14,7 +14,7 @@ class EnvelopeCursorPagination(CursorPagination):
     def get_page_size(self, request):
         """`limit` must be a positive integer (above max_page_size it is capped); anything else is a 400."""
         raw = request.query_params.get(self.page_size_query_param)
-        if raw is None or raw == "":
+        if raw is None:
             return self.page_size
         if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
             raise ValidationError({self.page_size_query_param: ["A positive integer is required."]})
