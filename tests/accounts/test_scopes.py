@@ -47,6 +47,7 @@ def test_an_ingest_key_ingests_and_polls_the_blocklist_but_nothing_else(key_clie
     assert client.post("/api/v1/events", EVENT, format="json").status_code == 200
     assert client.post("/api/v1/ingest", [], format="json").status_code == 400  # validated, not refused
     assert client.post("/api/v1/usage-events", {}, format="json").status_code == 400
+    assert client.post("/v1/ingest", [], format="json").status_code != 403  # Metronome's own path
     assert client.get("/api/v1/budgets/blocklist").status_code == 200
     assert client.get("/api/v1/organization").json()["data"]["scopes"] == ["ingest"]
 
