@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from .models import ApiKey, Membership, Organization
+from .models import ApiKey, ApiKeyScope, Membership, Organization
 from .services import api_key_create, api_key_revoke
 
 
@@ -15,8 +15,8 @@ class MembershipInline(admin.TabularInline):
 class ApiKeyInline(admin.TabularInline):
     model = ApiKey
     extra = 0
-    fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["prefix", "created_at", "last_used_at"]
+    fields = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "scopes", "created_at", "last_used_at"]
     show_change_link = True
     can_delete = False
 
@@ -40,36 +40,61 @@ class MembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user", "organization"]
 
 
+def _scopes_field() -> forms.MultipleChoiceField:
+    return forms.MultipleChoiceField(
+        choices=ApiKeyScope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[ApiKeyScope.ADMIN],
+        help_text="ingest: ingest and the SDK blocklist; read: every GET; billing:write: every other write; "
+        "admin: everything, including API keys and the Stripe account secret.",
+    )
+
+
 class ApiKeyAddForm(forms.ModelForm):
+    scopes = _scopes_field()
+
     class Meta:
         model = ApiKey
-        fields = ["organization", "name"]
+        fields = ["organization", "name", "scopes"]
+
+
+class ApiKeyChangeForm(forms.ModelForm):
+    scopes = _scopes_field()
+
+    class Meta:
+        model = ApiKey
+        fields = ["organization", "name", "scopes", "revoked_at"]
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "name", "organization", "created_at", "last_used_at", "revoked_at"]
+    list_display = ["prefix", "name", "organization", "scopes", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["organization", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["prefix", "name", "organization__name"]
     readonly_fields = ["prefix", "created_by", "created_at", "last_used_at"]
     actions = ["revoke_selected"]
 
     def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = ApiKeyAddForm
+        kwargs["form"] = ApiKeyAddForm if obj is None else ApiKeyChangeForm
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["organization", "name"]
-        return ["organization", "name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+            return ["organization", "name", "scopes"]
+        return [
+            "organization", "name", "scopes", "prefix", "created_by", "created_at", "last_used_at", "revoked_at",
+        ]
 
     def save_model(self, request, obj, form, change):
         if change:
+            obj.scopes = [scope for scope in ApiKeyScope.values if scope in form.cleaned_data["scopes"]]
             super().save_model(request, obj, form, change)
             return
         api_key, raw_key = api_key_create(
-            organization=form.cleaned_data["organization"], name=form.cleaned_data["name"], created_by=request.user
+            organization=form.cleaned_data["organization"],
+            name=form.cleaned_data["name"],
+            created_by=request.user,
+            scopes=form.cleaned_data["scopes"],
         )
         obj.pk = api_key.pk
         obj.refresh_from_db()

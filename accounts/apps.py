@@ -12,13 +12,12 @@ class AccountsConfig(AppConfig):
 
         from . import schema  # noqa: F401  (registers the OpenAPI extension for API-key auth)
         from .models import ApiKey, Organization
-        from .services import forget_verified_keys
+        from .services import credentials_changed
 
-        # A key or organization saved or deleted in this process (revocation, plan change, admin
-        # edit) is looked up again on its next request; other processes follow within
-        # API_KEY_CACHE_SECONDS.
+        # A key or organization saved or deleted (revocation, scopes, plan change, admin edit) moves
+        # the shared credentials version: every process looks the key up again on its next request.
         for model in (ApiKey, Organization):
-            post_save.connect(forget_verified_keys, sender=model, dispatch_uid=f"accounts.forget_keys.{model.__name__}")
+            post_save.connect(credentials_changed, sender=model, dispatch_uid=f"accounts.forget_keys.{model.__name__}")
             post_delete.connect(
-                forget_verified_keys, sender=model, dispatch_uid=f"accounts.forget_keys.{model.__name__}.delete"
+                credentials_changed, sender=model, dispatch_uid=f"accounts.forget_keys.{model.__name__}.delete"
             )

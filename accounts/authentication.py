@@ -3,6 +3,7 @@
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
+from .api.throttling import FailedAuthenticationThrottle
 from .models import ApiKey
 from .services import API_KEY_PREFIX, api_key_authenticate
 
@@ -38,8 +39,14 @@ class ApiKeyAuthentication(BaseAuthentication):
         raw_key = parts[1].decode("latin-1")
         if not raw_key.startswith(API_KEY_PREFIX):
             return None
+        failures = FailedAuthenticationThrottle(request)
+        if failures.blocked():
+            raise exceptions.Throttled(
+                wait=failures.wait(), detail="Too many failed authentications from this address."
+            )
         api_key = api_key_authenticate(raw_key)
         if api_key is None:
+            failures.record_failure()
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         return ApiKeyUser(api_key), api_key
 

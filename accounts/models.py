@@ -1,6 +1,7 @@
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
@@ -15,6 +16,10 @@ class Organization(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200, unique=True)
     plan = models.CharField(max_length=16, choices=Plan.choices, default=Plan.FREE)
+    # Bumped (in the writing transaction) whenever one of the organization's keys or the organization
+    # itself changes; every process compares it with the version it verified a key at
+    # (accounts.services.api_key_authenticate), so a revocation applies everywhere at once.
+    credentials_version = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -58,6 +63,24 @@ class Membership(models.Model):
         return f"{self.user} in {self.organization} ({self.role})"
 
 
+class ApiKeyScope(models.TextChoices):
+    """What an API key may do (like Stripe's restricted keys). `admin` includes every other scope.
+
+    ingest: the ingest dialects and the SDK blocklist; read: every GET; billing:write: every other
+    write (customers, budgets, billing configuration, credits and top-ups); admin: all of it plus API
+    keys and the Stripe account secret.
+    """
+
+    INGEST = "ingest", "Ingest"
+    READ = "read", "Read"
+    BILLING_WRITE = "billing:write", "Billing write"
+    ADMIN = "admin", "Admin"
+
+
+def default_api_key_scopes() -> list[str]:
+    return [ApiKeyScope.ADMIN]
+
+
 class ApiKey(models.Model):
     """An API key. The secret is shown once at creation; only a lookup prefix and its SHA-256 are kept."""
 
@@ -72,11 +95,20 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    scopes = ArrayField(
+        models.CharField(max_length=32, choices=ApiKeyScope.choices),
+        default=default_api_key_scopes,
+        help_text="ingest, read, billing:write, admin (admin includes the others)",
+    )
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(key_hash__regex=r"^[0-9a-f]{64}$"), name="api_key_hash_is_sha256"),
+            models.CheckConstraint(
+                condition=Q(scopes__len__gt=0) & Q(scopes__contained_by=list(ApiKeyScope.values)),
+                name="api_key_scopes_known",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -85,3 +117,6 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes or ApiKeyScope.ADMIN in self.scopes

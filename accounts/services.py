@@ -5,13 +5,16 @@ import hmac
 import secrets
 import threading
 import time
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from .models import ApiKey, Membership, Organization, Role
+from .models import ApiKey, ApiKeyScope, Membership, Organization, Role
 
 API_KEY_PREFIX = "tl_live_"
 _LOOKUP_CHARS = 12  # random characters after "tl_live_" that are stored in clear for lookup
@@ -45,8 +48,20 @@ def membership_set(*, organization: Organization, user, role: str = Role.MEMBER)
     return membership
 
 
-def api_key_create(*, organization: Organization, name: str = "", created_by=None) -> tuple[ApiKey, str]:
+def _clean_scopes(scopes) -> list[str]:
+    """Known scopes, each once, in the canonical order; ValueError for an unknown or empty list."""
+    wanted = set(scopes)
+    unknown = wanted - set(ApiKeyScope.values)
+    if unknown or not wanted:
+        raise ValueError(f"unknown scopes {sorted(unknown)}" if unknown else "a key needs at least one scope")
+    return [scope for scope in ApiKeyScope.values if scope in wanted]
+
+
+def api_key_create(
+    *, organization: Organization, name: str = "", created_by=None, scopes=(ApiKeyScope.ADMIN,)
+) -> tuple[ApiKey, str]:
     """Create an API key and return it with its secret, which is never stored and never shown again."""
+    scopes = _clean_scopes(scopes)
     for _ in range(5):
         raw_key = API_KEY_PREFIX + secrets.token_urlsafe(32).replace("-", "x").replace("_", "y")
         try:
@@ -57,6 +72,7 @@ def api_key_create(*, organization: Organization, name: str = "", created_by=Non
                     prefix=_lookup_prefix(raw_key),
                     key_hash=hash_api_key(raw_key),
                     created_by=created_by,
+                    scopes=scopes,
                 )
             return api_key, raw_key
         except IntegrityError:  # lookup prefix collision: astronomically rare, draw again
@@ -67,35 +83,78 @@ def api_key_create(*, organization: Organization, name: str = "", created_by=Non
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
-        api_key.save(update_fields=["revoked_at"])  # forgotten by this process's key cache at once
+        api_key.save(update_fields=["revoked_at"])  # the credentials version moves: every process forgets it
     return api_key
 
 
-class _VerifiedKeys:
-    """Keys this process verified recently, by SHA-256 of the raw key, for API_KEY_CACHE_SECONDS.
+def api_key_set_scopes(*, api_key: ApiKey, scopes) -> ApiKey:
+    """Replace a key's scopes (ValueError for unknown ones); applies to its next request in every process."""
+    api_key.scopes = _clean_scopes(scopes)
+    api_key.save(update_fields=["scopes"])
+    return api_key
 
-    Saves the key lookup (a query) on every API request. What it delays in other processes, by at
-    most that many seconds: a revocation and a change of the organization's plan. Only verified,
+
+# --- the shared credentials version ---------------------------------------------------------------
+# Saving or deleting a key or an organization bumps `Organization.credentials_version` in the writing
+# transaction. With REDIS_URL set, a token in the shared cache is also replaced after the commit
+# (one token for all organizations: such writes are rare). A process keeps a verified key together
+# with the version or token it read *before* reading the key, and uses it only while the shared
+# value is unchanged, so a revocation, scope or plan change applies to the next request everywhere.
+
+_TOKEN_CACHE_KEY = "accounts:credentials-token"
+
+
+def _shared_cache() -> bool:
+    return settings.API_KEY_VERSION_IN_CACHE
+
+
+def _credentials_token() -> str:
+    token = cache.get(_TOKEN_CACHE_KEY)
+    if token is None:  # first use, or evicted: a fresh token makes every cached key be looked up again
+        cache.add(_TOKEN_CACHE_KEY, uuid.uuid4().hex, timeout=None)
+        token = cache.get(_TOKEN_CACHE_KEY)
+    return token
+
+
+def _organization_version(organization_id) -> int | None:
+    return Organization.objects.filter(pk=organization_id).values_list("credentials_version", flat=True).first()
+
+
+def credentials_changed(sender=None, instance=None, **kwargs) -> None:
+    """post_save / post_delete receiver for ApiKey and Organization (connected in AccountsConfig.ready)."""
+    _verified_keys.clear()
+    organization_id = instance.pk if isinstance(instance, Organization) else getattr(instance, "organization_id", None)
+    if organization_id is not None:  # a no-op for a deleted organization (its keys are gone too)
+        Organization.objects.filter(pk=organization_id).update(credentials_version=F("credentials_version") + 1)
+    if _shared_cache():
+        transaction.on_commit(lambda: cache.set(_TOKEN_CACHE_KEY, uuid.uuid4().hex, timeout=None))
+
+
+class _VerifiedKeys:
+    """Keys this process verified, by SHA-256 of the raw key, for at most API_KEY_CACHE_SECONDS.
+
+    Saves the key lookup on every API request; each use checks the shared credentials version (one
+    cache read with Redis, else one single-row query) so nothing stale is ever used. Only verified,
     active keys are kept; anything else is looked up every time.
     """
 
     MAX_ENTRIES = 10_000
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, ApiKey]] = {}
+        self._entries: dict[str, tuple[float, ApiKey, object]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key_hash: str) -> ApiKey | None:
+    def get(self, key_hash: str) -> tuple[ApiKey, object] | None:
         entry = self._entries.get(key_hash)
         if entry is None or entry[0] <= time.monotonic():
             return None
-        return entry[1]
+        return entry[1], entry[2]
 
-    def put(self, key_hash: str, api_key: ApiKey, seconds: float) -> None:
+    def put(self, key_hash: str, api_key: ApiKey, version: object, seconds: float) -> None:
         with self._lock:
             if len(self._entries) >= self.MAX_ENTRIES:
                 self._entries.clear()
-            self._entries[key_hash] = (time.monotonic() + seconds, api_key)
+            self._entries[key_hash] = (time.monotonic() + seconds, api_key, version)
 
     def clear(self) -> None:
         with self._lock:
@@ -110,21 +169,25 @@ def api_key_cache_clear() -> None:
     _verified_keys.clear()
 
 
-def forget_verified_keys(sender=None, **kwargs) -> None:
-    """post_save / post_delete receiver for ApiKey and Organization (connected in AccountsConfig.ready)."""
-    _verified_keys.clear()
-
-
 def api_key_authenticate(raw_key: str) -> ApiKey | None:
     """Return the active key for ``raw_key``, or None. Constant-time hash comparison.
 
-    A key verified less than API_KEY_CACHE_SECONDS ago in this process is not looked up again.
+    A key verified less than API_KEY_CACHE_SECONDS ago in this process is not looked up again while
+    the shared credentials version is the one it was verified at.
     """
     if not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) < len(API_KEY_PREFIX) + _LOOKUP_CHARS:
         return None
     key_hash = hash_api_key(raw_key)
-    api_key = _verified_keys.get(key_hash)
+    api_key = None
+    cached = _verified_keys.get(key_hash)
+    if cached is not None:
+        current = (
+            _credentials_token() if _shared_cache() else _organization_version(cached[0].organization_id)
+        )
+        if current == cached[1]:
+            api_key = cached[0]
     if api_key is None:
+        token = _credentials_token() if _shared_cache() else None  # read before the key: see above
         api_key = ApiKey.objects.select_related("organization").filter(prefix=_lookup_prefix(raw_key)).first()
         if api_key is None or not hmac.compare_digest(api_key.key_hash, key_hash):
             return None
@@ -132,7 +195,8 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
             return None
         seconds = settings.API_KEY_CACHE_SECONDS
         if seconds > 0:
-            _verified_keys.put(key_hash, api_key, seconds)
+            version = token if token is not None else api_key.organization.credentials_version
+            _verified_keys.put(key_hash, api_key, version, seconds)
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > _LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)

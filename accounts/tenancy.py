@@ -25,7 +25,8 @@ def resolve_tenant(request) -> Tenant:
     """The caller's organization: an API key's own, or the signed-in user's membership.
 
     A user in several organizations picks one with the `X-Organization-Id` header; otherwise
-    their oldest membership is used. API keys act with the admin role inside their organization.
+    their oldest membership is used. API keys act with the admin role inside their organization,
+    limited by their scopes (`accounts.api.permissions.IsOrganizationMember`).
     """
     user = getattr(request, "user", None)
     if isinstance(user, ApiKeyUser):

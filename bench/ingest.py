@@ -5,8 +5,9 @@
 1. Prepares a scratch database (`tokenledger_bench` on the embedded or configured PostgreSQL):
    migrations, the genai-prices catalog, a Pro organization and an API key; empties the ledger, so
    every run (HTTP and COPY alike) starts from empty tables instead of one grown by earlier runs.
-2. Serves the app with gunicorn (2 workers, `--threads` threads each; DEBUG off, Celery eager as
-   in a broker-less setup).
+2. Serves the app with gunicorn and the repository's `gunicorn.conf.py` (2 gthread workers,
+   `--threads` threads each; DEBUG off, Celery eager as in a broker-less setup, the per-key ingest
+   rate limit off: the bench measures throughput, not the limit).
 3. From a separate process, `--clients` keep-alive connections send MarginDash batches of 100
    unique events (1 or 2 vendor responses each, 500 customers, real model slugs) for `--seconds`.
 4. COPYs the same number of equivalent rows (events and their vendor responses referencing their
@@ -194,12 +195,17 @@ def start_gunicorn(port: int, threads: int) -> subprocess.Popen:
         "ALLOWED_HOSTS": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
         "CONN_MAX_AGE": "600",
+        # the repository's gunicorn.conf.py (gthread, client timeouts), sized for the bench
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": str(threads),
+        "GUNICORN_TIMEOUT": "120",
+        "GUNICORN_ACCESSLOG": "",
+        "API_RATE_LIMIT_INGEST": "",
     }
     env.pop("REDIS_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning", "--timeout", "120",
-         *(["--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "5"] if threads > 1 else [])],
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--log-level", "warning"],
         cwd=REPO,
         env=env,
     )
@@ -319,7 +325,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (1: sync workers)")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
     parser.add_argument("--mode", choices=["both", "fresh", "duplicates"], default="both")
     args = parser.parse_args()
 

@@ -220,7 +220,7 @@ class RateCardViewSet(ConfigurationViewSet):
 
     @extend_schema(methods=["get"], responses=RateSerializer(many=True))
     @extend_schema(methods=["post"], request=RateCreateSerializer, responses={201: RateSerializer})
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)  # every rate, no cursor links
     def rates(self, request, pk=None):
         rate_card = self.get_object()
         if request.method == "GET":

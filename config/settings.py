@@ -91,6 +91,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "accounts.api.middleware.ApiEnvelopeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -196,9 +197,21 @@ AUTH_PASSWORD_VALIDATORS = [
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 UPGRADE_URL = env.str("UPGRADE_URL", default="/admin/accounts/organization/")
-# How long a process trusts an API key it has verified before looking it up again (0: every request).
-# A revocation or plan change made in another process takes effect there within this many seconds.
-API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
+# How long a process keeps an API key it has verified before looking it up again (0: every request).
+# It is used only while the shared credentials version is unchanged: revocations apply at once.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=60.0)
+# Where processes compare the credentials version before trusting a cached key: the shared cache
+# (Redis) when there is one, else the organization row (accounts.services).
+API_KEY_VERSION_IN_CACHE = bool(REDIS_URL)
+# Rate limits (accounts.api.throttling): per API key for ingest (and the SDK blocklist), other reads
+# and other writes; per client address for failed API-key authentications. "N/second|minute|hour|day";
+# empty turns one off.
+API_RATE_LIMITS = {
+    "ingest": env.str("API_RATE_LIMIT_INGEST", default="6000/minute"),
+    "read": env.str("API_RATE_LIMIT_READ", default="3000/minute"),
+    "write": env.str("API_RATE_LIMIT_WRITE", default="600/minute"),
+    "auth_failures": env.str("API_RATE_LIMIT_AUTH_FAILURES", default="30/minute"),
+}
 GC_GEN0_THRESHOLD = env.int("GC_GEN0_THRESHOLD", default=20_000)  # config/wsgi.py
 
 REST_FRAMEWORK = {
@@ -209,6 +222,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.IsOrganizationMember"],
     "DEFAULT_PARSER_CLASSES": ["accounts.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["accounts.api.renderers.JSONRenderer"],
+    "DEFAULT_METADATA_CLASS": "accounts.api.metadata.EndpointMetadata",
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.api.throttling.ApiKeyRateThrottle"],
+    # Proxies in front that append to X-Forwarded-For; the client address of the per-address limit.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=None),
     "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "accounts.api.schema.EnvelopeAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -224,6 +241,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "accounts.api.openapi.document_common_errors",
+    ],
 }
 
 # --- costcalc: model price catalog -------------------------------------------------------------

@@ -9,6 +9,8 @@ from .models import Budget, Customer, UsageEvent, VendorResponse
 
 class CustomerSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid", read_only=True)
+    # Not `format: email` in the schema: a customer without an email answers "".
+    email = serializers.CharField(read_only=True, help_text="An email address, or empty")
 
     class Meta:
         model = Customer

@@ -2,15 +2,15 @@
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
 from accounts.api.errors import ApiError, Conflict
+from accounts.api.openapi import error_responses
 from accounts.api.pagination import EnvelopeCursorPagination
 from accounts.api.views import OrganizationScopedAPIView, OrganizationScopedViewSet
-from accounts.models import Role
+from accounts.models import ApiKeyScope, Role
 from costcalc.money import microdollars_to_usd
 
 from . import openapi, selectors
@@ -39,6 +39,7 @@ class EventsView(OrganizationScopedAPIView):
     pagination_class = UsageEventPagination
     queryset = UsageEvent.objects.all()
     unenveloped_methods = ("POST",)  # the MarginDash answer is bare
+    required_scopes = {"POST": ApiKeyScope.INGEST}
 
     @extend_schema(
         operation_id="events_ingest",
@@ -67,8 +68,9 @@ class EventsView(OrganizationScopedAPIView):
         parameters=[
             OpenApiParameter("customer_id", str, description="external id, ingest alias, uuid or Stripe id"),
             OpenApiParameter("event_type", str),
-            OpenApiParameter("occurred_after", OpenApiTypes.DATETIME, description="inclusive"),
-            OpenApiParameter("occurred_before", OpenApiTypes.DATETIME, description="exclusive"),
+            # Plain strings: empty means no bound, and anything that is not an ISO 8601 instant is a 400.
+            OpenApiParameter("occurred_after", str, description="ISO 8601 date-time, inclusive (empty: no bound)"),
+            OpenApiParameter("occurred_before", str, description="ISO 8601 date-time, exclusive (empty: no bound)"),
             OpenApiParameter("idempotency_key", str, description="the key as the client sent it"),
             OpenApiParameter("limit", int),
         ],
@@ -76,6 +78,7 @@ class EventsView(OrganizationScopedAPIView):
     )
     def get(self, request):
         params = request.query_params
+        self.paginator.get_page_size(request)  # a bad `limit` is a 400 even when the answer is empty
         for name, value in params.items():
             if "\x00" in value:
                 raise ApiError(f"{name} must not contain NUL characters.", details={"field": name})
@@ -110,6 +113,7 @@ class MetronomeIngestView(OrganizationScopedAPIView):
     """`POST /api/v1/ingest`: Metronome usage events, a JSON array of 1 to 100."""
 
     envelope = False
+    required_scopes = {"POST": ApiKeyScope.INGEST}
 
     @extend_schema(
         operation_id="metronome_ingest",
@@ -134,6 +138,7 @@ class TansoUsageEventView(OrganizationScopedAPIView):
     """`POST /api/v1/usage-events`: one Tanso usage event."""
 
     envelope = False
+    required_scopes = {"POST": ApiKeyScope.INGEST}
 
     @extend_schema(
         operation_id="tanso_usage_event",
@@ -190,7 +195,14 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organiza
     lookup_url_kwarg = "id"
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
-    @extend_schema(request=CustomerCreateSerializer, responses={201: CustomerSerializer})
+    @extend_schema(
+        request=CustomerCreateSerializer,
+        responses={
+            201: CustomerSerializer,
+            **error_responses(409, s409="conflict: another customer already has one of these identifiers "
+                              "(details.customer_id, details.field)"),
+        },
+    )
     def create(self, request):
         payload = CustomerCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -228,6 +240,7 @@ class BlocklistView(OrganizationScopedAPIView):
     """`GET /api/v1/budgets/blocklist?since_version=N` (seed 000), polled by the SDK's budget guard."""
 
     envelope = False
+    required_scopes = {"GET": (ApiKeyScope.INGEST, ApiKeyScope.READ), "HEAD": (ApiKeyScope.INGEST, ApiKeyScope.READ)}
 
     @extend_schema(
         operation_id="budgets_blocklist",

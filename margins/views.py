@@ -2,8 +2,9 @@
 
 Roles: viewer reads (margins, unmatched, mappings, settings); member triggers a revenue sync and
 writes mappings (create, delete, approve, reject); admin connects/disconnects Stripe, changes margin
-settings and manages webhook endpoints. `GET /api/stripe/revenue-sync` also accepts
-`Authorization: Bearer <CRON_SECRET>` and then syncs every connected organization.
+settings and manages webhook endpoints. A session caller starts a revenue sync with
+`POST /api/stripe/revenue-sync` (a state change: CSRF applies); the scheduled caller keeps
+`GET` with `Authorization: Bearer <CRON_SECRET>` and syncs every connected organization.
 """
 
 import csv
@@ -16,7 +17,7 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import MethodNotAllowed, NotFound, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
@@ -123,7 +124,8 @@ class StripeDisconnectView(MarginsAPIView):
 
 
 class RevenueSyncView(MarginsAPIView):
-    """Cron (Bearer CRON_SECRET): sync every connected Pro organization. Session (member+): the caller's."""
+    """Cron (GET, Bearer CRON_SECRET): sync every connected Pro organization. Session (POST, member+):
+    the caller's. A session GET is a 405: a state change never rides on a GET, which CSRF does not guard."""
 
     authentication_classes = [CronSecretAuthentication, SessionAuthentication]
     required_role = Role.MEMBER
@@ -138,12 +140,27 @@ class RevenueSyncView(MarginsAPIView):
 
     @extend_schema(
         request=None,
+        auth=[{"CronSecret": []}],
+        responses={200: openapi.SYNC_CRON, **openapi.errors(405, s405="method_not_allowed: session callers POST")},
+        description="The scheduled caller (Authorization: Bearer CRON_SECRET) syncs every connected Pro "
+        "organization.",
+    )
+    def get(self, request):
+        if not self._is_cron():
+            raise MethodNotAllowed(
+                "GET", detail="A session caller starts a sync with POST; GET is for the scheduled caller (CRON_SECRET)."
+            )
+        return Response(self._sync_all())
+
+    @extend_schema(
+        request=None,
         responses={
             200: openapi.SYNC,
             **openapi.errors(404, 502, s404="not_found: Stripe is not connected (session callers)"),
         },
+        description="A session caller (member) syncs its organization now; the cron secret syncs every one.",
     )
-    def get(self, request):
+    def post(self, request):
         if self._is_cron():
             return Response(self._sync_all())
         try:

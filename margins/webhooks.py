@@ -15,6 +15,7 @@ minutes (replays) or more than `FUTURE_TOLERANCE_SECONDS` ahead of the receiver'
 import base64
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import secrets
@@ -132,26 +133,65 @@ def webhook_event_queue(*, organization: Organization, event_type: str, data: di
 # --- Where a webhook may go ----------------------------------------------------------------------
 
 
-def target_refusal(url: str) -> str | None:
-    """Why the server must not POST to `url`, or None. An endpoint's URL is chosen by an
-    organization's admin, so unless WEBHOOKS_ALLOW_PRIVATE_TARGETS is on, every address its host
+_NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries and routes to: IPv4-mapped (`::ffff:a.b.c.d`),
+    IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`), 6to4 (`2002:AABB:CCDD::`) and Teredo."""
+    found = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    if address in _IPV4_COMPATIBLE or any(address in prefix for prefix in _NAT64_PREFIXES):
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        return all(_is_public(embedded) for embedded in _embedded_ipv4(address))
+    return True
+
+
+def resolve_target(url: str) -> tuple[str | None, str | None]:
+    """`(address, None)`: the address to connect to for `url`, resolved once and checked; or
+    `(None, why)` when the server must not POST there; `(None, None)` when any target is allowed
+    (WEBHOOKS_ALLOW_PRIVATE_TARGETS: nothing to check, the name is resolved when connecting).
+    An endpoint's URL is chosen by an organization's admin, so unless WEBHOOKS_ALLOW_PRIVATE_TARGETS
+    is on, every address its host
     resolves to must be a public one: not loopback, private, link-local (cloud metadata), shared,
-    reserved, multicast or unspecified."""
+    reserved, multicast or unspecified, also when written as an IPv6 form that embeds an IPv4
+    address. The caller connects to the returned address, never resolving the name again (a name
+    that resolves differently the second time cannot steer the request elsewhere)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return "must be an http(s) URL with a host"
+        return None, "must be an http(s) URL with a host"
     if settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS:
-        return None
+        return None, None
     try:
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
         infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
     except (OSError, ValueError, UnicodeError):
-        return f"the host {parts.hostname!r} cannot be resolved"
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
-        if not address.is_global or address.is_multicast:
-            return f"the host {parts.hostname!r} resolves to a non-public address ({address})"
-    return None
+        return None, f"the host {parts.hostname!r} cannot be resolved"
+    addresses = [ipaddress.ip_address(sockaddr[0].split("%", 1)[0]) for *_, sockaddr in infos]
+    if not addresses:
+        return None, f"the host {parts.hostname!r} cannot be resolved"
+    for address in addresses:
+        if not _is_public(address):
+            return None, f"the host {parts.hostname!r} resolves to a non-public address ({address})"
+    return str(addresses[0]), None
+
+
+def target_refusal(url: str) -> str | None:
+    """Why the server must not POST to `url`, or None (see `resolve_target`)."""
+    return resolve_target(url)[1]
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -162,7 +202,46 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+def _pin(connection: http.client.HTTPConnection, address: str) -> http.client.HTTPConnection:
+    """Make ``connection`` open its socket to ``address`` whatever its host name (TLS still checks
+    the certificate against the host name, and the Host header keeps it)."""
+    connect = connection._create_connection
+    connection._create_connection = lambda host_port, *args, **kwargs: connect(
+        (address, host_port[1]), *args, **kwargs
+    )
+    return connection
+
+
+class _PinnedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, address: str):
+        super().__init__()
+        self.address = address
+
+    def http_open(self, req):
+        return self.do_open(lambda host, **kwargs: _pin(http.client.HTTPConnection(host, **kwargs), self.address), req)
+
+
+class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, address: str):
+        super().__init__()
+        self.address = address
+
+    def https_open(self, req):
+        return self.do_open(
+            lambda host, **kwargs: _pin(http.client.HTTPSConnection(host, **kwargs), self.address),
+            req,
+            context=self._context,
+        )
+
+
+def _opener_to(address: str | None) -> urllib.request.OpenerDirector:
+    """No redirects, no proxy from the environment, every connection to the checked ``address``
+    (None: any target is allowed, the host name is resolved when connecting)."""
+    if address is None:
+        return urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects)
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), _NoRedirects, _PinnedHTTPHandler(address), _PinnedHTTPSHandler(address)
+    )
 
 
 def webhook_attempt(*, delivery_id) -> WebhookDelivery:
@@ -171,7 +250,7 @@ def webhook_attempt(*, delivery_id) -> WebhookDelivery:
     delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
     if delivery.status == WebhookDelivery.Status.SUCCEEDED:
         return delivery
-    refusal = target_refusal(delivery.endpoint.url)
+    address, refusal = resolve_target(delivery.endpoint.url)
     if refusal is not None:  # checked again at each attempt: what a name resolves to can change
         _record_attempt(delivery, status=None, error=f"not sent: the endpoint URL {refusal}")
         raise WebhookDeliveryFailed(delivery.last_error)
@@ -180,7 +259,7 @@ def webhook_attempt(*, delivery_id) -> WebhookDelivery:
     request = urllib.request.Request(delivery.endpoint.url, data=body, headers=headers, method="POST")  # noqa: S310
     status, error = None, ""
     try:
-        with _opener.open(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
+        with _opener_to(address).open(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
         status, error = exc.code, f"HTTP {exc.code}"

@@ -10,9 +10,11 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -34,10 +36,30 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+CLOCK_ENV = "TOKENLEDGER_TEST_CLOCK"
+
+
+@pytest.fixture(autouse=True)
+def _clock(request):
+    """Tests marked `clock` depend on what time it is. With TOKENLEDGER_TEST_CLOCK set (an ISO 8601
+    instant; `.ci/run` uses 00:30, 23:59:59 and a month's last day) they run with the clock frozen
+    there; otherwise at the real time. Either way they must pass."""
+    frozen = os.environ.get(CLOCK_ENV)
+    if not frozen or request.node.get_closest_marker("clock") is None:
+        yield
+        return
+    with time_machine.travel(datetime.fromisoformat(frozen), tick=False):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_api_key_cache():
-    """Keys verified in one test are not trusted in the next (each test has its own database state)."""
+    """Keys verified in one test are not trusted in the next (each test has its own database state),
+    and one test's failed authentications do not count against the next one's (same test address)."""
+    from django.core.cache import cache
+
     api_key_cache_clear()
+    cache.delete("throttle:auth_failures:127.0.0.1")
     yield
     api_key_cache_clear()
 

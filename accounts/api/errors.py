@@ -1,8 +1,9 @@
 """One place that turns every API error into `{"error": {"code", "message", "details"}}`.
 
 Codes: validation_error 400, authentication_required 401, forbidden 403, not_found 404,
-method_not_allowed 405, conflict 409, payload_too_large 413, unsupported_media_type 415,
-rate_limited 429, internal_error 500. Apps raise the DRF exceptions or the ones defined here.
+method_not_allowed 405, conflict 409, length_required 411 (accounts.api.middleware),
+payload_too_large 413, unsupported_media_type 415, rate_limited 429, internal_error 500. Apps raise
+the DRF exceptions or the ones defined here.
 """
 
 import logging

@@ -20,7 +20,8 @@ from rest_framework.response import Response
 from accounts.api.errors import Conflict, error_body
 from accounts.api.pagination import EnvelopeCursorPagination
 from accounts.api.views import OrganizationScopedAPIView
-from accounts.models import Role
+from accounts.models import ApiKeyScope, Role
+from accounts.stripe_client import construct_webhook_event
 from billing.credits import payments, selectors, services, webhooks
 from billing.credits.models import CreditEntry, StripePaymentAccount
 from billing.credits.serializers import (
@@ -298,6 +299,7 @@ class StripeAccountView(OrganizationScopedAPIView):
 
     required_role = Role.ADMIN
     required_write_role = Role.ADMIN
+    required_scope = ApiKeyScope.ADMIN  # an API key that can change the Stripe secret is an admin key
 
     @extend_schema(responses=STRIPE_ACCOUNT_SCHEMA)
     def get(self, request):
@@ -374,7 +376,7 @@ def stripe_organization_billing_webhook(request, organization_id: str):
 
 def _receive(request, *, secret: str, endpoint_organization) -> JsonResponse:
     try:
-        event = stripe.Webhook.construct_event(request.body, request.headers.get("Stripe-Signature", ""), secret)
+        event = construct_webhook_event(request.body, request.headers.get("Stripe-Signature", ""), secret)
     except stripe.SignatureVerificationError:
         return JsonResponse(error_body("invalid_signature", "The Stripe-Signature header does not verify."), status=400)
     except (ValueError, TypeError, AttributeError, KeyError):  # the library only builds events from JSON objects

@@ -1,5 +1,4 @@
 import hashlib
-import time
 
 import pytest
 from django.db import connection
@@ -95,10 +94,23 @@ def _ask(client, raw_key):
     return client.get("/api/v1/organization", HTTP_AUTHORIZATION=f"Bearer {raw_key}").status_code
 
 
-def test_a_verified_key_is_not_looked_up_again_within_the_cache_time(
+def test_a_verified_key_costs_only_the_version_check_within_the_cache_time(
     anonymous_client, organization, django_assert_num_queries
 ):
     api_key_create(organization=organization)  # another key of the organization: lookups go by prefix
+    _, raw_key = api_key_create(organization=organization)
+    assert _ask(anonymous_client, raw_key) == 200
+
+    with django_assert_num_queries(1) as captured:
+        assert services.api_key_authenticate(raw_key) is not None
+    assert "credentials_version" in captured.captured_queries[0]["sql"]
+    assert "accounts_apikey" not in captured.captured_queries[0]["sql"]
+
+
+def test_with_a_shared_cache_a_verified_key_costs_no_query(
+    anonymous_client, organization, settings, django_assert_num_queries
+):
+    settings.API_KEY_VERSION_IN_CACHE = True
     _, raw_key = api_key_create(organization=organization)
     assert _ask(anonymous_client, raw_key) == 200
 
@@ -115,19 +127,44 @@ def test_revoking_a_key_takes_effect_at_once_in_the_revoking_process(anonymous_c
     assert _ask(anonymous_client, raw_key) == 401
 
 
-def test_a_key_revoked_by_another_process_stops_working_within_the_cache_time(
-    anonymous_client, organization, settings, monkeypatch
+@pytest.mark.parametrize("version_in_cache", [False, True], ids=["database-version", "shared-cache-token"])
+def test_a_key_revoked_by_another_process_stops_working_at_once(
+    anonymous_client, organization, settings, monkeypatch, django_capture_on_commit_callbacks, version_in_cache
 ):
-    settings.API_KEY_CACHE_SECONDS = 5
+    settings.API_KEY_CACHE_SECONDS = 3600
+    settings.API_KEY_VERSION_IN_CACHE = version_in_cache
     api_key, raw_key = api_key_create(organization=organization)
     assert _ask(anonymous_client, raw_key) == 200
-    # Another process revokes it: this process's cache does not hear of it.
-    ApiKey.objects.filter(pk=api_key.pk).update(revoked_at=timezone.now())
-    clock = time.monotonic()
-    monkeypatch.setattr(services.time, "monotonic", lambda: clock + 4.9)
-    assert _ask(anonymous_client, raw_key) == 200
+    # Another process revokes it: this process's own cache is not emptied, only the shared version moves.
+    monkeypatch.setattr(services._verified_keys, "clear", lambda: None)
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_revoke(api_key=ApiKey.objects.get(pk=api_key.pk))
+    assert services._verified_keys.get(hashlib.sha256(raw_key.encode()).hexdigest()) is not None
 
-    monkeypatch.setattr(services.time, "monotonic", lambda: clock + 5.1)
+    assert _ask(anonymous_client, raw_key) == 401
+
+
+def test_scopes_changed_by_another_process_apply_at_once(anonymous_client, organization, settings, monkeypatch):
+    settings.API_KEY_CACHE_SECONDS = 3600
+    api_key, raw_key = api_key_create(organization=organization)
+    assert anonymous_client.get("/api/v1/customers", HTTP_AUTHORIZATION=f"Bearer {raw_key}").status_code == 200
+    monkeypatch.setattr(services._verified_keys, "clear", lambda: None)
+
+    services.api_key_set_scopes(api_key=ApiKey.objects.get(pk=api_key.pk), scopes=["ingest"])
+
+    response = anonymous_client.get("/api/v1/customers", HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    assert response.status_code == 403
+    assert response.json()["error"]["details"]["required_scope"] == "read"
+
+
+def test_an_evicted_shared_token_means_looking_the_key_up_again(anonymous_client, organization, settings):
+    from django.core.cache import cache
+
+    settings.API_KEY_VERSION_IN_CACHE = True
+    api_key, raw_key = api_key_create(organization=organization)
+    assert _ask(anonymous_client, raw_key) == 200
+    ApiKey.objects.filter(pk=api_key.pk).update(revoked_at=timezone.now())  # no signal, no version bump
+    cache.delete(services._TOKEN_CACHE_KEY)
 
     assert _ask(anonymous_client, raw_key) == 401
 

@@ -59,3 +59,22 @@ def test_scoped_views_cannot_override_get_queryset():
         class Leaky(OrganizationScopedAPIView):
             def get_queryset(self):
                 return ApiKey.objects.all()
+
+
+@pytest.mark.parametrize("limit", ["", "0", "-1", "1.5", "false", "٣"])
+def test_a_bad_limit_is_a_400(api_client, limit):
+    response = api_client.get("/api/v1/customers", {"limit": limit})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["field"] == "limit"
+
+
+def test_a_bad_cursor_is_a_400_not_a_404(api_client):
+    response = api_client.get("/api/v1/customers", {"cursor": "not-a-cursor"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["field"] == "cursor"
+
+
+def test_a_large_limit_is_capped(api_client, organization):
+    assert api_client.get("/api/v1/customers", {"limit": "100000"}).status_code == 200

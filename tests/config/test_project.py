@@ -20,6 +20,25 @@ def test_healthz_reports_database_and_broker(client):
     assert body["status"] == "ok"
     assert body["database"]["ok"] is True
     assert body["broker"]["ok"] is True
+    assert body["down"] == []
+
+
+def test_healthz_names_the_dependency_that_is_down_not_why(client, settings, monkeypatch):
+    import redis
+
+    def refuse(*args, **kwargs):
+        raise redis.ConnectionError("Error 2 connecting to unix socket: /run/secret/redis.sock")
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    monkeypatch.setattr(redis.Redis, "ping", refuse)
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["down"] == ["broker"]
+    assert body["broker"] == {"ok": False, "mode": "redis"}
+    assert "secret" not in response.content.decode()
 
 
 def test_openapi_schema_and_docs_answer(client):
@@ -67,3 +86,22 @@ def test_settings_import_without_network_or_database():
     result = _import_settings(DEBUG="false", SECRET_KEY="x" * 50, DATABASE_URL="postgres://nobody@192.0.2.1:1/none")
 
     assert result.returncode == 0, result.stderr
+
+
+def test_healthz_names_a_database_that_is_down(client, monkeypatch):
+    from django.db import OperationalError
+
+    from config import health
+
+    class DownConnection:
+        def cursor(self):
+            raise OperationalError('connection to server on socket "/tmp/.s.PGSQL.5432" failed')
+
+    monkeypatch.setattr(health, "connection", DownConnection())
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["down"] == ["database"]
+    assert response.json()["database"] == {"ok": False}
+    assert "socket" not in response.content.decode()

@@ -164,9 +164,9 @@ def test_tanso_documents_the_event_the_idempotency_header_and_the_stored_answer(
 @pytest.mark.parametrize(
     ("path", "statuses"),
     [
-        (MARGINDASH, {"200", "400", "401", "403", "413"}),
-        (METRONOME, {"200", "400", "401", "403", "413"}),
-        (TANSO, {"201", "400", "401", "403", "404", "409", "413"}),
+        (MARGINDASH, {"200", "400", "401", "403", "413", "415", "429"}),
+        (METRONOME, {"200", "400", "401", "403", "413", "415", "429"}),
+        (TANSO, {"201", "400", "401", "403", "404", "409", "413", "415", "429"}),
     ],
 )
 def test_every_error_is_documented_with_the_envelope(openapi, path, statuses):

@@ -10,6 +10,7 @@ from events.models import BudgetAlert, UsageEvent, VendorResponse
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.clock
 def test_seed_demo_ingests_priced_usage_once():
     first, second = StringIO(), StringIO()
     call_command("seed_demo", stdout=first)

@@ -64,17 +64,17 @@ def response_schema(schema, path, method, status, media="application/json"):
 def test_connect_disconnect_and_sync_shapes(schema, member_client, organization, localstripe, stripe_account):
     admin = member_client(role="admin")
     connected = admin.post("/api/stripe/connect", {"stripeKey": STRIPE_TEST_KEY}, format="json")
-    synced = admin.get("/api/stripe/revenue-sync")
+    synced = admin.post("/api/stripe/revenue-sync")
     conflict = admin.post("/api/stripe/connect", {"stripeKey": STRIPE_TEST_KEY}, format="json")
     disconnected = admin.delete("/api/stripe/disconnect")
 
     assert_documents(schema, response_schema(schema, "/api/stripe/connect", "post", 201), connected.json())
-    assert_documents(schema, response_schema(schema, "/api/stripe/revenue-sync", "get", 200), synced.json())
+    assert_documents(schema, response_schema(schema, "/api/stripe/revenue-sync", "post", 200), synced.json())
     assert_documents(schema, response_schema(schema, "/api/stripe/connect", "post", 409), conflict.json())
     assert_documents(
         schema, response_schema(schema, "/api/stripe/disconnect", "delete", 200), disconnected.json()
     )
-    assert set(schema["paths"]["/api/stripe/revenue-sync"]["get"]["responses"]) >= {"200", "401", "403", "502"}
+    assert set(schema["paths"]["/api/stripe/revenue-sync"]["post"]["responses"]) >= {"200", "401", "403", "502"}
 
 
 def test_cron_sync_shape(schema, anonymous_client, settings):
@@ -83,7 +83,7 @@ def test_cron_sync_shape(schema, anonymous_client, settings):
     response = anonymous_client.get("/api/stripe/revenue-sync", HTTP_AUTHORIZATION="Bearer cron-secret-value")
 
     assert_documents(schema, response_schema(schema, "/api/stripe/revenue-sync", "get", 200), response.json())
-    enveloped = resolve(schema, response_schema(schema, "/api/stripe/revenue-sync", "get", 200))
+    enveloped = resolve(schema, response_schema(schema, "/api/stripe/revenue-sync", "post", 200))
     options = resolve(schema, enveloped["properties"]["data"])["oneOf"]
     assert {frozenset(resolve(schema, option)["properties"]) for option in options} == {
         frozenset({"synced", "errors"}),

@@ -296,7 +296,7 @@ def test_free_tier_gets_403_with_upgrade_pointer(member_client, free_organizatio
 @pytest.mark.parametrize(
     ("role", "method", "path"),
     [
-        ("viewer", "get", "/api/stripe/revenue-sync"),
+        ("viewer", "post", "/api/stripe/revenue-sync"),
         ("member", "post", "/api/stripe/connect"),
         ("member", "delete", "/api/stripe/disconnect"),
         ("viewer", "post", "/api/customer-mappings"),

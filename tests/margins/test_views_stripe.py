@@ -1,4 +1,4 @@
-"""POST /api/stripe/connect, DELETE /api/stripe/disconnect, GET /api/stripe/revenue-sync (seed 002)."""
+"""POST /api/stripe/connect, DELETE /api/stripe/disconnect, POST (session) / GET (cron) /api/stripe/revenue-sync."""
 
 import re
 
@@ -161,7 +161,7 @@ def test_manual_sync_answers_the_detailed_counts(member_client, organization, co
     stripe_account.paid_invoices(cus, count=3)
     stripe_account.paid_invoices(stripe_account.customer(name="Euro"), count=1, currency="eur")
 
-    response = member_client(role="member").get("/api/stripe/revenue-sync")
+    response = member_client(role="member").post("/api/stripe/revenue-sync")
 
     assert response.status_code == 200
     data = response.json()["data"]
@@ -176,7 +176,7 @@ def test_manual_sync_answers_the_detailed_counts(member_client, organization, co
 
 
 def test_manual_sync_needs_member_role(member_client, connected):
-    response = member_client(role="viewer").get("/api/stripe/revenue-sync")
+    response = member_client(role="viewer").post("/api/stripe/revenue-sync")
 
     assert response.status_code == 403
     assert response.json()["error"]["details"]["required_role"] == "member"
@@ -187,7 +187,7 @@ def test_manual_sync_when_stripe_rejects_the_key_is_502_and_recorded(member_clie
         organization=organization, secret_key="rk_live_4eC39HqLyjWDarjtT1zdp7dc", key_prefix="rk_live_4eC3...p7dc"
     )
 
-    response = member_client(role="member").get("/api/stripe/revenue-sync")
+    response = member_client(role="member").post("/api/stripe/revenue-sync")
 
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "stripe_sync_failed"
@@ -232,3 +232,26 @@ def test_cron_is_refused_when_no_secret_is_configured(anonymous_client, settings
     response = anonymous_client.get("/api/stripe/revenue-sync", HTTP_AUTHORIZATION="Bearer ")
 
     assert response.status_code == 401
+
+
+def test_a_session_get_does_not_sync(member_client, organization, connected):
+    response = member_client(role="owner").get("/api/stripe/revenue-sync")
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert "POST" in response.json()["error"]["message"]
+    assert not SyncRun.objects.filter(organization=organization).exists()
+
+
+def test_a_session_post_needs_the_csrf_token(organization, connected):
+    from django.test import Client
+
+    from tests.factories import MembershipFactory
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(MembershipFactory(organization=organization, role="owner").user)
+
+    response = client.post("/api/stripe/revenue-sync")
+
+    assert response.status_code == 403
+    assert not SyncRun.objects.filter(organization=organization).exists()

@@ -32,6 +32,14 @@ def public_targets_only(settings):
         ("http://[fd00::1]/hooks", "fd00::1"),
         ("http://0.0.0.0/hooks", "0.0.0.0"),
         ("http://no-such-host.invalid/hooks", "cannot be resolved"),
+        # IPv6 forms that carry an IPv4 address: judged by the IPv4 address they reach
+        ("http://[64:ff9b::7f00:1]/hooks", "64:ff9b::7f00:1"),  # NAT64 of 127.0.0.1
+        ("http://[64:ff9b::a9fe:a9fe]/hooks", "64:ff9b::a9fe:a9fe"),  # NAT64 of 169.254.169.254
+        ("http://[2002:7f00:1::1]/hooks", "2002:7f00:1::1"),  # 6to4 of 127.0.0.1
+        ("http://[2002:a00:1::1]/hooks", "2002:a00:1::1"),  # 6to4 of 10.0.0.1
+        ("http://[::127.0.0.1]/hooks", "::7f00:1"),  # IPv4-compatible
+        ("http://[::ffff:127.0.0.1]/hooks", "::ffff:7f00:1"),  # IPv4-mapped
+        ("http://[::ffff:10.0.0.1]/hooks", "::ffff:a00:1"),
     ],
 )
 def test_non_public_targets_are_refused(public_targets_only, url, refused):
@@ -40,6 +48,8 @@ def test_non_public_targets_are_refused(public_targets_only, url, refused):
 
 def test_public_addresses_and_the_development_switch(public_targets_only, settings):
     assert webhooks.target_refusal("https://93.184.216.34/hooks") is None
+    assert webhooks.target_refusal("http://[64:ff9b::5db8:d822]/hooks") is None  # NAT64 of 93.184.216.34
+    assert webhooks.target_refusal("http://[2002:5db8:d822::1]/hooks") is None  # 6to4 of 93.184.216.34
     assert webhooks.target_refusal("ftp://93.184.216.34/x") == "must be an http(s) URL with a host"
     settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
     assert webhooks.target_refusal("http://127.0.0.1:9/hooks") is None
@@ -105,3 +115,65 @@ def test_a_redirect_is_a_failed_attempt_and_is_not_followed(organization):
         server.shutdown()
 
     assert stub.received == []
+
+
+def test_an_attempt_connects_to_the_address_that_was_checked(public_targets_only, organization, monkeypatch):
+    """DNS rebinding: the name resolves to a public address for the check and to 127.0.0.1 after;
+    the request still goes to the checked address, with the name in the Host header."""
+    import socket
+
+    endpoint = WebhookEndpoint.objects.create(
+        organization=organization, url="http://hooks.example.test:8080/in", secret=SECRET
+    )
+    delivery = WebhookDelivery.objects.create(
+        organization=organization, endpoint=endpoint, event_type="margin.threshold_crossed", payload={}
+    )
+    answers = iter(["93.184.216.34", "127.0.0.1", "127.0.0.1"])
+    resolved, connected = [], []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        resolved.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    def create_connection(address, *args, **kwargs):
+        connected.append(address)
+        raise ConnectionRefusedError("stop here")
+
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+
+    with pytest.raises(webhooks.WebhookDeliveryFailed):
+        webhooks.webhook_attempt(delivery_id=delivery.id)
+
+    assert resolved == ["hooks.example.test"]  # resolved once, by the check
+    assert connected == [("93.184.216.34", 8080)]
+
+
+def test_a_pinned_delivery_reaches_the_receiver_with_the_host_name(public_targets_only, organization, monkeypatch):
+    """The pinned connection is a working one: the receiver (here on loopback, allowed for this test
+    only) gets the signed POST with the URL's host name in the Host header."""
+    import socket
+
+    stub, server = start_stub([200])
+    port = int(stub.url.rsplit(":", 1)[1])
+    monkeypatch.setattr(webhooks, "_is_public", lambda address: True)
+    monkeypatch.setattr(
+        webhooks.socket,
+        "getaddrinfo",
+        lambda host, port_, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port_))],
+    )
+    try:
+        endpoint = WebhookEndpoint.objects.create(
+            organization=organization, url=f"http://receiver.example.test:{port}/hooks", secret=SECRET
+        )
+        delivery = WebhookDelivery.objects.create(
+            organization=organization, endpoint=endpoint, event_type=webhooks.THRESHOLD_CROSSED, payload={"a": 1}
+        )
+        webhooks.webhook_attempt(delivery_id=delivery.id)
+    finally:
+        server.shutdown()
+
+    (received,) = stub.received
+    assert {k.lower(): v for k, v in received.headers.items()}["host"] == f"receiver.example.test:{port}"
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded"

@@ -138,14 +138,18 @@ class Command(BaseCommand):
             self.stdout.write("Loading the model price catalog (genai-prices)...")
             sync_model_prices(result=load_source("genai-prices"))
         now = timezone.now()
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         created = 0
-        for day in range(DEMO_DAYS, -1, -1):  # today included, up to an hour ago
-            start = (now - timedelta(days=day, hours=3)).replace(second=0, microsecond=0)
+        for day in range(DEMO_DAYS, -1, -1):  # today included
+            # Each UTC day's calls are spread over that day, today's over its part that has passed
+            # (whatever the hour: a daily budget sees all of today's usage, none lands in the future).
+            start = today - timedelta(days=day)
+            span = min(timedelta(days=1), now - start)
             events = [
                 {
                     "customer_id": customer,
                     "event_type": event_type,
-                    "occurred_at": (start + timedelta(minutes=10 * call)).isoformat(),
+                    "occurred_at": (start + span * (call + 0.5) / per_day).isoformat(),
                     "idempotency_key": f"demo-{customer}-{event_type}-{start:%Y%m%d}-{call}",
                     "revenue_amount_in_cents": cents,
                     "vendor_responses": [

@@ -159,18 +159,20 @@ def test_usage_ingested_through_the_api_blocks_the_customer(api_client, customer
     assert blocked_customers(api_client) == ["cust_123"]
 
 
+@pytest.mark.clock
 @pytest.mark.django_db
 def test_windows_decide_what_counts(customer, organization):
     now = timezone.now()
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     limit = SpendingLimit.objects.create(
         organization=organization, customer=customer, amount_microdollars=10_000_000, duration="daily",
         strategy="fixed",
     )
-    spend(customer, 1500, at=now - timedelta(days=1, hours=1))  # yesterday, outside both daily windows
-    spend(customer, 600, at=now - timedelta(hours=1))
+    spend(customer, 1500, at=today - timedelta(hours=1))  # yesterday, outside both daily windows
+    spend(customer, 600, at=today + (now - today) / 2)  # earlier today, whatever the hour
 
     assert customers_over_spending_limit(organization=organization, now=now) == []
-    spend(customer, 400, at=now - timedelta(minutes=1))
+    spend(customer, 400, at=today + (now - today) * 3 / 4)
     assert [(over.pk, spent) for over, spent in customers_over_spending_limit(organization=organization, now=now)] \
         == [(limit.pk, 10_000_000)]
 

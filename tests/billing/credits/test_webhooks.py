@@ -82,9 +82,11 @@ def test_a_bad_signature_is_refused_and_nothing_is_stored(anonymous_client, webh
 
     wrong_secret = deliver(anonymous_client, event, secret="whsec_someone_else")
     stale = deliver(anonymous_client, event, timestamp=int(time.time()) - 3600)
+    future = deliver(anonymous_client, event, timestamp=int(time.time()) + 10 * 365 * 86400)
+    just_beyond = deliver(anonymous_client, event, timestamp=int(time.time()) + 301 + 5)
     unsigned = anonymous_client.post(WEBHOOK, json.dumps(event), content_type="application/json")
 
-    for response in (wrong_secret, stale, unsigned):
+    for response in (wrong_secret, stale, future, just_beyond, unsigned):
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "invalid_signature"
     assert StripeWebhookEvent.objects.count() == 0
