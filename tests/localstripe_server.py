@@ -16,7 +16,9 @@ server starts, in this process), each the way Stripe documents it:
   attaches pending items when an invoice is created), `quantity`, `unit_amount_decimal` and `period`;
 - `POST /v1/invoices/{id}/finalize` (draft -> open, or paid at $0: `number`, `hosted_invoice_url`,
   `invoice_pdf`, `due_date` for send_invoice) and `POST /v1/invoices/{id}/mark_uncollectible`;
-  `amount_remaining` on invoices;
+  `amount_remaining` on invoices; paying an uncollectible invoice (localstripe's pay accepts only
+  draft or open ones) and voiding one no payment was attempted for (localstripe cancels a missing
+  PaymentIntent and fails);
 - `POST /_config/fail` `{path, times, status}`: the next `times` requests whose path starts with
   `path` answer `status` (a 500 or 429 from "Stripe", to exercise retries).
 """
@@ -40,7 +42,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _extend_for_invoicing() -> None:  # noqa: C901  (one patch per missing Stripe behaviour)
+def _extend_for_invoicing() -> None:
     global _extended
     if _extended:
         return
@@ -76,12 +78,37 @@ def _extend_for_invoicing() -> None:  # noqa: C901  (one patch per missing Strip
             _idempotent_responses[cache_key] = (response.status, response.body)
         return response
 
+    @web.middleware
+    async def pay_uncollectible(request, handler):
+        """Stripe lets an uncollectible invoice be paid after all; localstripe's pay refuses anything not open."""
+        parts = request.path.strip("/").split("/")
+        if request.method != "POST" or len(parts) != 4 or parts[:2] != ["v1", "invoices"] or parts[3] != "pay":
+            return await handler(request)
+        invoice = resources.store.get(f"invoice:{parts[2]}")
+        if invoice is None or not getattr(invoice, "_uncollectible", False):
+            return await handler(request)
+        invoice._uncollectible = False
+        try:
+            return await handler(request)
+        finally:
+            invoice._uncollectible = invoice.status == "open"
+
     server.app.middlewares.append(failures)
     server.app.middlewares.append(idempotency)
+    server.app.middlewares.append(pay_uncollectible)
+
+    # Voiding an invoice that no payment was attempted for: localstripe cancels its (absent) PaymentIntent.
+    payment_intent_cancel = resources.PaymentIntent._api_cancel.__func__
+
+    def cancel(cls, id, **kwargs):
+        return None if id is None else payment_intent_cancel(cls, id, **kwargs)
+
+    resources.PaymentIntent._api_cancel = classmethod(cancel)
 
     async def config_fail(request):
         data = await request.json()
-        _failures.append({"path": data["path"], "times": int(data.get("times", 1)), "status": int(data.get("status", 500))})
+        times, status = int(data.get("times", 1)), int(data.get("status", 500))
+        _failures.append({"path": data["path"], "times": times, "status": status})
         return web.Response()
 
     server.app.router.add_post("/_config/fail", config_fail)

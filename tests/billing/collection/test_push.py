@@ -166,7 +166,7 @@ def test_a_push_that_keeps_meeting_transient_errors_gives_up_visibly(
     settings.STRIPE_INVOICING_MAX_RETRIES = 2
     fail_next(localstripe, "/v1/invoices", times=50, status=429)
 
-    customer, invoice = finalize(billed_customer(organization, pricing, usage=USAGE))
+    _, invoice = finalize(billed_customer(organization, pricing, usage=USAGE))
 
     twin = ExternalInvoice.objects.get(invoice=invoice)
     assert twin.state == "pending" and twin.attempts == 3
@@ -202,7 +202,7 @@ def test_a_permanent_error_is_kept_and_a_retry_after_fixing_it_finishes(
 
 
 def test_without_a_stripe_account_the_push_fails_visibly(organization, pricing, localstripe, clock, finalize):
-    customer, invoice = finalize(billed_customer(organization, pricing, usage=USAGE))
+    _, invoice = finalize(billed_customer(organization, pricing, usage=USAGE))
     twin = ExternalInvoice.objects.get(invoice=invoice)
     assert twin.state == "pending" and "stripe-account" in twin.error
     assert not StripePaymentAccount.objects.exists()
@@ -224,13 +224,14 @@ def test_credits_are_one_negative_item_and_send_invoice_gets_a_due_date(
     (stripe_invoice,) = stripe_invoices(stripe_api, customer.stripe_customer_id)
     assert stripe_invoice["collection_method"] == "send_invoice" and stripe_invoice["auto_advance"] is False
     assert stripe_invoice["due_date"] == stripe_invoice["status_transitions"]["finalized_at"] + 30 * 86400
-    credit = [line for line in lines(stripe_api, twin.stripe_invoice_id) if line["metadata"]["tokenledger_line_id"] == "credits"]
+    sent = lines(stripe_api, twin.stripe_invoice_id)
+    credit = [line for line in sent if line["metadata"]["tokenledger_line_id"] == "credits"]
     assert [(line["amount"], line["description"]) for line in credit] == [(-100, "Prepaid credits applied")]
     assert (stripe_invoice["total"], twin.sent_total, twin.stripe_total) == (125, 125, 125)
     assert twin.due_at == twin.stripe_finalized_at + timedelta(days=30)
 
 
-def test_zero_invoices_are_not_sent_unless_configured(organization, pricing, stripe_billing, stripe_api, clock, finalize):
+def test_zero_invoices_are_not_sent_unless_configured(organization, pricing, stripe_billing, clock, finalize):
     quiet, invoice = finalize(billed_customer(organization, pricing))
     assert invoice.amount_due_cents == 0
     assert invoice.external_invoice.state == "skipped" and not invoice.external_invoice.stripe_invoice_id
@@ -240,7 +241,7 @@ def test_zero_invoices_are_not_sent_unless_configured(organization, pricing, str
 def test_zero_invoices_are_sent_when_configured_and_stripe_marks_them_paid(
     organization, pricing, stripe_billing, stripe_api, clock, finalize
 ):
-    customer, invoice = finalize(billed_customer(organization, pricing, send_zero_amount_invoices=True))
+    _, invoice = finalize(billed_customer(organization, pricing, send_zero_amount_invoices=True))
     twin = invoice.external_invoice
     assert (twin.state, twin.stripe_status, twin.stripe_total) == ("finalized", "paid", 0)
     assert invoice.status == Invoice.Status.PAID  # ours follows Stripe

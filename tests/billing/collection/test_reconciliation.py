@@ -38,8 +38,8 @@ def test_drafts_skipped_zero_invoices_and_customers_not_billed_through_stripe_ar
 
 
 def test_a_failed_push_is_failed_not_unsent():
-    facts = replace(COLLECTED, status="finalized", push_state="pending", push_error="InvalidRequestError: No such customer",
-                    paid_cents=0, stripe_total_cents=None)
+    facts = replace(COLLECTED, status="finalized", push_state="pending", paid_cents=0, stripe_total_cents=None,
+                    push_error="InvalidRequestError: No such customer")
     (flag,) = invoice_flags(facts, now=NOW)
     assert flag.code == "failed" and "No such customer" in flag.message and flag.invoice_id == "i1"
 
