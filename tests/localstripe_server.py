@@ -9,9 +9,9 @@ What localstripe 1.15 lacks for invoicing, added here (`_extend_for_invoicing`, 
 server starts, in this process), each the way Stripe documents it:
 - `Idempotency-Key`: a POST repeated with the same key (and API key) answers the first response
   again instead of acting twice (localstripe ignores the header);
-- `POST /v1/invoices` with `currency`, `collection_method`, `days_until_due`, `auto_advance` and
-  `pending_invoice_items_behavior=exclude` (an empty draft; localstripe refuses an invoice without
-  pending items or a subscription);
+- `POST /v1/invoices` without a subscription, with `currency`, `collection_method`, `days_until_due`,
+  `auto_advance` and `pending_invoice_items_behavior` (`exclude`, Stripe's default: an empty draft;
+  `include`: the customer's pending items), where localstripe only makes subscription invoices;
 - `POST /v1/invoiceitems` with `invoice` (the item goes on that draft's lines; localstripe only
   attaches pending items when an invoice is created), `quantity`, `unit_amount_decimal` and `period`;
 - `POST /v1/invoices/{id}/finalize` (draft -> open, or paid at $0: `number`, `hosted_invoice_url`,
@@ -124,15 +124,17 @@ def _extend_for_invoicing() -> None:
             raise UserError(400, "Bad collection_method")
         if collection_method == "send_invoice" and not days:
             raise UserError(400, "days_until_due is required with send_invoice")
-        if pending_invoice_items_behavior == "exclude":
+        if kwargs.get("subscription"):
+            invoice = original_create(cls, customer=customer, description=description, metadata=metadata, **kwargs)
+        elif pending_invoice_items_behavior == "include":
+            invoice = invoice_cls(customer=customer, description=description, metadata=metadata)
+        else:  # Stripe's default since API 2022-08-01: an empty draft, pending items stay pending
             listed = item_cls._api_list_all
             item_cls._api_list_all = classmethod(lambda cls, *a, **k: resources.List())  # no pending items
             try:
                 invoice = invoice_cls(customer=customer, description=description, metadata=metadata)
             finally:
                 item_cls._api_list_all = listed
-        else:
-            invoice = original_create(cls, customer=customer, description=description, metadata=metadata, **kwargs)
         if currency:
             invoice.currency = currency.lower()
         invoice.collection_method = collection_method or "charge_automatically"

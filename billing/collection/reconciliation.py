@@ -10,7 +10,7 @@ the currency's unit); Stripe's minor units are converted before they get here.
 - collected: what Stripe reports paid.
 
 Flags (one per invoice and problem):
-- `unsent`: a closed invoice of a customer billed through Stripe that is not finalized in Stripe
+- `unsent`: a closed (not void) invoice of a customer billed through Stripe that is not finalized in Stripe
   (not pushed yet, or stuck before finalization) and not a $0 invoice that was skipped;
 - `failed`: the push failed permanently (retry it), or Stripe's last payment attempt failed;
 - `unpaid_past_due`: open in Stripe after its due date;
@@ -88,7 +88,7 @@ def invoice_flags(facts: InvoiceFacts, *, now: datetime) -> list[Flag]:
         flag("failed", f"the push to Stripe failed: {facts.push_error}")
     elif (
         facts.billed_through_stripe
-        and facts.status != "draft"
+        and facts.status not in ("draft", "void")
         and facts.push_state not in ("finalized", "skipped")
     ):
         flag("unsent", "finalized here but not finalized in Stripe")

@@ -328,7 +328,8 @@ def _item_amount(params: dict) -> int:
 def _send(row: ExternalInvoice, client: stripe.StripeClient) -> None:
     """pending -> sent: the Stripe customer, the Stripe draft invoice, one item per line (+ credits)."""
     config = _config(row)
-    stripe_customer_id = payments.ensure_stripe_customer(client=client, customer=row.customer)
+    # Once the Stripe invoice exists, its items go to its customer, whatever the link says since.
+    stripe_customer_id = row.stripe_customer_id or payments.ensure_stripe_customer(client=client, customer=row.customer)
     key = f"tl-invoice-{row.invoice_id}"
     if not row.stripe_invoice_id:
         found = stripe_calls.find_invoice(

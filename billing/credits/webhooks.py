@@ -1,4 +1,6 @@
-"""Stripe webhook events for top-ups, stored as rows with status and error before and after handling.
+"""Stripe webhook events, stored as rows with status and error before and after handling: top-ups
+(payment_intent.*) here, other types by the handler registered for them (`register_event_handler`:
+collection's invoice.*), so every billing event shares one signed endpoint and one log.
 
 Stripe delivers at least once and in any order. A redelivered event id updates its row (`deliveries`)
 and is handled again only if it has not been handled yet; handling itself is idempotent anyway

@@ -30,8 +30,9 @@ def test_a_finalized_invoice_not_finalized_in_stripe_is_unsent():
         assert codes(facts) == ["unsent"]
 
 
-def test_drafts_skipped_zero_invoices_and_customers_not_billed_through_stripe_are_not_unsent():
-    assert codes(replace(COLLECTED, status="draft", push_state=None, paid_cents=0, stripe_total_cents=None)) == []
+def test_drafts_voids_skipped_zero_invoices_and_customers_not_billed_through_stripe_are_not_unsent():
+    for status in ("draft", "void"):
+        assert codes(replace(COLLECTED, status=status, push_state=None, paid_cents=0, stripe_total_cents=None)) == []
     assert codes(replace(COLLECTED, status="finalized", push_state="skipped", paid_cents=0)) == []
     assert codes(replace(COLLECTED, billed_through_stripe=False, push_state=None, stripe_total_cents=None,
                          sent_total_cents=None, paid_cents=0)) == []
