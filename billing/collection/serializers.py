@@ -76,6 +76,33 @@ def external_invoice_shape(invoice) -> dict | None:
     return ExternalInvoiceSerializer(twin).data
 
 
+class ReconciliationFlagSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=list(reconciliation.FLAG_CODES))
+    invoice_id = serializers.UUIDField()
+    message = serializers.CharField()
+
+
+class ReconciliationRowSerializer(serializers.Serializer):
+    customer_id = serializers.CharField(help_text="The customer's external id")
+    customer_name = serializers.CharField(allow_blank=True)
+    currency = serializers.CharField()
+    billed_through_stripe = serializers.BooleanField()
+    invoices = serializers.IntegerField()
+    metered_cents = serializers.IntegerField(help_text="Our rating: the invoices' totals, drafts included")
+    credits_cents = serializers.IntegerField()
+    due_cents = serializers.IntegerField(help_text="Metered minus credits: what should be invoiced")
+    invoiced_cents = serializers.IntegerField(help_text="Stripe's totals of the invoices we sent (void: 0)")
+    collected_cents = serializers.IntegerField(help_text="What Stripe reports paid")
+    outstanding_cents = serializers.IntegerField()
+    flags = ReconciliationFlagSerializer(many=True)
+
+
+class ReconciliationSerializer(serializers.Serializer):
+    period = serializers.CharField()
+    flag_counts = serializers.DictField(child=serializers.IntegerField())
+    customers = ReconciliationRowSerializer(many=True)
+
+
 def reconciliation_shape(period: str, rows: list[reconciliation.ReconciliationRow]) -> dict:
     return {
         "period": period,

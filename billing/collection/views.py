@@ -9,6 +9,7 @@ from functools import cached_property
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -100,7 +101,12 @@ class ReconciliationView(OrganizationScopedAPIView):
             OpenApiParameter("period", str, description="YYYY-MM (default: the current month, UTC)"),
             OpenApiParameter("format", str, enum=["json", "csv"], description='csv: "reconciliation-YYYY-MM.csv"'),
         ],
-        responses={200: OpenApiResponse(description="{period, flag_counts, customers: [...]} or CSV")},
+        responses={
+            (200, "application/json"): serializers.ReconciliationSerializer,
+            (200, "text/csv"): OpenApiResponse(
+                response=OpenApiTypes.STR, description="Columns: " + ", ".join(serializers.CSV_COLUMNS)
+            ),
+        },
     )
     def get(self, request):
         period = request.query_params.get("period") or f"{timezone.now():%Y-%m}"

@@ -263,3 +263,65 @@ def test_a_customer_billed_in_yen_gets_a_yen_invoice_in_whole_yen(
     by_amount = sorted((line["amount"], line["quantity"]) for line in lines(stripe_api, twin.stripe_invoice_id))
     assert by_amount == [(1, 1), (1500, 3000)]  # ¥0.5 per million tokens, 3,000 of them
     assert (twin.currency, twin.sent_total, twin.stripe_total) == ("jpy", 1501, 1501)
+
+
+def test_a_second_worker_leaves_a_push_in_progress_alone(
+    organization, pricing, stripe_billing, stripe_api, clock, django_capture_on_commit_callbacks
+):
+    """While one worker holds the push (its advisory lock, taken here on another connection), another
+    run returns at once without calling Stripe."""
+    import psycopg
+    from django.db import connection
+
+    customer = billed_customer(organization, pricing, usage=USAGE)
+    with django_capture_on_commit_callbacks(execute=False):  # the queued push is not run
+        from billing import invoicing
+
+        invoicing.invoices_finalize_due()
+    twin = ExternalInvoice.objects.get()
+    params = connection.get_connection_params()
+    with psycopg.connect(**{key: value for key, value in params.items() if key != "cursor_factory"}) as other:
+        other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [services._PUSH_LOCK_NAMESPACE, str(twin.pk)])
+        row = services.external_invoice_push(external_invoice_id=twin.pk)
+        assert (row.state, row.attempts, row.stripe_invoice_id) == ("pending", 0, "")
+    customer.refresh_from_db()
+    assert customer.stripe_customer_id is None  # Stripe was not called at all
+
+    assert services.external_invoice_push(external_invoice_id=twin.pk).state == "finalized"
+
+
+def test_a_lost_queue_message_is_requeued_by_the_beat_job(
+    organization, pricing, stripe_billing, clock, django_capture_on_commit_callbacks
+):
+    from billing import invoicing
+    from billing.collection.tasks import requeue_pending
+
+    billed_customer(organization, pricing, usage=USAGE)
+    with django_capture_on_commit_callbacks(execute=False):  # the broker lost the message
+        invoicing.invoices_finalize_due()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert requeue_pending() == 0  # a push queued 0 minutes ago is left to its worker
+    clock.shift(timedelta(minutes=11))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert requeue_pending() == 1
+
+    assert ExternalInvoice.objects.get().state == "finalized"
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (stripe_calls.stripe.APIConnectionError("connection reset"), True),
+        (stripe_calls.stripe.RateLimitError("slow down", http_status=429), True),
+        (stripe_calls.stripe.APIError("internal", http_status=503), True),
+        (stripe_calls.stripe.APIError("no status"), True),
+        (stripe_calls.stripe.InvalidRequestError("lock", None, http_status=409, code="lock_timeout"), True),
+        (stripe_calls.stripe.InvalidRequestError("No such customer", "customer", http_status=404), False),
+        (stripe_calls.stripe.AuthenticationError("bad key", http_status=401), False),
+        (stripe_calls.stripe.PermissionError("restricted key", http_status=403), False),
+        (stripe_calls.stripe.IdempotencyError("key reused", http_status=400), False),
+    ],
+)
+def test_which_stripe_errors_are_retried(error, transient):
+    assert stripe_calls.is_transient(error) is transient

@@ -154,3 +154,13 @@ def test_an_invoice_event_without_its_object_is_a_400(client, organization, stri
     response = post_event(client, organization, {"id": "evt_1", "type": "invoice.paid", "data": {}})
     assert response.status_code == 400 and response.json()["error"]["code"] == "validation_error"
     assert not StripeWebhookEvent.objects.exists()
+
+
+def test_an_invoice_edited_in_stripe_is_flagged_by_the_reconciliation(client, api_client, organization, pushed,
+                                                                       stripe_api):
+    edited = {**stripe_invoice(stripe_api, pushed), "total": 300, "amount_due": 300, "amount_remaining": 300}
+    post_event(client, organization, invoice_event(edited, "invoice.updated"))
+
+    (row,) = api_client.get("/api/v1/reconciliation?period=2026-02").json()["data"]["customers"]
+    assert row["invoiced_cents"] == 300
+    assert [flag["code"] for flag in row["flags"]] == ["edited_in_stripe"]
