@@ -112,6 +112,7 @@ class ExternalInvoice(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "Stripe invoice"
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "stripe_invoice_id"], condition=~Q(stripe_invoice_id=""),
