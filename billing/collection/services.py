@@ -17,6 +17,7 @@ transient errors raise `CollectionTransientError` for the task to retry with bac
 """
 
 import logging
+import re
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -42,6 +43,7 @@ from events.models import Customer
 logger = logging.getLogger(__name__)
 
 PUSH_TASK = "billing.tasks.collection_push_invoice"
+STRIPE_CUSTOMER_ID = re.compile(r"cus_[A-Za-z0-9_]{1,251}")
 _PUSH_LOCK_NAMESPACE = 0x5715E  # first key of pg_try_advisory_lock(int, int): "stripe invoice push"
 
 INVOICE_EVENTS = frozenset({
@@ -73,8 +75,8 @@ def billing_config_clean(values: dict) -> dict:
     elif days is not None:
         errors["days_until_due"] = "Only send_invoice has days until due."
     stripe_customer_id = values.get("stripe_customer_id")
-    if stripe_customer_id and (not stripe_customer_id.startswith("cus_") or len(stripe_customer_id) > 255):
-        errors["stripe_customer_id"] = "A Stripe customer id (cus_…)."
+    if stripe_customer_id and not STRIPE_CUSTOMER_ID.fullmatch(stripe_customer_id):
+        errors["stripe_customer_id"] = "A Stripe customer id (cus_ followed by letters and digits)."
     if errors:
         raise ValidationError(errors)
     return {**values, "currency": currency, "collection_method": method, "days_until_due": days}

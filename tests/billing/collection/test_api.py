@@ -60,6 +60,7 @@ def test_put_sets_the_whole_configuration_and_delete_removes_it(api_client, orga
         ({"bill_through_stripe": True, "days_until_due": 10}, "days_until_due"),
         ({"bill_through_stripe": True, "currency": "E1R"}, "currency"),
         ({"bill_through_stripe": True, "stripe_customer_id": "acct_123"}, "stripe_customer_id"),
+        ({"bill_through_stripe": True, "stripe_customer_id": "cus_12\u00003"}, "stripe_customer_id"),
         ({"bill_through_stripe": True, "collection_method": "cash"}, "collection_method"),
         ({"currency": "USD"}, "bill_through_stripe"),
     ],
