@@ -141,11 +141,13 @@ def _should_skip(invoice: Invoice, config: CustomerBillingConfig) -> bool:
     return invoice.amount_due_cents == 0 and not config.send_zero_amount_invoices
 
 
-def invoice_finalized(sender, instance: Invoice, update_fields=None, **kwargs) -> None:
-    """post_save of billing.Invoice, inside the finalization transaction: the invoice takes the
-    customer's billing currency and, for a customer billed through Stripe, gets its `ExternalInvoice`
-    (pending, or skipped when $0 is not sent); the push is queued once the finalization commits."""
-    if not update_fields or "number" not in update_fields or instance.status != Invoice.Status.FINALIZED:
+def invoice_saved(sender, instance: Invoice, created: bool = False, update_fields=None, **kwargs) -> None:
+    """post_save of billing.Invoice. A new draft takes the customer's billing currency. At finalization
+    (inside its transaction) the invoice takes it again (the configuration may have changed) and, for a
+    customer billed through Stripe, gets its `ExternalInvoice` (pending, or skipped when $0 is not
+    sent); the push is queued once the finalization commits."""
+    finalizing = bool(update_fields) and "number" in update_fields and instance.status == Invoice.Status.FINALIZED
+    if not (created or finalizing):
         return
     config = CustomerBillingConfig.objects.filter(customer_id=instance.customer_id).first()
     if config is None:
@@ -153,7 +155,7 @@ def invoice_finalized(sender, instance: Invoice, update_fields=None, **kwargs) -
     if instance.currency != config.currency:
         Invoice.objects.filter(pk=instance.pk).update(currency=config.currency)
         instance.currency = config.currency
-    if config.bill_through_stripe:
+    if finalizing and config.bill_through_stripe:
         _open_external_invoice(instance, config)
 
 

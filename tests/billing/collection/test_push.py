@@ -263,6 +263,8 @@ def test_a_customer_billed_in_yen_gets_a_yen_invoice_in_whole_yen(
     by_amount = sorted((line["amount"], line["quantity"]) for line in lines(stripe_api, twin.stripe_invoice_id))
     assert by_amount == [(1, 1), (1500, 3000)]  # ¥0.5 per million tokens, 3,000 of them
     assert (twin.currency, twin.sent_total, twin.stripe_total) == ("jpy", 1501, 1501)
+    march = Invoice.objects.get(customer=customer, status="draft")  # opened by the finalization
+    assert march.currency == "JPY"
 
 
 def test_a_second_worker_leaves_a_push_in_progress_alone(
