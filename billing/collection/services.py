@@ -268,10 +268,14 @@ def _invoice_params(row: ExternalInvoice, config: CustomerBillingConfig, stripe_
         "pending_invoice_items_behavior": "exclude",
         "description": (
             f"{invoice.number}: usage from {invoice.period_start:%Y-%m-%d} to {invoice.period_end:%Y-%m-%d} (UTC)"
+            if invoice.kind != Invoice.Kind.CORRECTION
+            else f"{invoice.number}: correction, late usage of an ended contract that arrived in "
+            f"{invoice.period_start:%Y-%m} (UTC)"
         ),
         "metadata": {
             "tokenledger_invoice_id": str(invoice.pk),
             "tokenledger_invoice_number": invoice.number or "",
+            "tokenledger_invoice_kind": invoice.kind,
             "tokenledger_customer_id": row.customer.external_id,
         },
     }

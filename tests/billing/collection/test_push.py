@@ -54,7 +54,7 @@ def test_finalization_creates_finalizes_and_records_one_stripe_invoice(
     assert stripe_invoice["collection_method"] == "charge_automatically" and stripe_invoice["auto_advance"] is True
     assert stripe_invoice["metadata"] == {
         "tokenledger_invoice_id": str(invoice.pk), "tokenledger_invoice_number": invoice.number,
-        "tokenledger_customer_id": "acme-ops",
+        "tokenledger_invoice_kind": "regular", "tokenledger_customer_id": "acme-ops",
     }
     alice, bob = invoice.lines.order_by("position")
     sent = {line["metadata"]["tokenledger_line_id"]: line for line in lines(stripe_api, twin.stripe_invoice_id)}
@@ -327,3 +327,49 @@ def test_a_lost_queue_message_is_requeued_by_the_beat_job(
 )
 def test_which_stripe_errors_are_retried(error, transient):
     assert stripe_calls.is_transient(error) is transient
+
+
+def test_a_correction_invoice_for_late_usage_is_pushed_too(
+    organization, customer, seed_pricing, stripe_billing, stripe_api, settings, django_capture_on_commit_callbacks
+):
+    """Issue 14's correction invoices (late usage of an ended contract) are finalized like any invoice,
+    so they reach Stripe the same way, labelled as corrections."""
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    from billing import invoicing
+    from billing import services as billing_services
+    from billing.collection.services import billing_config_set
+    from tests.billing.tokens import draft, send
+
+    settings.INVOICE_FINALIZE_GRACE_HOURS = 24
+
+    def late_tokens(at, count):
+        return draft(customer.external_id, at, event_type="langModel4", properties={"tokens": count, "user_id": "u"})
+
+    with time_machine.travel(datetime(2026, 11, 10, 8, 30, tzinfo=UTC), tick=True):
+        contract = billing_services.contract_create(
+            organization=organization, customer=customer, rate_card=seed_pricing["rate_card"],
+            starting_at=datetime(2026, 10, 1, tzinfo=UTC), ending_before=datetime(2026, 12, 1, tzinfo=UTC),
+        )
+        billing_config_set(customer=customer, bill_through_stripe=True)
+        send(organization, [late_tokens(datetime(2026, 11, 10, 8, tzinfo=UTC), 2_000_000)],
+             now=datetime(2026, 11, 10, 8, 1, tzinfo=UTC))
+        invoicing.customer_drafts_recompute(customer_id=customer.pk, now=datetime(2026, 11, 20, tzinfo=UTC))
+    with django_capture_on_commit_callbacks(execute=True):
+        invoicing.invoices_finalize_due(now=datetime(2026, 12, 2, 12, tzinfo=UTC))
+    send(organization, [late_tokens(datetime(2026, 11, 20, 23, 59, 59, tzinfo=UTC), 1_000_000)],
+         now=datetime(2026, 12, 5, 10, 30, tzinfo=UTC))
+    invoicing.customer_drafts_recompute(customer_id=customer.pk, now=datetime(2026, 12, 6, tzinfo=UTC))
+    with django_capture_on_commit_callbacks(execute=True):
+        (correction,) = invoicing.invoices_finalize_due(now=datetime(2027, 1, 2, 12, tzinfo=UTC))
+
+    assert (correction.kind, correction.total_cents, correction.contract_id) == ("correction", 50, contract.pk)
+    twin = ExternalInvoice.objects.get(invoice=correction)
+    assert twin.state == "finalized" and twin.stripe_total == 50
+    stripe_invoice = stripe_api.v1.invoices.retrieve(twin.stripe_invoice_id).to_dict()
+    assert stripe_invoice["metadata"]["tokenledger_invoice_kind"] == "correction"
+    assert "correction, late usage of an ended contract that arrived in 2026-12" in stripe_invoice["description"]
+    states = dict(ExternalInvoice.objects.values_list("invoice__period_start__month", "state"))
+    assert states == {10: "skipped", 11: "finalized", 12: "finalized"}  # October was $0

@@ -18,7 +18,7 @@ def uninstall(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0007_stripe_collection"),
+        ("billing", "0010_stripe_collection"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0001_initial'),
-        ('billing', '0006_stripe_webhook_per_organization'),
+        ('billing', '0009_correction_invoices'),
         ('events', '0008_price_reference_guarded_by_the_catalog_lock'),
     ]
 
