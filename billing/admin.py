@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from . import invoicing, metering, services
+from .collection.admin import ExternalInvoiceInline, retry_pushes
 from .metering import lock_organization_exclusive
 from .models import (
     BillableMetric,
@@ -412,7 +413,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     search_fields = ["number", "customer__external_id", "customer__name", "id"]
     date_hierarchy = "period_start"
     list_select_related = ["customer"]
-    inlines = [InvoiceLineInline]
+    inlines = [InvoiceLineInline, ExternalInvoiceInline]
     readonly_fields = [
         "id",
         "number",
@@ -432,7 +433,10 @@ class InvoiceAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     fields = readonly_fields
-    actions = ["recompute", "finalize", "mark_paid", "mark_void", "mark_uncollectible", "create_customer_link"]
+    actions = [
+        "recompute", "finalize", "mark_paid", "mark_void", "mark_uncollectible", "create_customer_link",
+        "push_to_stripe",
+    ]
 
     @admin.display(description="total")
     def total(self, invoice: Invoice) -> str:
@@ -474,6 +478,10 @@ class InvoiceAdmin(admin.ModelAdmin):
             except ValidationError as error:
                 self.message_user(request, f"{invoice}: {'; '.join(error.messages)}", level=messages.ERROR)
         self.message_user(request, f"Finalized {done} invoice(s).")
+
+    @admin.action(description="Push selected invoices to Stripe (again)")
+    def push_to_stripe(self, request, queryset):
+        retry_pushes(self, request, queryset)
 
     def _set_status(self, request, queryset, status: str):
         changed = 0

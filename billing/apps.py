@@ -11,9 +11,11 @@ class BillingConfig(AppConfig):
         from events.hooks import register_ingest_hook
 
         from . import tasks  # noqa: F401  (registers the tasks that services queue by name, in every process)
+        from .collection.hooks import connect as connect_collection
         from .credits.hooks import connect as connect_credits
         from .metering import INGEST_PRELUDE, aggregate_usage
 
         # Rolls usage up inside the ingest transaction and, on commit, queues the drafts' recompute.
         register_ingest_hook(aggregate_usage, prelude=INGEST_PRELUDE)
         connect_credits()  # prepaid credits: spending-limit block source, tasks, admin
+        connect_collection()  # collection through Stripe: push at finalization, invoice webhooks, admin

@@ -857,9 +857,10 @@ class InvoiceLine(models.Model):
         return f"{self.product_name} {self.presentation_group}".strip()
 
 
-# --- Prepaid credits, top-ups, auto top-up, spending limits (seed 004) --------------------------
-# Defined in billing/credits/models.py (the credits package); imported here so Django
-# registers them in the billing app.
+# --- Prepaid credits, top-ups, auto top-up, spending limits (seed 004); collection through Stripe --
+# Defined in billing/credits/models.py and billing/collection/models.py (per-customer billing
+# configuration, each invoice's Stripe twin); imported here so Django registers them in the billing app.
+from billing.collection.models import CustomerBillingConfig, ExternalInvoice  # noqa: E402, F401
 from billing.credits.models import (  # noqa: E402, F401
     AutoTopUpAttempt,
     AutoTopUpConfig,

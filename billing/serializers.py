@@ -9,6 +9,7 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .collection.serializers import ExternalInvoiceSerializer, external_invoice_shape
 from .metric_rules import metric_definition_errors
 from .models import (
     BillableMetric,
@@ -499,6 +500,9 @@ class InvoiceSerializer(serializers.ModelSerializer):
     customer_id = serializers.SerializerMethodField()
     contract_id = serializers.UUIDField(read_only=True)
     lines = InvoiceLineSerializer(many=True, read_only=True)
+    external_invoice = serializers.SerializerMethodField(
+        help_text="The Stripe invoice it was pushed to (customers billed through Stripe), else null"
+    )
 
     class Meta:
         model = Invoice
@@ -517,12 +521,17 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "amount_due_cents",
             "computed_at",
             "finalized_at",
+            "external_invoice",
             "lines",
         ]
         read_only_fields = fields
 
     def get_customer_id(self, invoice) -> str:
         return str(invoice.customer.uuid)
+
+    @extend_schema_field(ExternalInvoiceSerializer(allow_null=True))
+    def get_external_invoice(self, invoice) -> dict | None:
+        return external_invoice_shape(invoice)
 
 
 class InvoiceLinkCreateSerializer(serializers.Serializer):

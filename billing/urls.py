@@ -25,4 +25,5 @@ urlpatterns = [
     path("invoices/view/<str:token>", pages.invoice_page, name="invoice-page"),
     path("", include("billing.credits.urls")),  # prepaid credits, top-ups, spending limits
     path("", include("billing.compat.urls")),  # vendors' own paths (Cloudflare AI Gateway billing)
+    path("", include("billing.collection.urls")),  # collection through Stripe, reconciliation
 ]

@@ -283,7 +283,7 @@ class CustomerInvoiceViewSet(
 ):
     """A customer's invoices (ours: integer cents), newest period first. Filter with ?status=draft."""
 
-    queryset = Invoice.objects.select_related("customer").prefetch_related("lines")
+    queryset = Invoice.objects.select_related("customer", "external_invoice").prefetch_related("lines")
     serializer_class = InvoiceSerializer
     pagination_class = EnvelopeCursorPagination
 

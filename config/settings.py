@@ -293,6 +293,11 @@ BILLING_RECOMPUTE_DEBOUNCE_SECONDS = env.int("BILLING_RECOMPUTE_DEBOUNCE_SECONDS
 BILLING_INVOICE_LINK_DAYS = env.int("BILLING_INVOICE_LINK_DAYS", default=30)
 # A new contract may start at most this many months before now (each started month opens a draft).
 BILLING_MAX_BACKDATE_MONTHS = env.int("BILLING_MAX_BACKDATE_MONTHS", default=24)
+# Collection through Stripe (billing/collection): an invoice charged automatically counts as past due
+# this many hours after Stripe finalized it while still unpaid (send_invoice ones have a due date).
+STRIPE_INVOICING_PAST_DUE_HOURS = env.int("STRIPE_INVOICING_PAST_DUE_HOURS", default=72)
+# Retries of a push that meets transient Stripe errors (network, rate limit, 5xx), with backoff.
+STRIPE_INVOICING_MAX_RETRIES = env.int("STRIPE_INVOICING_MAX_RETRIES", default=6)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     {
         "BillingProductTypeEnum": "billing.models.Product.Type",

@@ -76,6 +76,9 @@ class StripeInvoice(models.Model):
     stripe_created = models.DateTimeField()
     paid_at = models.DateTimeField(null=True, blank=True)
     period = models.CharField(max_length=7, blank=True, help_text="YYYY-MM (UTC) of paid_at; blank if unpaid")
+    # Set when the invoice is one TokenLedger pushed (billing.collection: metadata.tokenledger_invoice_id):
+    # revenue counts one Stripe invoice per invoice of ours, however many carry its id.
+    tokenledger_invoice_id = models.CharField(max_length=64, blank=True, db_index=True)
     raw = models.JSONField(default=dict)
     synced_at = models.DateTimeField()
 

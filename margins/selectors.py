@@ -44,11 +44,23 @@ def _active_mapping_rows(organization: Organization):
 
 
 def stripe_revenue_by_customer(*, organization: Organization, periods: list[str]) -> dict[tuple[str, str], int]:
-    """(Stripe customer id, period) → paid USD revenue in microdollars."""
+    """(Stripe customer id, period) → paid USD revenue in microdollars.
+
+    Invoices TokenLedger pushed itself (`tokenledger_invoice_id`, from their metadata) count once per
+    invoice of ours: should several Stripe invoices carry the same id (one made by hand in Stripe, or
+    one voided there and paid anyway), only the first paid counts.
+    """
+    paid = StripeInvoice.objects.filter(
+        organization=organization, status="paid", amount_paid_microdollars__isnull=False
+    )
+    first_paid_of_ours = (
+        paid.exclude(tokenledger_invoice_id="")
+        .order_by("tokenledger_invoice_id", "paid_at", "stripe_id")
+        .distinct("tokenledger_invoice_id")
+        .values("pk")
+    )
     rows = (
-        StripeInvoice.objects.filter(
-            organization=organization, status="paid", amount_paid_microdollars__isnull=False, period__in=periods
-        )
+        paid.filter(Q(tokenledger_invoice_id="") | Q(pk__in=first_paid_of_ours), period__in=periods)
         .values("stripe_customer_id", "period")
         .annotate(total=Sum("amount_paid_microdollars"))
     )

@@ -137,6 +137,7 @@ def _invoice_columns(invoice: dict) -> dict:
     if isinstance(customer, dict):
         customer = customer.get("id")
     counts_as_revenue = status == "paid" and currency == "usd"
+    ours = str((invoice.get("metadata") or {}).get("tokenledger_invoice_id") or "")[:64]
     return {
         "stripe_customer_id": customer or "",
         "status": status,
@@ -148,6 +149,7 @@ def _invoice_columns(invoice: dict) -> dict:
         "stripe_created": created,
         "paid_at": paid_at,
         "period": calculations.period_of(paid_at) if paid_at else "",
+        "tokenledger_invoice_id": ours,
         "raw": invoice,
     }
 
@@ -273,7 +275,7 @@ def _store_snapshot(
         unique_fields=["organization", "stripe_id"],
         update_fields=[
             "connection", "stripe_customer_id", "status", "currency", "amount_paid", "amount_paid_microdollars",
-            "stripe_created", "paid_at", "period", "raw", "synced_at",
+            "stripe_created", "paid_at", "period", "tokenledger_invoice_id", "raw", "synced_at",
         ],
         batch_size=500,
     )

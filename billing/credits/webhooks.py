@@ -1,4 +1,6 @@
-"""Stripe webhook events for top-ups, stored as rows with status and error before and after handling.
+"""Stripe webhook events, stored as rows with status and error before and after handling: top-ups
+(payment_intent.*) here, other types by the handler registered for them (`register_event_handler`:
+collection's invoice.*), so every billing event shares one signed endpoint and one log.
 
 Stripe delivers at least once and in any order. A redelivered event id updates its row (`deliveries`)
 and is handled again only if it has not been handled yet; handling itself is idempotent anyway
@@ -6,6 +8,7 @@ and is handled again only if it has not been handled yet; handling itself is ide
 """
 
 import logging
+from collections.abc import Callable, Iterable
 
 from django.db import transaction
 from django.db.models import F
@@ -22,6 +25,16 @@ PAYMENT_INTENT_EVENTS = {
     "payment_intent.canceled",
     "payment_intent.processing",
 }
+
+# Other event types handled by other parts of billing (e.g. collection: invoice.*), registered from
+# BillingConfig.ready(): handler(event=, endpoint_organization=) -> (status, organization_id, note).
+EventHandler = Callable[..., tuple[str, object, str]]
+_handlers: dict[str, EventHandler] = {}
+
+
+def register_event_handler(event_types: Iterable[str], handler: EventHandler) -> None:
+    for event_type in event_types:
+        _handlers[event_type] = handler
 
 
 def _has_nul(value) -> bool:
@@ -46,6 +59,8 @@ def event_problem(event: dict) -> str:
         return "The event contains NUL characters."
     if event.get("type") in PAYMENT_INTENT_EVENTS and not isinstance((event.get("data") or {}).get("object"), dict):
         return "A payment_intent event needs data.object (the PaymentIntent)."
+    if event.get("type") in _handlers and not isinstance((event.get("data") or {}).get("object"), dict):
+        return f"A {event.get('type')} event needs data.object."
     return ""
 
 
@@ -83,6 +98,8 @@ def webhook_receive(*, event: dict, endpoint_organization=None) -> StripeWebhook
 
 def _handle(event: dict, endpoint_organization) -> tuple[str, object, str]:
     event_type = event.get("type", "")
+    if event_type in _handlers:
+        return _handlers[event_type](event=event, endpoint_organization=endpoint_organization)
     if event_type not in PAYMENT_INTENT_EVENTS:
         return StripeWebhookEvent.Status.IGNORED, None, f"{event_type} is not handled by billing"
     payment_intent = (event.get("data") or {}).get("object") or {}
