@@ -196,6 +196,10 @@ AUTH_PASSWORD_VALIDATORS = [
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 UPGRADE_URL = env.str("UPGRADE_URL", default="/admin/accounts/organization/")
+# The dashboard's sign-in page (members who are not staff cannot use the admin's).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard-margins"
+LOGOUT_REDIRECT_URL = "login"
 # How long a process trusts an API key it has verified before looking it up again (0: every request).
 # A revocation or plan change made in another process takes effect there within this many seconds.
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)

@@ -223,11 +223,13 @@ class ModelCost:
     model: str
     cost: int
     request_count: int
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 def model_breakdown(*, organization: Organization, tag_value: str, period: str) -> list[ModelCost]:
-    """Cost and number of model calls per model for one customer in one month, most expensive first.
-    Unpriced calls count as requests with zero cost."""
+    """Cost, number of model calls and tokens (input, output) per model for one customer in one month,
+    most expensive first. Unpriced calls count as requests with zero cost."""
     start, end = calculations.period_bounds(period)
     rows = (
         VendorResponse.objects.filter(
@@ -237,10 +239,18 @@ def model_breakdown(*, organization: Organization, tag_value: str, period: str) 
             event__occurred_at__lt=end,
         )
         .values("model")
-        .annotate(cost=Coalesce(Sum("cost_microdollars"), 0), requests=Count("id"))
+        .annotate(
+            cost=Coalesce(Sum("cost_microdollars"), 0),
+            requests=Count("id"),
+            input_tokens=Coalesce(Sum("input_tokens"), 0),
+            output_tokens=Coalesce(Sum("output_tokens"), 0),
+        )
         .order_by("-cost", "model")
     )
-    return [ModelCost(row["model"], row["cost"], row["requests"]) for row in rows]
+    return [
+        ModelCost(row["model"], row["cost"], row["requests"], row["input_tokens"], row["output_tokens"])
+        for row in rows
+    ]
 
 
 @dataclass(frozen=True)
