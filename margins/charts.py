@@ -20,6 +20,8 @@ from django.utils.html import escape
 
 from costcalc.money import MICRODOLLARS_PER_DOLLAR, format_money
 
+SPARK_MIN_SPAN = Decimal(10)
+
 
 @dataclass(frozen=True)
 class Series:
@@ -67,8 +69,8 @@ def columns(
     series: Sequence[Series],
     title: str,
     projected: Sequence[bool] | None = None,
-    width: int = 640,
-    height: int = 220,
+    width: int = 960,
+    height: int = 260,
     max_labels: int = 12,
 ) -> str:
     """Grouped columns: one group per category, one column per series (e.g. revenue and cost per month).
@@ -130,9 +132,12 @@ def sparkline(values: Sequence[SparkValue], *, width: int = 120, height: int = 3
     on the base line so the point count stays visible."""
     pad = 4
     defined = [v.value for v in values if v.value is not None]
-    low = min([*defined, Decimal(0)])
-    high = max([*defined, Decimal(100)])
-    span = high - low or Decimal(1)
+    # The line's own range, at least 10 points tall, so a drift of a few points shows.
+    low, high = (min(defined), max(defined)) if defined else (Decimal(0), Decimal(100))
+    if high - low < SPARK_MIN_SPAN:
+        middle = (high + low) / 2
+        low, high = middle - SPARK_MIN_SPAN / 2, middle + SPARK_MIN_SPAN / 2
+    span = high - low
     step = Fraction(width - 2 * pad, max(1, len(values) - 1))
 
     def y_of(value: Decimal) -> Fraction:
@@ -150,8 +155,10 @@ def sparkline(values: Sequence[SparkValue], *, width: int = 120, height: int = 3
         f'<svg class="chart sparkline" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
         f'aria-label="Margin trend: {escape(label)}" data-points="{len(values)}">'
     ]
-    zero = y_of(Decimal(0))
-    parts.append(f'<line class="zero" x1="{pad}" x2="{width - pad}" y1="{_num(zero)}" y2="{_num(zero)}"/>')
+    base = height - pad  # undefined months sit on the base line
+    if low <= 0 <= high:
+        zero = y_of(Decimal(0))
+        parts.append(f'<line class="zero" x1="{pad}" x2="{width - pad}" y1="{_num(zero)}" y2="{_num(zero)}"/>')
     measured = [(x, y) for (x, y), v in zip(coords, values, strict=True) if not v.projected and y is not None]
     if len(measured) > 1:
         path = " ".join(f"{_num(x)},{_num(y)}" for x, y in measured)
@@ -171,7 +178,7 @@ def sparkline(values: Sequence[SparkValue], *, width: int = 120, height: int = 3
         text = f"{point.label}{' (projected)' if point.projected else ''}: " + (
             "no revenue" if point.value is None else f"{point.value}%"
         )
-        cy = zero if y is None else y
+        cy = base if y is None else y
         parts.append(
             f'<circle class="{css}" cx="{_num(x)}" cy="{_num(cy)}" r="{2 if y is None else 2.5}">'
             f"<title>{escape(text)}</title></circle>"

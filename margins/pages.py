@@ -241,6 +241,7 @@ def customer_page(request, customer: str):
         },
         usage_customer=usage_customer,
         draft=draft,
+        draft_last_day=None if draft is None else draft.period_end - timedelta(seconds=1),
         draft_total=None if draft is None else cents_to_microdollars(draft.amount_due_cents),
         invoice_url=invoice_url,
         invoice_link_hours=INVOICE_LINK_HOURS,
@@ -268,7 +269,10 @@ def mappings_page(request):
             }
             for mapping in result.pending
         ],
-        active_mappings=sorted(active.items()),
+        active_mappings=[
+            {"stripe_customer_id": stripe_id, "name": result.customer_names.get(stripe_id, ""), "tag_value": tag}
+            for stripe_id, tag in sorted(active.items())
+        ],
         customer_names=result.customer_names,
         tag_choices=[item["tagValue"] for item in result.tag_values],
     )

@@ -32,8 +32,11 @@ PHONE = {"width": 390, "height": 844}
 PASSWORD = "browser-test-password"
 
 pytestmark = [
+    pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's chromium at {CHROMIUM} (.ci/run installs it)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"needs Debian's chromium at {CHROMIUM} (.ci/run installs it)"
+    ),
 ]
 
 
