@@ -83,7 +83,7 @@ def columns(
         if len(one.values) != count:
             raise ValueError(f"series {one.name!r} has {len(one.values)} values for {count} categories")
     projected = list(projected or [False] * count)
-    left, right, top, bottom = 64, 8, 10, 28
+    left, right, top, bottom = 84, 8, 12, 30
     plot_w, plot_h = width - left - right, height - top - bottom
     top_value = nice_ceiling(max((v for one in series for v in one.values), default=0))
     points = count * len(series)
@@ -189,7 +189,7 @@ def sparkline(values: Sequence[SparkValue], *, width: int = 120, height: int = 3
 
 def bars(*, items: Sequence[tuple[str, int]], title: str, css_class: str = "cost", width: int = 640) -> str:
     """Horizontal bars, one per item (label, microdollars), largest scale first as given."""
-    row_h, label_w, value_w = 22, 180, 90
+    row_h, label_w, value_w = 22, 220, 90
     height = max(1, len(items)) * row_h + 4
     top_value = max((value for _, value in items), default=0) or 1
     plot_w = width - label_w - value_w
@@ -201,7 +201,7 @@ def bars(*, items: Sequence[tuple[str, int]], title: str, css_class: str = "cost
     for index, (label, value) in enumerate(items):
         y = 2 + index * row_h
         bar_w = Fraction(plot_w * max(value, 0), top_value)
-        short = label if len(label) <= 26 else label[:25] + "…"
+        short = label if len(label) <= 24 else label[:23] + "…"
         parts.append(f'<text class="axis" x="{label_w - 6}" y="{y + 15}" text-anchor="end">{escape(short)}</text>')
         parts.append(
             f'<rect class="pt bar {css_class}" x="{label_w}" y="{y + 3}" width="{_num(bar_w)}" height="{row_h - 6}" '

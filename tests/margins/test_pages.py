@@ -174,9 +174,9 @@ def test_usage_page_charts_every_day_of_the_range(data, organization):
     body, page = response.content.decode(), text(response)
     day_chart = re.search(r'<div id="day-chart"[^>]*>(.*?)</svg>', body, re.S).group(1)
     assert 'data-points="40"' in day_chart  # 20 days x (revenue, cost)
-    model_chart = re.search(r'<div id="model-chart">(.*?)</svg>', body, re.S).group(1)
+    model_chart = re.search(r'<div id="model-chart"[^>]*>(.*?)</svg>', body, re.S).group(1)
     assert 'data-points="3"' in model_chart
-    customer_chart = re.search(r'<div id="customer-chart">(.*?)</svg>', body, re.S).group(1)
+    customer_chart = re.search(r'<div id="customer-chart"[^>]*>(.*?)</svg>', body, re.S).group(1)
     assert 'data-points="4"' in customer_chart
     assert "$99.0045" not in page and "$99.00" in page  # total cost 99.0045 shown to the cent
     assert "2026-04-20" in page
