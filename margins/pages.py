@@ -155,6 +155,11 @@ def margins_page(request):
             for row in rows
         ],
         healthy_count=len(table.customers) - table.critical_count - table.at_risk_count,
+        revenue_by_source=[
+            (source, sum(row.revenue for row in table.customers if row.revenue_source == source))
+            for source in selectors.REVENUE_SOURCES
+            if any(row.revenue_source == source for row in table.customers) and source != selectors.NO_REVENUE
+        ],
         csv_url=reverse("margins") + f"?period={period}&format=csv",
         connected=table.sync_status != "disconnected",
         can_sync=request.tenant.has_role(Role.MEMBER) and table.sync_status != "disconnected",
