@@ -26,7 +26,7 @@ from accounts.models import Role
 from accounts.tenancy import resolve_tenant
 from billing import selectors as billing_selectors
 from billing import services as billing_services
-from billing.credit_selectors import credit_balance
+from billing.credits.selectors import credit_balance
 from costcalc.money import cents_to_microdollars
 from events import selectors as event_selectors
 from events.budgeting import period_bounds as budget_period_bounds
