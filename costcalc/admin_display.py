@@ -1,4 +1,5 @@
 """How the admin of every app writes money and quantities, in one place (text from `costcalc.money`).
+The column helpers are assigned as ModelAdmin (or inline) attributes: `cost = money_column(...)`.
 
 - `money_column("cost_microdollars", "cost")`: an integer microdollar field as '$0.0045' / '$12.35'.
 - `usd_price_column("input_per_mtok", "input", per="M tokens")`: a Decimal USD price, exact: '$2.50 / M tokens'.
@@ -17,7 +18,7 @@ from . import money
 
 def money_column(field: str, description: str):
     @admin.display(description=description, ordering=field)
-    def column(obj):
+    def column(_admin, obj):
         return money.format_money(getattr(obj, field))
 
     column.__name__ = f"{field}_text"
@@ -26,7 +27,7 @@ def money_column(field: str, description: str):
 
 def usd_price_column(field: str, description: str, *, per: str = ""):
     @admin.display(description=description, ordering=field)
-    def column(obj):
+    def column(_admin, obj):
         value = getattr(obj, field)
         if value is None:
             return "—"
@@ -38,7 +39,7 @@ def usd_price_column(field: str, description: str, *, per: str = ""):
 
 def quantity_column(field: str, description: str):
     @admin.display(description=description, ordering=field)
-    def column(obj):
+    def column(_admin, obj):
         value = getattr(obj, field)
         return "—" if value is None else money.format_quantity(value)
 
