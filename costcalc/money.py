@@ -74,17 +74,22 @@ def format_quantity(quantity: int | Decimal, max_places: int = 6) -> str:
 
 
 def format_money(microdollars: int | None) -> str:
-    """Dollars with the precision the amount needs: cents from $1 up ('$1,234.57'), and below a dollar
-    up to the microdollar without trailing zeros past the cents ('$0.0045', '$0.20', '$0.000125').
-    Costs of single model calls are fractions of a cent, so two places would show most of them as
-    $0.00. ``None`` (no amount) is an em dash."""
+    """Dollars with the precision the amount needs: cents from $1 up ('$1,234.57'); below a dollar,
+    three significant digits, never past the microdollar nor below two places ('$0.356', '$0.0045',
+    '$0.20', '$0.000125'). Costs of single model calls are fractions of a cent, so two places would
+    show most of them as $0.00, and six would bury a 36-cent amount in digits. ``None`` (no amount)
+    is an em dash. Text only: amounts themselves stay exact integers."""
     if microdollars is None:
         return "—"
     amount = microdollars_to_usd(microdollars)
     if abs(amount) >= 1 or amount == 0:
         return format_usd(microdollars)
+    places = min(6, max(2, 2 - abs(amount).adjusted()))  # 0.0045 → adjusted() -3 → 5 places
+    rounded = abs(amount).quantize(Decimal(1).scaleb(-places), rounding=ROUNDING)
+    if rounded >= 1:  # $0.999999 → $1.00
+        return format_usd(microdollars)
     sign = "-" if amount < 0 else ""
-    return f"{sign}${_grouped(plain(abs(amount)), min_places=2)}"
+    return f"{sign}${_grouped(plain(rounded), min_places=2)}"
 
 
 def format_usd_price(usd: int | str | Decimal) -> str:

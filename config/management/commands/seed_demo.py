@@ -103,7 +103,7 @@ class Command(BaseCommand):
             f"API key:    {raw_key}",
             f"Try:        curl -H 'Authorization: Bearer {raw_key}' {base_url}/api/v1/organization",
         ]
-        width = max(len(line) for line in lines)
+        width = min(100, max(len(line) for line in lines))
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("=" * width))
         for line in lines:
