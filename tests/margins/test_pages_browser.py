@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import pytest
+import time_machine
 
 from accounts.models import Role
 from tests.conftest import REPO_ROOT
@@ -95,8 +96,12 @@ class Session:
 
 
 @pytest.fixture
-def data(organization):
-    return dashboard_data.build(organization)
+def data(organization, settings):
+    """The dashboard data, with the server's clock at dashboard_data.NOW (ticking). The browser's clock
+    is the real one, so the session cookie has no expiry date that the browser could find past."""
+    settings.SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+    with time_machine.travel(dashboard_data.NOW, tick=True):
+        yield dashboard_data.build(organization)
 
 
 def user_with(organization, role: str) -> str:
