@@ -217,7 +217,9 @@ def customer_page(request, customer: str):
     budgets = []
     if usage_customer is not None:
         draft = billing_selectors.current_draft(organization=organization, customer=usage_customer)
-        if draft is not None:
+        # A link is a credential to the customer's page: minted for members and above, as the API's
+        # POST …/invoices/{id}/links is.
+        if draft is not None and request.tenant.has_role(Role.MEMBER):
             token = billing_services.invoice_link_token(
                 invoice=draft, expires_at=timezone.now() + timedelta(hours=INVOICE_LINK_HOURS)
             )

@@ -117,7 +117,7 @@ def test_without_stripe_there_is_no_sync_button(organization, frozen):
 
 
 def test_customer_page_shows_chart_models_invoice_credit_and_budget(data, organization):
-    response = login(organization, Role.VIEWER).get("/dashboard/customers/acme-corp?period=2026-04")
+    response = login(organization, Role.MEMBER).get("/dashboard/customers/acme-corp?period=2026-04")
     assert response.status_code == 200
     body, page = response.content.decode(), text(response)
     chart = re.search(r'<div id="months-chart"[^>]*>(.*?)</svg>', body, re.S).group(1)
@@ -129,6 +129,12 @@ def test_customer_page_shows_chart_models_invoice_credit_and_budget(data, organi
     assert "so far" in page
     assert "Acme monthly" in page and "$30.00 / $50.00" in page  # April's spend against the budget
     assert 'id="credit-balance">$0.00<' in body
+
+
+def test_a_viewer_sees_the_draft_but_gets_no_invoice_link(data, organization):
+    body = login(organization, Role.VIEWER).get("/dashboard/customers/acme-corp?period=2026-04").content.decode()
+    assert "so far" in body
+    assert "/invoices/view/" not in body and "needs the member role" in body
 
 
 def test_customer_page_of_an_unknown_or_foreign_customer_is_404(data, organization):
