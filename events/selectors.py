@@ -15,7 +15,7 @@ from costcalc.models import ModelPrice, OrganizationPriceOverride
 from .budgeting import EMPTY_BLOCKED
 from .dialects import KEY_PREFIXES
 from .hooks import RecordedCall, RecordedEvent
-from .models import BlocklistState, Customer, UsageEvent, VendorResponse
+from .models import BlocklistState, Budget, Customer, UsageEvent, VendorResponse
 
 
 def customer_find(*, organization, identifier: str) -> Customer | None:
@@ -274,3 +274,16 @@ def customer_cost(*, organization, customer: Customer, start: datetime, end: dat
         organization=organization, customer=customer, occurred_at__gte=start, occurred_at__lt=end
     ).aggregate(total=Sum("cost_microdollars"))["total"]
     return total or 0
+
+
+def budgets_of_customer(*, organization, customer: Customer) -> list[Budget]:
+    """The enabled budgets that count this customer's cost: the organization's, the ones for each
+    customer, and the customer's own (event-type budgets are not per customer)."""
+    return list(
+        Budget.objects.filter(organization=organization, enabled=True)
+        .filter(
+            Q(scope=Budget.Scope.ORGANIZATION)
+            | Q(scope=Budget.Scope.CUSTOMER, scope_value__in=["", customer.external_id])
+        )
+        .order_by("scope", "name", "pk")
+    )

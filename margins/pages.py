@@ -170,13 +170,8 @@ def margins_page(request):
 def _budgets(organization, customer, now: datetime) -> list[dict]:
     """The budgets that apply to this customer (its own, per-customer ones, the organization's) with
     what it spent in the current period."""
-    budgets = Budget.objects.filter(organization=organization, enabled=True).order_by("scope", "name", "pk")
     result = []
-    for budget in budgets:
-        if budget.scope == Budget.Scope.EVENT_TYPE:
-            continue
-        if budget.scope == Budget.Scope.CUSTOMER and budget.scope_value not in ("", customer.external_id):
-            continue
+    for budget in event_selectors.budgets_of_customer(organization=organization, customer=customer):
         start, end = budget_period_bounds(budget.period, now)
         spent = event_selectors.customer_cost(organization=organization, customer=customer, start=start, end=end)
         result.append(

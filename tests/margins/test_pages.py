@@ -202,3 +202,17 @@ def test_usage_page_refuses_a_bad_range_with_a_message(data, organization, query
 
 def test_pages_answer_get_only(data, organization):
     assert login(organization).post("/dashboard/").status_code == 405
+
+
+def test_customer_page_lists_only_the_budgets_that_count_its_cost(data, organization):
+    from events.models import Budget
+    from events.services import budget_create
+
+    for name, scope, value in [("Org", "organization", ""), ("Each customer", "customer", ""),
+                               ("Beta only", "customer", "beta"), ("Chat", "event_type", "chat")]:
+        budget_create(organization=organization, name=name, scope=scope, scope_value=value,
+                      limit_microdollars=1_000_000, period=Budget.Period.DAY, action=Budget.Action.ALERT)
+    page = text(login(organization).get("/dashboard/customers/acme-corp?period=2026-04"))
+    assert "Acme monthly" in page and "Org" in page and "Each customer" in page
+    assert "Beta only" not in page and "Chat" not in page
+    assert "whole organization: this customer's share" in page
