@@ -191,11 +191,17 @@ def _budgets(organization, customer, now: datetime) -> list[dict]:
 def customer_page(request, customer: str):
     organization = request.tenant.organization
     period, error = _period(request)
-    if "\x00" in customer or not selectors.customer_exists(organization=organization, tag_value=customer):
+    # Every customer of the table has a page: one a Stripe customer is mapped to, and any usage
+    # customer (revenue on its events or its invoices); the tag value is the usage customer's external id.
+    if "\x00" in customer:  # PostgreSQL text cannot hold NUL: no customer has one in its id
+        raise Http404("No such customer")
+    usage_customer = event_selectors.customer_get(organization=organization, customer_id=customer)
+    if usage_customer is not None and usage_customer.external_id != customer:
+        usage_customer = None  # customer_get also reads our uuids; the page is by external id only
+    if usage_customer is None and not selectors.customer_mapped(organization=organization, tag_value=customer):
         raise Http404("No such customer")
     (row,) = selectors.customer_margins(organization=organization, period=period, tag_values={customer})
     models = selectors.model_breakdown(organization=organization, tag_value=customer, period=period)
-    usage_customer = event_selectors.customer_get(organization=organization, customer_id=customer)
     months = [*row.months]
     categories = [m.period for m in months] + [row.outlook.sparkline[-1].period]
     chart = charts.columns(

@@ -142,6 +142,9 @@ def test_customer_page_of_an_unknown_or_foreign_customer_is_404(data, organizati
     dashboard_data.build(other)
     client = login(organization)
     assert client.get("/dashboard/customers/nobody").status_code == 404
+    assert client.get("/dashboard/customers/nul%00byte").status_code == 404
+    assert client.get(f"/dashboard/customers/{data['acme'].uuid}").status_code == 404  # by external id only
+    assert client.get("/dashboard/customers/gamma").status_code == 200  # unmapped, revenue on its events
     assert login(OrganizationFactory(plan="pro")).get("/dashboard/customers/acme-corp").status_code == 404
 
 

@@ -74,8 +74,8 @@ def test_own_invoices_are_the_revenue_of_a_customer_without_stripe(organization,
     (row,) = data["customers"]
     assert (row["tagValue"], row["revenueMicrodollars"], row["revenueSource"]) == ("solo", 1_330_000, "invoices")
     assert row["marginMicrodollars"] == 830_000
-    detail = member_client(role=Role.VIEWER).get("/api/margins/solo?period=2026-04").json()["data"]
-    assert [(m["period"], m["revenue"], m["revenueSource"]) for m in detail["revenueOverTime"]] == [
+    (detail,) = selectors.customer_margins(organization=organization, period="2026-04", tag_values={"solo"})
+    assert [(m.period, m.revenue, m.revenue_source) for m in detail.months] == [
         ("2026-02", 1_310_000, "events"),  # no invoice that month: the events' revenue
         ("2026-03", 1_200_000, "invoices"),
         ("2026-04", 1_330_000, "invoices"),
