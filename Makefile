@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 SDK    := $(wildcard sdk/python/pyproject.toml)
 # Dated OpenRouter prices that cover every seed model; loaded by the demo when ../shared is present.
 PRICING_HISTORY ?= ../shared/pricing/openrouter/pricing_history.json
+# Port of the demo server: `make demo PORT=8001` (or PORT in the environment).
+PORT ?= 8000
 
 .PHONY: demo test lint worker beat db-stop clean
 
@@ -19,8 +21,8 @@ demo: $(STAMP)
 	$(BIN)/python manage.py sync_model_prices --source genai-prices
 	if [ -f "$(PRICING_HISTORY)" ]; then \
 	  $(BIN)/python manage.py sync_model_prices --source openrouter-history --file "$(PRICING_HISTORY)"; fi
-	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py runserver 127.0.0.1:8000 --noreload
+	$(BIN)/python manage.py seed_demo --base-url http://127.0.0.1:$(PORT)
+	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT) --noreload
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

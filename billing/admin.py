@@ -4,6 +4,7 @@ Validation lives in the models' clean() (shared with the API); the formsets here
 that span several rows saved together (overlapping rates or overrides, tier order).
 """
 
+import json
 from datetime import timedelta
 
 from django import forms
@@ -13,11 +14,16 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
+
+from costcalc.admin_display import DefaultOrganizationMixin
+from costcalc.money import format_cents_price
 
 from . import invoicing, metering, services
 from .collection.admin import ExternalInvoiceInline, retry_pushes
 from .metering import lock_organization_exclusive
+from .metric_rules import EVENT_TYPE_FILTER_EXAMPLES, PROPERTY_FILTER_EXAMPLES
 from .models import (
     BillableMetric,
     Contract,
@@ -31,7 +37,7 @@ from .models import (
     composite_references_errors,
     ranges_overlap,
 )
-from .presentation import dollars, unit_price_text
+from .presentation import dollars, quantity_text, unit_price_text
 from .recompute import schedule_draft_recompute
 
 
@@ -64,8 +70,35 @@ class OverlapCheckedFormSet(forms.BaseInlineFormSet):
 # --- Billable metrics ----------------------------------------------------------------------------
 
 
+def _examples(examples) -> str:
+    return " or ".join(f"<code>{escape(json.dumps(example))}</code>" for example in examples)
+
+
+class BillableMetricForm(forms.ModelForm):
+    """The filters are JSON; the help texts show examples that the validation accepts (tested)."""
+
+    class Meta:
+        model = BillableMetric
+        fields = [
+            "organization", "name", "aggregation_type", "aggregation_key", "event_type_filter", "property_filters",
+            "group_keys",
+        ]
+        help_texts = {
+            "event_type_filter": mark_safe(  # noqa: S308 - examples are escaped constants
+                "Which event types count. For example " + _examples(EVENT_TYPE_FILTER_EXAMPLES)
+                + " (empty: every event type)."
+            ),
+            "property_filters": mark_safe(  # noqa: S308 - examples are escaped constants
+                "Conditions on event properties, all of which must hold; each has a <code>name</code> and "
+                "at least one of <code>exists</code>, <code>in_values</code>, <code>not_in_values</code>. "
+                "For example " + _examples(PROPERTY_FILTER_EXAMPLES) + " (empty: no condition)."
+            ),
+        }
+
+
 @admin.register(BillableMetric)
-class BillableMetricAdmin(admin.ModelAdmin):
+class BillableMetricAdmin(DefaultOrganizationMixin, admin.ModelAdmin):
+    form = BillableMetricForm
     list_display = [
         "name",
         "aggregation_type",
@@ -162,7 +195,7 @@ class ProductForm(forms.ModelForm):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(DefaultOrganizationMixin, admin.ModelAdmin):
     form = ProductForm
     list_display = ["name", "type", "billable_metric", "presentation_keys", "conversion", "organization"]
     list_filter = ["type", "organization", "conversion_operation"]
@@ -244,9 +277,9 @@ class RateInline(admin.TabularInline):
         tiers = list(rate.tiers.all())
         return (
             "; ".join(
-                f"{tier.size.normalize():f} at {tier.price.normalize():f}¢"
+                f"{quantity_text(tier.size)} at {format_cents_price(tier.price)}"
                 if tier.size is not None
-                else f"rest at {tier.price.normalize():f}¢"
+                else f"rest at {format_cents_price(tier.price)}"
                 for tier in tiers
             )
             or "no tiers yet: edit the rate"
@@ -254,7 +287,7 @@ class RateInline(admin.TabularInline):
 
 
 @admin.register(RateCard)
-class RateCardAdmin(admin.ModelAdmin):
+class RateCardAdmin(DefaultOrganizationMixin, admin.ModelAdmin):
     list_display = ["name", "organization", "rate_count", "updated_at"]
     list_filter = ["organization"]
     search_fields = ["name", "description", "id"]
@@ -301,13 +334,22 @@ class RateTierInline(admin.TabularInline):
 
 @admin.register(Rate)
 class RateAdmin(admin.ModelAdmin):
-    list_display = ["product", "rate_card", "rate_type", "price", "entitled", "starting_at", "ending_before"]
+    list_display = ["product", "rate_card", "rate_type", "price_text", "entitled", "starting_at", "ending_before"]
     list_filter = ["rate_type", "entitled", "rate_card__organization", "rate_card"]
     search_fields = ["product__name", "rate_card__name", "id"]
     autocomplete_fields = ["product", "rate_card"]
     date_hierarchy = "starting_at"
     inlines = [RateTierInline]
-    list_select_related = ["product", "rate_card"]
+    list_select_related = ["product", "product__billable_metric", "rate_card"]
+
+    @admin.display(description="price", ordering="price")
+    def price_text(self, rate: Rate) -> str:
+        """'$0.20 per request' (stored in cents); a composite rate's price is a fraction: '10% of usage'."""
+        if rate.rate_type != Rate.RateType.FLAT or rate.price is None:
+            return rate.get_rate_type_display()
+        if rate.product.type == Product.Type.COMPOSITE:
+            return f"{quantity_text(rate.price * 100)}% of usage"
+        return f"{format_cents_price(rate.price)} per {rate.product.unit_name}"
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
@@ -326,7 +368,7 @@ class ContractOverrideInline(admin.TabularInline):
 
 
 @admin.register(Contract)
-class ContractAdmin(admin.ModelAdmin):
+class ContractAdmin(DefaultOrganizationMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "customer",
@@ -369,7 +411,7 @@ class InvoiceLineInline(admin.TabularInline):
         "presentation_group",
         "period_start",
         "period_end",
-        "quantity",
+        "quantity_display",
         "unit_price_display",
         "rate_type",
         "tier_index",
@@ -381,6 +423,11 @@ class InvoiceLineInline(admin.TabularInline):
         "amount",
     ]
     readonly_fields = fields
+
+    @admin.display(description="quantity")
+    def quantity_display(self, line: InvoiceLine) -> str:
+        text = dollars(int(line.quantity)) if line.rate_type == "COMPOSITE" else quantity_text(line.quantity)
+        return f"{text} {line.quantity_unit}".strip()
 
     @admin.display(description="unit price")
     def unit_price_display(self, line: InvoiceLine) -> str:

@@ -11,6 +11,19 @@ _FILTER_KEYS = {"name", "exists", "in_values", "not_in_values"}
 _EVENT_TYPE_FILTER_KEYS = {"in_values", "not_in_values"}
 
 
+# Examples shown to operators (admin help texts); tests check that each one is valid.
+EVENT_TYPE_FILTER_EXAMPLES = [
+    {"in_values": ["chat", "summarize"]},
+    {"not_in_values": ["test"]},
+    {},  # every event type
+]
+PROPERTY_FILTER_EXAMPLES = [
+    [{"name": "region", "in_values": ["eu", "us"]}],
+    [{"name": "model", "exists": True}, {"name": "plan", "not_in_values": ["free"]}],
+    [],  # no property filter
+]
+
+
 def _string_list_error(value, what: str) -> str | None:
     if not isinstance(value, list | tuple) or not all(isinstance(item, str) and item for item in value):
         return f"{what} must be a list of non-empty strings."

@@ -21,6 +21,8 @@ from django.db import models, router
 from django.db.models import F, Func, Q
 from django.utils import timezone
 
+from costcalc.money import format_cents_price, format_quantity, plain
+
 from . import rating
 from .fields import NumericField
 from .metric_rules import metric_definition_errors
@@ -213,6 +215,18 @@ class Product(models.Model):
         return self.name
 
     @property
+    def unit_name(self) -> str:
+        """What one unit of the product's quantity is, for prices read by people: '$0.20 per request'."""
+        if self.conversion_name:
+            return self.conversion_name
+        if self.type == self.Type.USAGE:
+            metric = self.billable_metric if self.billable_metric_id else None
+            if metric is not None and metric.aggregation_type == rating.AggregationType.COUNT:
+                return "request"
+            return "unit"
+        return "charge" if self.type == self.Type.FIXED else "period"
+
+    @property
     def quantity_conversion(self) -> rating.QuantityConversion | None:
         if self.conversion_factor is None:
             return None
@@ -356,7 +370,14 @@ class Rate(ExclusionCheckedInClean):
         ]
 
     def __str__(self) -> str:
-        price = f"{self.price}¢" if self.rate_type == self.RateType.FLAT else "tiered"
+        """'Agent runs at $0.20 per request from 2026-01-01 00:00' (prices are stored in cents)."""
+        flat = self.rate_type == self.RateType.FLAT and self.price is not None
+        if flat and self.product.type == Product.Type.COMPOSITE:  # the price is a fraction of other lines
+            price = f"{plain(self.price * 100)}% of the usage charges"
+        elif flat:
+            price = f"{format_cents_price(self.price)} per {self.product.unit_name}"
+        else:
+            price = self.get_rate_type_display().lower()
         return f"{self.product} at {price} from {self.starting_at:%Y-%m-%d %H:%M}"
 
     def clean(self):
@@ -479,7 +500,8 @@ class RateTier(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"tier {self.position}: {self.size or '∞'} at {self.price}¢"
+        size = "∞" if self.size is None else format_quantity(self.size)
+        return f"tier {self.position}: {size} at {format_cents_price(self.price)} each"
 
 
 # --- Contracts -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from accounts.api.renderers import json_number, plain_decimal
-from costcalc.money import cents_to_microdollars, format_usd
+from costcalc.money import cents_to_microdollars, format_cents_price, format_quantity, format_usd
 
 from .credits.invoicing import pretax_credit_amounts
 from .models import Invoice, InvoiceLine
@@ -48,22 +48,12 @@ def unit_price_text(line: InvoiceLine) -> str:
         return f"{plain(line.unit_price * 100)}%"
     if line.rate_type == "COST_PLUS":  # the factor on the cost (1 + markup), or a tier's fraction
         return f"x {plain(line.unit_price)}"
-    value = Decimal(line.unit_price) / 100
-    text = plain(value)
-    whole, _, fraction = text.partition(".")
-    sign = "-" if whole.startswith("-") else ""
-    whole = whole.lstrip("-")
-    return f"{sign}${int(whole):,}.{fraction.ljust(2, '0')}"
+    return format_cents_price(line.unit_price)
 
 
 def quantity_text(quantity: Decimal) -> str:
     """'1,500,000' or '0.25' (up to 6 decimals shown; the API keeps the exact value)."""
-    rounded = Decimal(quantity).quantize(Decimal("0.000001"))
-    text = plain(rounded)
-    whole, _, fraction = text.partition(".")
-    sign = "-" if whole.startswith("-") else ""
-    grouped = f"{int(whole.lstrip('-') or 0):,}"
-    return f"{sign}{grouped}.{fraction}" if fraction else f"{sign}{grouped}"
+    return format_quantity(quantity)
 
 
 def line_description(line: InvoiceLine) -> str:

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import orjson
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
 from . import rating
 from .models import BillableMetric, Invoice
@@ -142,3 +142,26 @@ def current_draft(*, organization, customer) -> Invoice | None:
         .order_by("-period_start")
         .first()
     )
+
+
+# Invoices that count as revenue: the live draft (the current period) and finalized or paid ones.
+REVENUE_STATUSES = (Invoice.Status.DRAFT, Invoice.Status.FINALIZED, Invoice.Status.PAID)
+
+
+def invoice_revenue_by_customer(*, organization, starts_from: datetime, starts_before: datetime) -> dict:
+    """(customer external id, period start) → total in cents of the customer's USD invoices whose
+    period starts in [starts_from, starts_before): drafts, finalized and paid ones (void and
+    uncollectible are not revenue). The total is before credits (credits are money paid earlier)."""
+    rows = (
+        Invoice.objects.filter(
+            organization=organization,
+            status__in=REVENUE_STATUSES,
+            currency="USD",
+            period_start__gte=starts_from,
+            period_start__lt=starts_before,
+        )
+        .values("customer__external_id", "period_start")
+        .annotate(total=Sum("total_cents"))
+        .order_by()
+    )
+    return {(row["customer__external_id"], row["period_start"]): row["total"] for row in rows}

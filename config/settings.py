@@ -5,6 +5,7 @@ has a table of them. Importing this module does no network I/O: the embedded Pos
 started by its database backend on the first connection, not here.
 """
 
+import warnings
 from pathlib import Path
 
 import environ
@@ -80,6 +81,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc assets, served from here instead of a CDN
     "django_celery_beat",
     "config",
     "accounts",
@@ -91,6 +93,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin CSS, the dashboard's script, Swagger UI) from the application server itself.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "accounts.api.middleware.ApiEnvelopeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -186,6 +190,20 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves static files with or without DEBUG. Production serves what `collectstatic` put in
+# STATIC_ROOT, with hashed names and compressed copies (cached for ever by browsers); elsewhere it
+# serves straight from the apps, so `DEBUG=0` works without a collectstatic step.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if IS_PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not IS_PRODUCTION
+if not IS_PRODUCTION:  # no collectstatic outside production, so no STATIC_ROOT to warn about
+    warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -197,6 +215,10 @@ AUTH_PASSWORD_VALIDATORS = [
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 UPGRADE_URL = env.str("UPGRADE_URL", default="/admin/accounts/organization/")
+# The dashboard's sign-in page (members who are not staff cannot use the admin's).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard-margins"
+LOGOUT_REDIRECT_URL = "login"
 # How long a process keeps an API key it has verified before looking it up again (0: every request).
 # It is used only while the shared credentials version is unchanged: revocations apply at once.
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=60.0)
@@ -245,6 +267,10 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "accounts.api.openapi.document_common_errors",
     ],
+    # Swagger UI and Redoc from drf-spectacular-sidecar's static files: the docs work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- costcalc: model price catalog -------------------------------------------------------------

@@ -1,6 +1,7 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from config.health import healthz
 
@@ -10,11 +11,20 @@ class SwaggerView(SpectacularSwaggerView):
 
     http_method_names = ["get", "head"]
 
+
+class RedocView(SpectacularRedocView):
+    """The Redoc page: GET only, as the Swagger UI page."""
+
+    http_method_names = ["get", "head"]
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", RedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("accounts.urls")),
     path("", include("costcalc.urls")),
     path("", include("events.urls")),

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.db import transaction
 
+from .admin_display import DefaultOrganizationMixin, quantity_column, usd_price_column
 from .models import ModelPrice, OrganizationPriceOverride, UnpricedModel
 from .selectors import catalog_changed
 
@@ -36,14 +37,24 @@ class CatalogChangeMixin:
         transaction.on_commit(catalog_changed)
 
 
+class PriceColumns:
+    """Prices as dollars, exact, with their unit: '$2.50 / M tokens', '$0.001 per request'."""
+
+    input_price = usd_price_column("input_per_mtok", "input", per="/ M tokens")
+    output_price = usd_price_column("output_per_mtok", "output", per="/ M tokens")
+    cache_read_price = usd_price_column("cache_read_per_mtok", "cache read", per="/ M tokens")
+    request_fee = usd_price_column("request_fee_usd", "request fee", per="per request")
+
+
 @admin.register(ModelPrice)
-class ModelPriceAdmin(CatalogChangeMixin, admin.ModelAdmin):
+class ModelPriceAdmin(PriceColumns, CatalogChangeMixin, admin.ModelAdmin):
     list_display = [
         "slug",
         "vendor",
-        "input_per_mtok",
-        "output_per_mtok",
-        "cache_read_per_mtok",
+        "input_price",
+        "output_price",
+        "cache_read_price",
+        "request_fee",
         "effective_from",
         "effective_until",
         "source",
@@ -61,8 +72,8 @@ class ModelPriceAdmin(CatalogChangeMixin, admin.ModelAdmin):
 
 
 @admin.register(OrganizationPriceOverride)
-class OrganizationPriceOverrideAdmin(CatalogChangeMixin, admin.ModelAdmin):
-    list_display = ["organization", "slug", "input_per_mtok", "output_per_mtok", "effective_from", "effective_until"]
+class OrganizationPriceOverrideAdmin(PriceColumns, DefaultOrganizationMixin, CatalogChangeMixin, admin.ModelAdmin):
+    list_display = ["organization", "slug", "input_price", "output_price", "effective_from", "effective_until"]
     list_filter = ["organization"]
     search_fields = ["slug", "organization__name", "note"]
     autocomplete_fields = ["organization"]
@@ -78,7 +89,8 @@ class OrganizationPriceOverrideAdmin(CatalogChangeMixin, admin.ModelAdmin):
 class UnpricedModelAdmin(admin.ModelAdmin):
     """Model slugs seen in events that no price covered: nothing is silently costed at $0."""
 
-    list_display = ["slug", "organization", "event_count", "first_seen_at", "last_seen_at"]
+    events = quantity_column("event_count", "events")
+    list_display = ["slug", "organization", "events", "first_seen_at", "last_seen_at"]
     list_filter = ["organization"]
     search_fields = ["slug", "organization__name"]
     ordering = ["-last_seen_at"]

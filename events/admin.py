@@ -1,4 +1,17 @@
+from decimal import Decimal
+
+from django import forms
 from django.contrib import admin
+
+from costcalc.admin_display import (
+    MONEY,
+    DefaultOrganizationMixin,
+    TotalsMixin,
+    money_column,
+    quantity_column,
+    usd_price_column,
+)
+from costcalc.money import microdollars_to_usd, usd_to_microdollars
 
 from .models import (
     BlocklistState,
@@ -14,7 +27,7 @@ from .services import blocklist_recompute
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(DefaultOrganizationMixin, admin.ModelAdmin):
     list_display = ["external_id", "name", "email", "organization", "stripe_customer_id", "created_at"]
     list_filter = ["organization"]
     search_fields = ["external_id", "name", "email", "stripe_customer_id", "uuid"]
@@ -25,24 +38,27 @@ class VendorResponseInline(admin.TabularInline):
     model = VendorResponse
     extra = 0
     can_delete = False
-    readonly_fields = [
-        "model", "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
-        "reasoning_tokens", "cost_microdollars", "price", "price_override",
-    ]
-    exclude = ["organization"]
+    input = quantity_column("input_tokens", "input tokens")
+    output = quantity_column("output_tokens", "output tokens")
+    cached = quantity_column("cached_input_tokens", "cached input")
+    cache_write = quantity_column("cache_write_tokens", "cache write")
+    reasoning = quantity_column("reasoning_tokens", "reasoning")
+    cost = money_column("cost_microdollars", "cost")
+    fields = ["model", "input", "output", "cached", "cache_write", "reasoning", "cost", "price", "price_override"]
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(admin.ModelAdmin):
+class UsageEventAdmin(TotalsMixin, admin.ModelAdmin):
     """The ledger is append-only: events are read here, never edited."""
 
-    list_display = [
-        "id", "customer", "event_type", "occurred_at", "cost_microdollars", "revenue_microdollars", "unpriced",
-        "source",
-    ]
+    cost = money_column("cost_microdollars", "cost")
+    revenue = money_column("revenue_microdollars", "revenue")
+    list_display = ["id", "customer", "event_type", "occurred_at", "cost", "revenue", "unpriced", "source"]
+    totals = [("cost_microdollars", "cost", MONEY), ("revenue_microdollars", "revenue", MONEY)]
     list_filter = ["source", "unpriced", "organization"]
     search_fields = ["idempotency_key", "customer__external_id", "event_type"]
     date_hierarchy = "occurred_at"
@@ -57,25 +73,51 @@ class UsageEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(IngestSettings)
-class IngestSettingsAdmin(admin.ModelAdmin):
+class IngestSettingsAdmin(DefaultOrganizationMixin, admin.ModelAdmin):
     list_display = ["organization", "accept_unpriced_models", "updated_at"]
 
 
 @admin.register(Feature)
-class FeatureAdmin(admin.ModelAdmin):
-    list_display = ["key", "name", "organization", "cost_per_unit_usd", "price_per_unit_usd"]
+class FeatureAdmin(DefaultOrganizationMixin, admin.ModelAdmin):
+    cost_per_unit = usd_price_column("cost_per_unit_usd", "cost per unit", per="per unit")
+    price_per_unit = usd_price_column("price_per_unit_usd", "price per unit", per="per unit")
+    list_display = ["key", "name", "organization", "cost_per_unit", "price_per_unit"]
     list_filter = ["organization"]
     search_fields = ["key", "name", "uuid"]
     readonly_fields = ["uuid", "created_at"]
 
 
+class BudgetForm(forms.ModelForm):
+    """The limit is entered in dollars (up to the microdollar) and stored in microdollars."""
+
+    limit_usd = forms.DecimalField(
+        label="Limit (USD)", min_value=Decimal(0), max_digits=18, decimal_places=6,
+        help_text="Cost limit per period in dollars, e.g. 250 or 0.25.",
+    )
+
+    class Meta:
+        model = Budget
+        fields = ["organization", "name", "scope", "scope_value", "limit_usd", "period", "action", "enabled"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["limit_usd"] = microdollars_to_usd(self.instance.limit_microdollars).normalize()
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("limit_usd") is not None:
+            self.instance.limit_microdollars = usd_to_microdollars(cleaned["limit_usd"])
+        return cleaned
+
+
 @admin.register(Budget)
-class BudgetAdmin(admin.ModelAdmin):
+class BudgetAdmin(DefaultOrganizationMixin, admin.ModelAdmin):
     """Budget edits here go through the services, so the blocklist is recomputed at once."""
 
-    list_display = [
-        "__str__", "organization", "scope", "scope_value", "limit_microdollars", "period", "action", "enabled",
-    ]
+    form = BudgetForm
+    limit = money_column("limit_microdollars", "limit")
+    list_display = ["__str__", "organization", "scope", "scope_value", "limit", "period", "action", "enabled"]
     list_filter = ["organization", "scope", "period", "action", "enabled"]
 
     def save_model(self, request, obj, form, change):
@@ -96,11 +138,14 @@ class BudgetAdmin(admin.ModelAdmin):
 
 @admin.register(BudgetAlert)
 class BudgetAlertAdmin(admin.ModelAdmin):
-    list_display = [
-        "budget", "subject", "action", "period_start", "spent_microdollars", "limit_microdollars", "created_at",
-    ]
+    spent = money_column("spent_microdollars", "spent")
+    limit = money_column("limit_microdollars", "limit")
+    list_display = ["budget", "subject", "action", "period_start", "spent", "limit", "created_at"]
     list_filter = ["organization", "action"]
-    readonly_fields = [field.name for field in BudgetAlert._meta.fields]
+    readonly_fields = [
+        "organization", "budget", "period_start", "subject", "action", "spent", "limit", "created_at",
+    ]
+    fields = readonly_fields
 
     def has_add_permission(self, request) -> bool:
         return False

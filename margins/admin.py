@@ -1,6 +1,9 @@
 from django import forms
 from django.contrib import admin, messages
 
+from costcalc.admin_display import DefaultOrganizationMixin
+from costcalc.money import format_money, format_quantity
+
 from . import services
 from .models import (
     CustomerHealth,
@@ -63,9 +66,18 @@ class StripeCustomerAdmin(ReadOnlyAdmin):
 
 @admin.register(StripeInvoice)
 class StripeInvoiceAdmin(ReadOnlyAdmin):
-    list_display = ["stripe_id", "stripe_customer_id", "status", "currency", "amount_paid", "period", "organization"]
+    list_display = ["stripe_id", "stripe_customer_id", "status", "amount", "period", "organization"]
     list_filter = ["status", "currency", "organization"]
     search_fields = ["stripe_id", "stripe_customer_id"]
+
+    @admin.display(description="amount paid", ordering="amount_paid")
+    def amount(self, invoice: StripeInvoice) -> str:
+        """Dollars for USD; other currencies in Stripe's minor units, as received (not counted as revenue)."""
+        if invoice.amount_paid_microdollars is not None:
+            return format_money(invoice.amount_paid_microdollars)
+        if invoice.amount_paid is None:
+            return "—"
+        return f"{format_quantity(invoice.amount_paid)} {invoice.currency.upper()} minor units"
 
 
 @admin.register(SyncRun)
@@ -104,7 +116,7 @@ class CustomerMappingAdmin(admin.ModelAdmin):
 
 
 @admin.register(MarginSettings)
-class MarginSettingsAdmin(admin.ModelAdmin):
+class MarginSettingsAdmin(DefaultOrganizationMixin, admin.ModelAdmin):
     list_display = ["organization", "healthy_min_percent", "at_risk_min_percent", "target_margin_percent"]
 
 
@@ -142,7 +154,7 @@ class WebhookDeliveryInline(admin.TabularInline):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(DefaultOrganizationMixin, admin.ModelAdmin):
     list_display = ["url", "organization", "is_active", "created_at"]
     list_filter = ["is_active", "organization"]
     inlines = [WebhookDeliveryInline]

@@ -163,6 +163,7 @@ class MonthAmounts:
     period: str
     revenue: int
     cost: int
+    revenue_source: str = ""  # where the revenue came from (margins.selectors.REVENUE_SOURCES)
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,12 @@ _SPARK_POINT = inline_serializer(
     many=True,
 )
 _HEALTH_TIER = serializers.ChoiceField(choices=["healthy", "at_risk", "critical"])
+_REVENUE_SOURCE = serializers.ChoiceField(
+    choices=["stripe", "invoices", "events", "none"],
+    help_text="Where the revenue came from: stripe (an active Stripe mapping: paid Stripe invoices, plus revenue "
+    "on events), invoices (no Stripe mapping: TokenLedger's own invoices of the month, draft or finalized), "
+    "events (revenue carried on usage events), none",
+)
 
 MARGIN_TABLE = inline_serializer(
     "MarginTable",
@@ -128,6 +134,7 @@ MARGIN_TABLE = inline_serializer(
                 "avatarUrl": _Str(allow_null=True),
                 "tagValue": _Str(),
                 "revenueMicrodollars": _Int(),
+                "revenueSource": _REVENUE_SOURCE,
                 "costMicrodollars": _Int(),
                 "marginMicrodollars": _Int(),
                 "marginPercent": _percent(),
@@ -154,12 +161,17 @@ MARGIN_CUSTOMER = inline_serializer(
         "healthTier": _HEALTH_TIER,
         "marginPercent": _percent(),
         "revenueMicrodollars": _Int(),
+        "revenueSource": _REVENUE_SOURCE,
         "costMicrodollars": _Int(),
         "revenueOverTime": inline_serializer(
-            "MarginMonth", {"period": _Str(), "revenue": _Int(), "cost": _Int()}, many=True
+            "MarginMonth",
+            {"period": _Str(), "revenue": _Int(), "revenueSource": _REVENUE_SOURCE, "cost": _Int()},
+            many=True,
         ),
         "modelBreakdown": inline_serializer(
-            "MarginModelCost", {"model": _Str(), "cost": _Int(), "requestCount": _Int()}, many=True
+            "MarginModelCost",
+            {"model": _Str(), "cost": _Int(), "requestCount": _Int(), "inputTokens": _Int(), "outputTokens": _Int()},
+            many=True,
         ),
     },
 )

@@ -14,6 +14,8 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce, TruncMonth
 
 from accounts.models import Organization
+from billing import selectors as billing_selectors
+from costcalc.money import cents_to_microdollars
 from events.models import Customer, UsageEvent, VendorResponse
 
 from . import calculations
@@ -21,6 +23,13 @@ from .calculations import MonthAmounts, Outlook, Thresholds
 from .models import CustomerMapping, MarginSettings, StripeConnection, StripeCustomer, StripeInvoice
 
 SPARKLINE_MONTHS = 3
+
+# Where a customer's revenue of a month comes from (`revenueSource`), first match wins:
+STRIPE = "stripe"  # an active Stripe mapping: its paid USD Stripe invoices (+ revenue carried on events)
+INVOICES = "invoices"  # no Stripe mapping, TokenLedger invoices in the month: their totals (draft/finalized/paid)
+EVENTS = "events"  # otherwise: revenue carried on usage events (MarginDash revenue_amount_in_cents, Tanso)
+NO_REVENUE = "none"  # none of those has revenue
+REVENUE_SOURCES = (STRIPE, INVOICES, EVENTS, NO_REVENUE)
 
 
 def thresholds_for(*, organization: Organization) -> Thresholds:
@@ -92,12 +101,42 @@ def ledger_by_customer(*, organization: Organization, periods: list[str]) -> dic
     }
 
 
+def invoice_revenue_by_customer(*, organization: Organization, periods: list[str]) -> dict[tuple[str, str], int]:
+    """(external id, period) → microdollars of the customer's TokenLedger invoices whose billing period
+    starts in that month (billing's own invoices: the live draft for the current period, then the
+    finalized one)."""
+    start, _ = calculations.period_bounds(min(periods))
+    _, end = calculations.period_bounds(max(periods))
+    rows = billing_selectors.invoice_revenue_by_customer(
+        organization=organization, starts_from=start, starts_before=end
+    )
+    revenue: dict[tuple[str, str], int] = defaultdict(int)
+    for (external_id, period_start), cents in rows.items():
+        revenue[(external_id, calculations.period_of(period_start))] += cents_to_microdollars(cents)
+    return dict(revenue)
+
+
+def revenue_of_month(
+    *, mapped_to_stripe: bool, stripe: int, events: int, invoices: int | None
+) -> tuple[int, str]:
+    """A customer's revenue of one month and its source (see REVENUE_SOURCES). A customer billed
+    through Stripe counts what Stripe collected; one that is not, and has TokenLedger invoices in the
+    month, counts those instead of the revenue on its events (the invoices bill the same usage, so
+    adding both would count it twice)."""
+    if mapped_to_stripe:
+        return stripe + events, STRIPE
+    if invoices is not None:
+        return invoices, INVOICES
+    return events, EVENTS if events else NO_REVENUE
+
+
 @dataclass(frozen=True)
 class CustomerMargin:
     tag_value: str
     stripe_customer_id: str | None
     customer_name: str
     revenue: int
+    revenue_source: str
     cost: int
     margin: int
     margin_percent: Decimal | None
@@ -146,30 +185,38 @@ def customer_margins(
     mappings = active_mappings(organization=organization)
     stripe_revenue = stripe_revenue_by_customer(organization=organization, periods=periods)
     ledger = ledger_by_customer(organization=organization, periods=periods)
+    invoiced = invoice_revenue_by_customer(organization=organization, periods=periods)
 
-    revenue: dict[tuple[str, str], int] = defaultdict(int)
+    stripe_by_tag: dict[tuple[str, str], int] = defaultdict(int)
     stripe_ids_by_tag: dict[str, list[str]] = defaultdict(list)
     for stripe_id, tag_value in mappings.items():
         stripe_ids_by_tag[tag_value].append(stripe_id)
     for (stripe_id, month), amount in stripe_revenue.items():
         if stripe_id in mappings:
-            revenue[(mappings[stripe_id], month)] += amount
-    for (tag_value, month), amounts in ledger.items():
-        revenue[(tag_value, month)] += amounts.revenue
+            stripe_by_tag[(mappings[stripe_id], month)] += amount
 
     if tag_values is None:
-        tag_values = set(stripe_ids_by_tag) | {
-            tag for (tag, month), amounts in ledger.items() if month == period and amounts.revenue > 0
-        }
+        tag_values = (
+            set(stripe_ids_by_tag)
+            | {tag for (tag, month), amounts in ledger.items() if month == period and amounts.revenue > 0}
+            | {tag for (tag, month), amount in invoiced.items() if month == period and amount > 0}
+        )
     stripe_names, usage_names = _names(organization=organization, stripe_ids=list(mappings), tag_values=tag_values)
 
     rows = []
     no_usage = LedgerAmounts()
     for tag_value in sorted(tag_values):
-        months = [
-            MonthAmounts(month, revenue.get((tag_value, month), 0), ledger.get((tag_value, month), no_usage).cost)
-            for month in periods
-        ]
+        months, sources = [], []
+        for month in periods:
+            usage = ledger.get((tag_value, month), no_usage)
+            amount, source = revenue_of_month(
+                mapped_to_stripe=tag_value in stripe_ids_by_tag,
+                stripe=stripe_by_tag.get((tag_value, month), 0),
+                events=usage.revenue,
+                invoices=invoiced.get((tag_value, month)),
+            )
+            months.append(MonthAmounts(month, amount, usage.cost, source))
+            sources.append(source)
         current = months[-1]
         # The Stripe customer shown for a tag: the one with the most revenue this period, then by id.
         candidates = sorted(
@@ -183,6 +230,7 @@ def customer_margins(
                 stripe_customer_id=stripe_id,
                 customer_name=name,
                 revenue=current.revenue,
+                revenue_source=sources[-1],
                 cost=current.cost,
                 margin=current.revenue - current.cost,
                 margin_percent=calculations.margin_percent(current.revenue, current.cost),
@@ -235,11 +283,13 @@ class ModelCost:
     model: str
     cost: int
     request_count: int
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 def model_breakdown(*, organization: Organization, tag_value: str, period: str) -> list[ModelCost]:
-    """Cost and number of model calls per model for one customer in one month, most expensive first.
-    Unpriced calls count as requests with zero cost."""
+    """Cost, number of model calls and tokens (input, output) per model for one customer in one month,
+    most expensive first. Unpriced calls count as requests with zero cost."""
     start, end = calculations.period_bounds(period)
     rows = (
         VendorResponse.objects.filter(
@@ -249,10 +299,18 @@ def model_breakdown(*, organization: Organization, tag_value: str, period: str) 
             event__occurred_at__lt=end,
         )
         .values("model")
-        .annotate(cost=Coalesce(Sum("cost_microdollars"), 0), requests=Count("id"))
+        .annotate(
+            cost=Coalesce(Sum("cost_microdollars"), 0),
+            requests=Count("id"),
+            input_tokens=Coalesce(Sum("input_tokens"), 0),
+            output_tokens=Coalesce(Sum("output_tokens"), 0),
+        )
         .order_by("-cost", "model")
     )
-    return [ModelCost(row["model"], row["cost"], row["requests"]) for row in rows]
+    return [
+        ModelCost(row["model"], row["cost"], row["requests"], row["input_tokens"], row["output_tokens"])
+        for row in rows
+    ]
 
 
 @dataclass(frozen=True)

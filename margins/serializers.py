@@ -136,6 +136,7 @@ def margin_row_json(row: CustomerMargin) -> dict:
         "avatarUrl": None,
         "tagValue": row.tag_value,
         "revenueMicrodollars": row.revenue,
+        "revenueSource": row.revenue_source,
         "costMicrodollars": row.cost,
         "marginMicrodollars": row.margin,
         "marginPercent": number(row.margin_percent),
@@ -173,9 +174,22 @@ def customer_detail_json(row: CustomerMargin, models: list[ModelCost]) -> dict:
         "healthTier": row.health_tier,
         "marginPercent": number(row.margin_percent),
         "revenueMicrodollars": row.revenue,
+        "revenueSource": row.revenue_source,
         "costMicrodollars": row.cost,
-        "revenueOverTime": [{"period": m.period, "revenue": m.revenue, "cost": m.cost} for m in row.months],
-        "modelBreakdown": [{"model": m.model, "cost": m.cost, "requestCount": m.request_count} for m in models],
+        "revenueOverTime": [
+            {"period": m.period, "revenue": m.revenue, "revenueSource": m.revenue_source, "cost": m.cost}
+            for m in row.months
+        ],
+        "modelBreakdown": [
+            {
+                "model": m.model,
+                "cost": m.cost,
+                "requestCount": m.request_count,
+                "inputTokens": m.input_tokens,
+                "outputTokens": m.output_tokens,
+            }
+            for m in models
+        ],
     }
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import pages, views
 
 urlpatterns = [
     path("api/stripe/connect", views.StripeConnectView.as_view(), name="stripe-connect"),
@@ -23,4 +23,9 @@ urlpatterns = [
     path("api/margins/unmatched", views.UnmatchedView.as_view(), name="margins-unmatched"),
     # Tag values are URL-encoded and may contain "/", hence <path:>; "unmatched" is matched first.
     path("api/margins/<path:customer>", views.MarginCustomerView.as_view(), name="margins-customer"),
+    # The operator dashboard (pages for signed-in members).
+    path("dashboard/", pages.margins_page, name="dashboard-margins"),
+    path("dashboard/mappings", pages.mappings_page, name="dashboard-mappings"),
+    path("dashboard/usage", pages.usage_page, name="dashboard-usage"),
+    path("dashboard/customers/<path:customer>", pages.customer_page, name="dashboard-customer"),
 ]

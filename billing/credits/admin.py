@@ -26,6 +26,8 @@ from billing.credits.models import (
     TopUp,
 )
 from billing.credits.services import InsufficientCredit, credit_add, credit_adjust, stripe_account_set
+from costcalc.admin_display import money_column
+from costcalc.money import cents_to_microdollars, format_money
 from events.models import Customer
 
 
@@ -65,7 +67,8 @@ class CreditEntryAddForm(forms.Form):
 class CreditDrawInline(admin.TabularInline):
     model = CreditDraw
     fk_name = "entry"
-    fields = ["lot", "amount_microdollars", "line_key"]
+    amount = money_column("amount_microdollars", "amount")
+    fields = ["lot", "amount", "line_key"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -141,27 +144,35 @@ class CreditEntryAdmin(admin.ModelAdmin):
 
 @admin.register(TopUp)
 class TopUpAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "customer", "payment_intent_id", "amount_cents", "origin", "status", "stripe_status"]
+    list_display = ["created_at", "customer", "payment_intent_id", "amount", "origin", "status", "stripe_status"]
+
+    @admin.display(description="amount", ordering="amount_cents")
+    def amount(self, top_up: TopUp) -> str:
+        return format_money(cents_to_microdollars(top_up.amount_cents))
     list_filter = ["status", "origin", "organization"]
     search_fields = ["payment_intent_id", "customer__external_id"]
 
 
 @admin.register(AutoTopUpConfig)
 class AutoTopUpConfigAdmin(ReadOnlyAdmin):
-    list_display = ["customer", "amount_microdollars", "threshold_microdollars", "consecutive_failures",
-                    "last_failed_at", "disabled_reason"]
+    amount = money_column("amount_microdollars", "amount")
+    threshold = money_column("threshold_microdollars", "threshold")
+    list_display = ["customer", "amount", "threshold", "consecutive_failures", "last_failed_at", "disabled_reason"]
     search_fields = ["customer__external_id"]
 
 
 @admin.register(AutoTopUpAttempt)
 class AutoTopUpAttemptAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "customer", "amount_microdollars", "balance_microdollars", "status", "error"]
+    amount = money_column("amount_microdollars", "amount")
+    balance = money_column("balance_microdollars", "balance")
+    list_display = ["created_at", "customer", "amount", "balance", "status", "error"]
     list_filter = ["status"]
 
 
 @admin.register(SpendingLimit)
 class SpendingLimitAdmin(ReadOnlyAdmin):
-    list_display = ["customer", "amount_microdollars", "duration", "strategy", "enabled"]
+    amount = money_column("amount_microdollars", "limit")
+    list_display = ["customer", "amount", "duration", "strategy", "enabled"]
     list_filter = ["duration", "strategy", "enabled"]
 
 

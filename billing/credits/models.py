@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 
 from accounts.fields import EncryptedTextField
+from costcalc.money import cents_to_microdollars, format_money
 
 
 class CreditEntry(models.Model):
@@ -69,7 +70,7 @@ class CreditEntry(models.Model):
         indexes = [models.Index(fields=["customer", "created_at"], name="credit_entry_customer_time")]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.amount_microdollars} µ$ ({self.reference})"
+        return f"{self.get_kind_display()} {format_money(self.amount_microdollars)} ({self.reference})"
 
     @property
     def is_addition(self) -> bool:
@@ -95,7 +96,7 @@ class CreditDraw(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount_microdollars} µ$ from {self.lot_id}"
+        return f"{format_money(self.amount_microdollars)} from {self.lot_id}"
 
 
 class StripePaymentAccount(models.Model):
@@ -183,7 +184,7 @@ class AutoTopUpConfig(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"auto top-up {self.amount_microdollars} µ$ below {self.threshold_microdollars} µ$"
+        return f"auto top-up {format_money(self.amount_microdollars)} below {format_money(self.threshold_microdollars)}"
 
     @property
     def active(self) -> bool:
@@ -324,4 +325,4 @@ class InvoiceCredit(models.Model):
         constraints = [models.CheckConstraint(condition=Q(amount_cents__gt=0), name="invoice_credit_positive")]
 
     def __str__(self) -> str:
-        return f"{self.amount_cents}¢ on line {self.line_id}"
+        return f"{format_money(cents_to_microdollars(self.amount_cents))} on line {self.line_id}"

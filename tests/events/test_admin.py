@@ -55,7 +55,7 @@ def test_a_budget_added_and_deleted_in_admin_moves_the_blocklist_at_once(
         "name": "big spender",
         "scope": "customer",
         "scope_value": "big",
-        "limit_microdollars": 10_000,
+        "limit_usd": "0.01",  # entered in dollars: 10,000 microdollars
         "period": "month",
         "action": "block",
         "enabled": "on",
@@ -79,11 +79,12 @@ def test_an_organization_budget_with_a_scope_value_is_refused_in_admin(admin_cli
         "organization": organization.pk,
         "scope": "organization",
         "scope_value": "oops",
-        "limit_microdollars": 1,
+        "limit_usd": "0.000001",
         "period": "day",
         "action": "alert",
     }
     response = admin_client_logged_in.post("/admin/events/budget/add/", form)
 
     assert response.status_code == 200  # the form again, with the error
+    assert "budget_organization_scope_has_no_value" in response.content.decode()
     assert not Budget.objects.exists()

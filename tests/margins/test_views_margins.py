@@ -102,6 +102,7 @@ def test_margin_table_matches_the_seed_shape_and_math(member_client, ledger):
         "avatarUrl": None,
         "tagValue": "acme-corp",
         "revenueMicrodollars": 100_000_000,
+        "revenueSource": "stripe",
         "costMicrodollars": 30_000_000,
         "marginMicrodollars": 70_000_000,
         "marginPercent": 70,
@@ -202,13 +203,14 @@ def test_customer_detail_has_revenue_over_time_and_model_breakdown(member_client
     assert (data["healthTier"], data["marginPercent"]) == ("healthy", 70)
     assert (data["revenueMicrodollars"], data["costMicrodollars"]) == (100_000_000, 30_000_000)
     assert data["revenueOverTime"] == [
-        {"period": "2026-02", "revenue": 90_000_000, "cost": 25_000_000},
-        {"period": "2026-03", "revenue": 95_000_000, "cost": 28_000_000},
-        {"period": "2026-04", "revenue": 100_000_000, "cost": 30_000_000},
+        {"period": "2026-02", "revenue": 90_000_000, "revenueSource": "stripe", "cost": 25_000_000},
+        {"period": "2026-03", "revenue": 95_000_000, "revenueSource": "stripe", "cost": 28_000_000},
+        {"period": "2026-04", "revenue": 100_000_000, "revenueSource": "stripe", "cost": 30_000_000},
     ]
+    # Tokens are summed per model (record_usage gives each call 100 in, 50 out).
     assert data["modelBreakdown"] == [
-        {"model": "gpt-4o", "cost": 20_000_000, "requestCount": 1},
-        {"model": "gpt-4o-mini", "cost": 10_000_000, "requestCount": 2},
+        {"model": "gpt-4o", "cost": 20_000_000, "requestCount": 1, "inputTokens": 100, "outputTokens": 50},
+        {"model": "gpt-4o-mini", "cost": 10_000_000, "requestCount": 2, "inputTokens": 200, "outputTokens": 100},
     ]
 
 

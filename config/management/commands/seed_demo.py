@@ -1,7 +1,9 @@
 """Create (or refresh) the demo organization: a Pro org, an admin user, an API key, customers, and
 30 days of AI usage for them sent through the real ingest service (MarginDash dialect, priced by
 the catalog), plus an alert budget, and billing configuration: per-request billable metrics,
-products, a rate card and a contract per customer, so live draft invoices show the usage.
+products, a rate card and a contract per customer starting on the first day of last month, so live
+draft invoices show the usage. Customer health (margins) is computed at the end, so the dashboard and
+the admin show tiers without a Stripe sync.
 
 Idempotent: running it again reuses what exists (usage has fixed idempotency keys, so it is stored
 once) and prints a fresh API key (the previous demo key is revoked, since a key's secret cannot be
@@ -26,7 +28,9 @@ from costcalc.models import ModelPrice
 from events.dialects import margindash
 from events.models import Budget, Customer
 from events.services import blocklist_recompute, budget_create, ingest_events
-from margins.models import MarginSettings
+from margins import calculations
+from margins.models import CustomerHealth, MarginSettings
+from margins.services import health_recompute
 
 DEMO_ORGANIZATION = "Demo AI Co"
 DEMO_USERNAME = "admin"
@@ -84,15 +88,27 @@ class Command(BaseCommand):
                 )
         created = self._usage(organization)
         invoice_url = self._draft_invoice_link(organization, base_url)
-        self.stdout.write(self.style.SUCCESS(f"Demo organization: {organization.name} (plan {organization.plan})"))
-        self.stdout.write(f"Admin:     {base_url}/admin/   login {DEMO_USERNAME} / {DEMO_PASSWORD}")
-        self.stdout.write(f"API docs:  {base_url}/api/docs/")
-        self.stdout.write(f"Health:    {base_url}/healthz")
+        health_recompute(organization=organization)  # tiers for the dashboard and admin without a Stripe sync
+        tiers = CustomerHealth.objects.filter(organization=organization).order_by("tag_value")
         self.stdout.write(f"Usage:     {created} new demo events over the last {DEMO_DAYS} days and today")
-        self.stdout.write(f"Invoice:   {invoice_url}  (Acme Corp's live draft, no login)")
-        self.stdout.write(f"API key:   {raw_key}")
-        self.stdout.write(f"Margins:   sign in at /admin/, then open {base_url}/api/margins (session auth, Pro plan)")
-        self.stdout.write(f"Try:       curl -H 'Authorization: Bearer {raw_key}' {base_url}/api/v1/organization")
+        self.stdout.write("Health:    " + ", ".join(f"{row.tag_value} {row.tier}" for row in tiers))
+        # What a person needs, last and together, so it is on screen when the server starts.
+        lines = [
+            f"Demo organization: {organization.name} (plan {organization.plan})",
+            f"Sign in:    {base_url}/login/   user {DEMO_USERNAME}   password {DEMO_PASSWORD}",
+            f"Dashboard:  {base_url}/dashboard/   (margins, usage, mappings)",
+            f"Admin:      {base_url}/admin/   (same login)",
+            f"Invoice:    {invoice_url}   (Acme Corp's live draft, no login)",
+            f"API docs:   {base_url}/api/docs/   and {base_url}/api/redoc/",
+            f"API key:    {raw_key}",
+            f"Try:        curl -H 'Authorization: Bearer {raw_key}' {base_url}/api/v1/organization",
+        ]
+        width = min(100, max(len(line) for line in lines))
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS("=" * width))
+        for line in lines:
+            self.stdout.write(line)
+        self.stdout.write(self.style.SUCCESS("=" * width))
 
     def _billing(self, organization) -> None:
         """A COUNT metric and a product per event type, one rate card, and a contract per customer.
@@ -100,8 +116,10 @@ class Command(BaseCommand):
         Created before the usage is sent, so ingest pre-aggregates it for these metrics."""
         if RateCard.objects.filter(organization=organization, name="Standard").exists():
             return
-        # Rates and contracts start on whole UTC hours (usage is pre-aggregated per hour).
-        starts = datetime(2026, 1, 1, tzinfo=UTC)
+        # Rates and contracts start on whole UTC hours (usage is pre-aggregated per hour): the first of
+        # last month, so the 30 days of demo usage are all billed and the drafts stay few.
+        year, month = calculations.parse_period(calculations.shift_period(calculations.period_of(timezone.now()), -1))
+        starts = datetime(year, month, 1, tzinfo=UTC)
         rate_card = billing_services.rate_card_create(organization=organization, name="Standard")
         for event_type, product_name, cents in DEMO_PRICES:
             metric = billing_services.billable_metric_create(
