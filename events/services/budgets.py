@@ -2,7 +2,7 @@
 
 import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.cache import cache
@@ -12,8 +12,9 @@ from django.utils import timezone
 from accounts.models import Organization
 from accounts.tasking import enqueue
 
-from .. import hooks
+from .. import hooks, usage
 from ..budgeting import (
+    CUSTOMER,
     EMPTY_BLOCKED,
     BudgetRule,
     PeriodTotals,
@@ -21,7 +22,8 @@ from ..budgeting import (
     evaluate_budgets,
     period_bounds,
 )
-from ..models import BlocklistState, Budget, BudgetAlert, Customer, UsageEvent
+from ..hooks import BlockedSet
+from ..models import BlocklistState, Budget, BudgetAlert, BudgetPendingCustomer
 
 logger = logging.getLogger(__name__)
 
@@ -84,25 +86,66 @@ def budget_delete(*, budget: Budget) -> None:
 
 
 def blocklist_recompute(*, organization, now: datetime | None = None) -> BlocklistState:
-    """Recompute the organization's blocklist: its enabled budgets (set-based sums over each period)
-    united with every registered block source (`events.hooks.blocked_by_sources`, e.g. billing's
-    spending limits). The version grows only when the blocked set changes; reached budgets get one
+    """Recompute the organization's blocklist: its enabled budgets (from the usage rollups) united
+    with every registered block source (`events.hooks.blocked_by_sources`, e.g. billing's spending
+    limits). The version grows only when the blocked set changes; reached budgets get one
     `BudgetAlert` per period and subject. Public: call it after anything that changes a source."""
-    now = now or timezone.now()
-    budgets = list(Budget.objects.filter(organization=organization, enabled=True))
-    rules = [BudgetRule(b.id, b.scope, b.scope_value, b.limit_microdollars, b.period, b.action) for b in budgets]
-    own, reached = evaluate_budgets(rules, _period_totals(organization.pk, rules, now)) if rules else (None, [])
-    blocked = hooks.blocked_by_sources(organization=organization)
-    if own is not None:
-        blocked = own.union(blocked)
-    wanted = blocked_as_json(blocked)
+    return _evaluate(organization, now or timezone.now(), incremental=False)
 
-    state = BlocklistState.objects.filter(organization=organization).first()
-    if state is not None and (state.blocked or EMPTY_BLOCKED) == wanted and not reached:
-        return state  # the common case after ingest: nothing to write
+
+def blocklist_evaluate_changes(*, organization, now: datetime | None = None) -> BlocklistState:
+    """The evaluation after ingest: like `blocklist_recompute`, but customer budgets are decided again
+    only for the customers whose usage changed since the last evaluation (those ingest queued,
+    `BudgetPendingCustomer`); the others keep what the last evaluation decided. Organization and
+    event-type budgets read at most a row per day and event type. So its cost follows the customers
+    an ingest touched, not the organization's size. Falls back to the full recompute when the last
+    evaluation was on another UTC day (a day or month period rolled over) or there was none."""
+    return _evaluate(organization, now or timezone.now(), incremental=True)
+
+
+_TAKE_PENDING_SQL = (
+    f"DELETE FROM {BudgetPendingCustomer._meta.db_table} WHERE organization_id = %s RETURNING customer_id"  # noqa: S608
+)
+
+
+def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistState:
     with transaction.atomic():
-        if state is None or (state.blocked or EMPTY_BLOCKED) != wanted:
-            state = _store_blocklist(organization, wanted, now)
+        # One evaluation of an organization at a time (the row lock), so the customers taken below
+        # are decided by exactly one of them, against the stored decisions of the one before.
+        state = _locked_state(organization)
+        # Taken before the usage is read: an ingest that commits after this statement leaves its
+        # customers for the next evaluation (and schedules it); one before it is read below.
+        with connection.cursor() as cursor:
+            cursor.execute(_TAKE_PENDING_SQL, [organization.pk])
+            changed = [customer_id for (customer_id,) in cursor.fetchall()]
+        today = now.astimezone(UTC).date()
+        if state.computed_at is None or state.computed_at.astimezone(UTC).date() != today:
+            incremental = False
+        budgets = list(Budget.objects.filter(organization=organization, enabled=True))
+        rules = [BudgetRule(b.id, b.scope, b.scope_value, b.limit_microdollars, b.period, b.action) for b in budgets]
+        budget_customers: set[str] = set()
+        reached = []
+        own = None
+        if rules:
+            customers = changed if incremental else None
+            totals, seen = _period_totals(organization.pk, rules, now, customers=customers)
+            own, reached = evaluate_budgets(rules, totals)
+            budget_customers = set(own.customer_ids)
+            if incremental:
+                # A changed customer without usage in the periods cannot have moved: keep its decision.
+                budget_customers |= set(state.budget_customer_ids or ()) - seen
+        blocked = hooks.blocked_by_sources(organization=organization)
+        if own is not None:
+            blocked = BlockedSet(own.organization, own.event_types, frozenset(budget_customers)).union(blocked)
+        wanted = blocked_as_json(blocked)
+        stored_customers = sorted(budget_customers)
+        if (state.blocked or EMPTY_BLOCKED) != wanted:
+            state.version += 1
+            state.blocked = wanted
+            state.changed_at = now
+        state.computed_at = now
+        state.budget_customer_ids = stored_customers
+        state.save()
         if reached:
             BudgetAlert.objects.bulk_create(
                 [
@@ -122,59 +165,39 @@ def blocklist_recompute(*, organization, now: datetime | None = None) -> Blockli
     return state
 
 
-def _store_blocklist(organization, wanted: dict, now: datetime) -> BlocklistState:
-    """Under the row lock: bump the version only if the set really differs from the stored one."""
+def _locked_state(organization) -> BlocklistState:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {BlocklistState._meta.db_table} (organization_id, version, blocked) "  # noqa: S608
-            "VALUES (%s, 0, %s::jsonb) ON CONFLICT (organization_id) DO NOTHING",
+            f"INSERT INTO {BlocklistState._meta.db_table} (organization_id, version, blocked, budget_customer_ids) "  # noqa: S608
+            "VALUES (%s, 0, %s::jsonb, '[]'::jsonb) ON CONFLICT (organization_id) DO NOTHING",
             [organization.pk, json.dumps(EMPTY_BLOCKED)],
         )
-    state = BlocklistState.objects.select_for_update().get(organization=organization)
-    if (state.blocked or EMPTY_BLOCKED) != wanted:
-        state.version += 1
-        state.blocked = wanted
-        state.changed_at = now
-    state.computed_at = now
-    state.save()
-    return state
+    return BlocklistState.objects.select_for_update().get(organization=organization)
 
 
-def _period_totals(organization_id, rules: list[BudgetRule], now: datetime) -> dict[str, PeriodTotals]:
-    """Cost per period, all / per event type / per customer, in one aggregate query."""
+def _period_totals(
+    organization_id, rules: list[BudgetRule], now: datetime, *, customers: list[int] | None
+) -> tuple[dict[str, PeriodTotals], set[str]]:
+    """Cost per period: all of it and per event type (from the organization's daily rollups), and per
+    customer (external id): every customer, or only ``customers`` (ids). Also returns the external
+    ids of the customers read. Budget periods are whole UTC days and months: rollups alone."""
     periods = sorted({rule.period for rule in rules})
-    bounds = {period: period_bounds(period, now) for period in periods}
-    scan_start = min(start for start, _ in bounds.values())
-    scan_end = max(end for _, end in bounds.values())
-    sums, params = [], []
+    bounds = {period: tuple(instant.date() for instant in period_bounds(period, now)) for period in periods}
+    totals = {period: PeriodTotals() for period in periods}
     for period in periods:
         start, end = bounds[period]
-        sums.append("COALESCE(SUM(cost_microdollars) FILTER (WHERE occurred_at >= %s AND occurred_at < %s), 0)")
-        params += [start, end]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT GROUPING(event_type), GROUPING(customer_id), event_type, customer_id, {', '.join(sums)} "  # noqa: S608
-            f"FROM {UsageEvent._meta.db_table} WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s "
-            "GROUP BY GROUPING SETS ((), (event_type), (customer_id))",
-            [*params, organization_id, scan_start, scan_end],
+        by_type = usage.organization_cost_by_event_type(organization_id=organization_id, start=start, end=end)
+        totals[period].event_types = by_type
+        totals[period].organization = sum(by_type.values())
+    by_customer: dict[str, list[int]] = {}
+    if any(rule.scope == CUSTOMER for rule in rules) and (customers is None or customers):
+        by_customer = usage.customer_cost(
+            organization_id=organization_id, windows=[bounds[period] for period in periods], customer_ids=customers
         )
-        rows = cursor.fetchall()
-    totals = {period: PeriodTotals() for period in periods}
-    by_customer_pk: dict[int, list[int]] = {}
-    for grouped_type, grouped_customer, event_type, customer_id, *amounts in rows:
+    for external_id, amounts in by_customer.items():
         for period, amount in zip(periods, amounts, strict=True):
-            if grouped_type and grouped_customer:
-                totals[period].organization = int(amount)
-            elif not grouped_type:
-                totals[period].event_types[event_type] = int(amount)
-        if not grouped_customer:
-            by_customer_pk[customer_id] = [int(amount) for amount in amounts]
-    if by_customer_pk:
-        external_ids = dict(Customer.objects.filter(pk__in=by_customer_pk).values_list("pk", "external_id"))
-        for customer_pk, amounts in by_customer_pk.items():
-            for period, amount in zip(periods, amounts, strict=True):
-                totals[period].customers[external_ids[customer_pk]] = amount
-    return totals
+            totals[period].customers[external_id] = amount
+    return totals, set(by_customer)
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,11 +237,11 @@ def budget_evaluation_schedule(*, organization_id) -> bool:
 
 
 def budget_evaluation_run(*, organization_id) -> BlocklistState | None:
-    """The task's body: recompute once, then release the lock and re-queue if more usage came in."""
+    """The task's body: evaluate the changes once, then release the lock and re-queue if more usage came in."""
     cache.delete(_dirty_key(organization_id))
     try:
         organization = Organization.objects.filter(pk=organization_id).first()
-        state = blocklist_recompute(organization=organization) if organization is not None else None
+        state = blocklist_evaluate_changes(organization=organization) if organization is not None else None
     finally:
         cache.delete(_lock_key(organization_id))
     if organization is not None and cache.get(_dirty_key(organization_id)):
