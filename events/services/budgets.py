@@ -1,4 +1,5 @@
 """Budgets, the SDK blocklist and the debounced budget evaluation after ingest."""
+# ruff: noqa: S608  (SQL built from table names only; values are parameters)
 
 import json
 import logging
@@ -12,10 +13,11 @@ from django.utils import timezone
 from accounts.models import Organization
 from accounts.tasking import enqueue
 
-from .. import hooks, usage
+from .. import hooks
 from ..budgeting import (
-    CUSTOMER,
+    DAY,
     EMPTY_BLOCKED,
+    MONTH,
     BudgetRule,
     PeriodTotals,
     blocked_as_json,
@@ -23,7 +25,16 @@ from ..budgeting import (
     period_bounds,
 )
 from ..hooks import BlockedSet
-from ..models import BlocklistState, Budget, BudgetAlert, BudgetPendingCustomer
+from ..models import (
+    BlocklistState,
+    Budget,
+    BudgetAlert,
+    BudgetPendingCustomer,
+    Customer,
+    OrganizationUsageDay,
+    UsageDay,
+)
+from .sql import fetch_pipelined
 
 logger = logging.getLogger(__name__)
 
@@ -103,49 +114,121 @@ def blocklist_evaluate_changes(*, organization, now: datetime | None = None) -> 
     return _evaluate(organization, now or timezone.now(), incremental=True)
 
 
-_TAKE_PENDING_SQL = (
-    f"DELETE FROM {BudgetPendingCustomer._meta.db_table} WHERE organization_id = %s RETURNING customer_id"  # noqa: S608
+_STATE = BlocklistState._meta.db_table
+_BUDGETS = Budget._meta.db_table
+# A lock of its own per organization (one evaluation at a time), in the one-key space of the ledger
+# locks: the organization's 64-bit ledger key XOR a constant ("BDGT").
+_EVALUATION_LOCK_SQL = "SELECT pg_advisory_xact_lock(events_ledger_lock_key(%(organization)s::uuid) # 1111770964)"
+_STATE_SQL = (
+    f"SELECT version, blocked, computed_at, changed_at, budget_customer_ids FROM {_STATE} "
+    "WHERE organization_id = %(organization)s"
 )
+_RULES_SQL = (
+    f"SELECT id, scope, scope_value, limit_microdollars, period, action FROM {_BUDGETS} "
+    "WHERE organization_id = %(organization)s AND enabled ORDER BY id"
+)
+# Cost of the month and of the day (inside it) per event type, over all customers.
+_ORGANIZATION_TOTALS_SQL = (
+    "SELECT event_type, sum(cost_microdollars), "
+    "coalesce(sum(cost_microdollars) FILTER (WHERE day = %(day)s), 0) "
+    f"FROM {OrganizationUsageDay._meta.db_table} WHERE organization_id = %(organization)s "
+    "AND day >= %(month_start)s AND day < %(month_end)s GROUP BY 1"
+)
+# Takes the customers ingest queued and reads their month and day cost, in one statement (one
+# snapshot): whatever committed before it is both taken and read; what commits after it is left
+# for the next evaluation. Every customer is read instead when the last evaluation was not today
+# (the periods rolled over, or there was none); none when no customer budget is enabled.
+_CUSTOMER_TOTALS_SQL = f"""
+WITH taken AS (
+    DELETE FROM {BudgetPendingCustomer._meta.db_table} WHERE organization_id = %(organization)s RETURNING customer_id
+), scope AS (
+    SELECT EXISTS (SELECT 1 FROM {_BUDGETS} WHERE organization_id = %(organization)s AND enabled
+                   AND scope = 'customer') AS any_budget,
+           %(full)s OR NOT EXISTS (SELECT 1 FROM {_STATE} WHERE organization_id = %(organization)s
+                                   AND computed_at >= %(day_start)s AND computed_at < %(day_end)s) AS everyone
+)
+SELECT c.external_id, sum(d.cost_microdollars), coalesce(sum(d.cost_microdollars) FILTER (WHERE d.day = %(day)s), 0)
+FROM {UsageDay._meta.db_table} d JOIN {Customer._meta.db_table} c ON c.id = d.customer_id, scope
+WHERE scope.any_budget AND d.organization_id = %(organization)s AND d.day >= %(month_start)s
+    AND d.day < %(month_end)s AND (scope.everyone OR d.customer_id IN (SELECT customer_id FROM taken))
+GROUP BY 1
+"""
+_WRITE_STATE_SQL = f"""
+INSERT INTO {_STATE} (organization_id, version, blocked, computed_at, changed_at, budget_customer_ids)
+VALUES (%(organization)s, %(version)s, %(blocked)s::jsonb, %(computed_at)s, %(changed_at)s, %(customers)s::jsonb)
+ON CONFLICT (organization_id) DO UPDATE SET version = EXCLUDED.version, blocked = EXCLUDED.blocked,
+    computed_at = EXCLUDED.computed_at, changed_at = EXCLUDED.changed_at,
+    budget_customer_ids = EXCLUDED.budget_customer_ids
+"""
 
 
 def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistState:
+    """One round trip reads everything (after the evaluation lock), then the block sources are asked
+    and the state is written only when it changed (or once per UTC day)."""
+    now = now.astimezone(UTC)
+    day_start, day_end = period_bounds(DAY, now)
+    month_start, month_end = period_bounds(MONTH, now)
+    params = {
+        "organization": organization.pk, "full": not incremental, "day": day_start.date(),
+        "day_start": day_start, "day_end": day_end, "month_start": month_start.date(), "month_end": month_end.date(),
+    }
     with transaction.atomic():
-        # One evaluation of an organization at a time (the row lock), so the customers taken below
-        # are decided by exactly one of them, against the stored decisions of the one before.
-        state = _locked_state(organization)
-        # Taken before the usage is read: an ingest that commits after this statement leaves its
-        # customers for the next evaluation (and schedules it); one before it is read below.
-        with connection.cursor() as cursor:
-            cursor.execute(_TAKE_PENDING_SQL, [organization.pk])
-            changed = [customer_id for (customer_id,) in cursor.fetchall()]
-        today = now.astimezone(UTC).date()
-        if state.computed_at is None or state.computed_at.astimezone(UTC).date() != today:
-            incremental = False
-        budgets = list(Budget.objects.filter(organization=organization, enabled=True))
-        rules = [BudgetRule(b.id, b.scope, b.scope_value, b.limit_microdollars, b.period, b.action) for b in budgets]
+        # Everything written here is derived and written again by the next evaluation: a commit
+        # lost in a crash loses the whole transaction (the pending rows it took come back), so it
+        # need not wait for its WAL to reach the disk (one flush per ingest batch in eager mode).
+        _, _, state_rows, rule_rows, organization_rows, customer_rows = fetch_pipelined(
+            [
+                ("SET LOCAL synchronous_commit = off", None, False),
+                (_EVALUATION_LOCK_SQL, params, True),
+                (_STATE_SQL, params, True),
+                (_RULES_SQL, params, True),
+                (_ORGANIZATION_TOTALS_SQL, params, True),
+                (_CUSTOMER_TOTALS_SQL, params, True),
+            ]
+        )
+        version, stored_blocked, computed_at, changed_at, stored_customers = (
+            state_rows[0] if state_rows else (0, EMPTY_BLOCKED, None, None, [])
+        )
+        # Django's connection leaves jsonb as text (its JSONField parses it).
+        stored_blocked, stored_customers = (
+            json.loads(value) if isinstance(value, str) else value for value in (stored_blocked, stored_customers)
+        )
+        incremental = incremental and computed_at is not None and day_start <= computed_at < day_end
+        rules = [BudgetRule(*row) for row in rule_rows]
+        own, reached = None, []
         budget_customers: set[str] = set()
-        reached = []
-        own = None
         if rules:
-            customers = changed if incremental else None
-            totals, seen = _period_totals(organization.pk, rules, now, customers=customers)
+            totals = {MONTH: PeriodTotals(), DAY: PeriodTotals()}
+            for event_type, month_cost, day_cost in organization_rows:
+                totals[MONTH].event_types[event_type] = int(month_cost)
+                totals[DAY].event_types[event_type] = int(day_cost)
+            for period in totals.values():
+                period.organization = sum(period.event_types.values())
+            for external_id, month_cost, day_cost in customer_rows:
+                totals[MONTH].customers[external_id] = int(month_cost)
+                totals[DAY].customers[external_id] = int(day_cost)
             own, reached = evaluate_budgets(rules, totals)
             budget_customers = set(own.customer_ids)
             if incremental:
-                # A changed customer without usage in the periods cannot have moved: keep its decision.
-                budget_customers |= set(state.budget_customer_ids or ()) - seen
+                # A customer whose usage did not change this period keeps its decision.
+                budget_customers |= set(stored_customers or ()) - set(totals[MONTH].customers)
         blocked = hooks.blocked_by_sources(organization=organization)
         if own is not None:
             blocked = BlockedSet(own.organization, own.event_types, frozenset(budget_customers)).union(blocked)
         wanted = blocked_as_json(blocked)
-        stored_customers = sorted(budget_customers)
-        if (state.blocked or EMPTY_BLOCKED) != wanted:
-            state.version += 1
-            state.blocked = wanted
-            state.changed_at = now
-        state.computed_at = now
-        state.budget_customer_ids = stored_customers
-        state.save()
+        customers = sorted(budget_customers)
+        stored_blocked = {**EMPTY_BLOCKED, **(stored_blocked or {})}
+        set_changed = stored_blocked != wanted
+        if set_changed:
+            version, stored_blocked, changed_at = version + 1, wanted, now
+        if not state_rows or set_changed or not incremental or customers != stored_customers:
+            computed_at = now
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _WRITE_STATE_SQL,
+                    {**params, "version": version, "blocked": json.dumps(wanted), "computed_at": now,
+                     "changed_at": changed_at, "customers": json.dumps(customers)},
+                )
         if reached:
             BudgetAlert.objects.bulk_create(
                 [
@@ -162,42 +245,10 @@ def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistSta
                 ],
                 ignore_conflicts=True,
             )
-    return state
-
-
-def _locked_state(organization) -> BlocklistState:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {BlocklistState._meta.db_table} (organization_id, version, blocked, budget_customer_ids) "  # noqa: S608
-            "VALUES (%s, 0, %s::jsonb, '[]'::jsonb) ON CONFLICT (organization_id) DO NOTHING",
-            [organization.pk, json.dumps(EMPTY_BLOCKED)],
-        )
-    return BlocklistState.objects.select_for_update().get(organization=organization)
-
-
-def _period_totals(
-    organization_id, rules: list[BudgetRule], now: datetime, *, customers: list[int] | None
-) -> tuple[dict[str, PeriodTotals], set[str]]:
-    """Cost per period: all of it and per event type (from the organization's daily rollups), and per
-    customer (external id): every customer, or only ``customers`` (ids). Also returns the external
-    ids of the customers read. Budget periods are whole UTC days and months: rollups alone."""
-    periods = sorted({rule.period for rule in rules})
-    bounds = {period: tuple(instant.date() for instant in period_bounds(period, now)) for period in periods}
-    totals = {period: PeriodTotals() for period in periods}
-    for period in periods:
-        start, end = bounds[period]
-        by_type = usage.organization_cost_by_event_type(organization_id=organization_id, start=start, end=end)
-        totals[period].event_types = by_type
-        totals[period].organization = sum(by_type.values())
-    by_customer: dict[str, list[int]] = {}
-    if any(rule.scope == CUSTOMER for rule in rules) and (customers is None or customers):
-        by_customer = usage.customer_cost(
-            organization_id=organization_id, windows=[bounds[period] for period in periods], customer_ids=customers
-        )
-    for external_id, amounts in by_customer.items():
-        for period, amount in zip(periods, amounts, strict=True):
-            totals[period].customers[external_id] = amount
-    return totals, set(by_customer)
+    return BlocklistState(
+        organization=organization, version=version, blocked=stored_blocked, computed_at=computed_at,
+        changed_at=changed_at, budget_customer_ids=customers,
+    )
 
 
 # --------------------------------------------------------------------------------------------
