@@ -223,3 +223,26 @@ def test_the_http_ingest_path_feeds_the_rollups(api_client, organization, price_
     assert rollup_rows(organization) == ledger_sums(organization)
 
 
+
+
+def test_usage_by_day_and_model_usage_for_the_pages(organization):
+    from events.selectors import DayUsage, model_usage, usage_by_day
+
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=edge_batch())
+    acme = Customer.objects.get(organization=organization, external_id="acme").pk
+    january = (date(2026, 1, 1), date(2026, 2, 1))
+
+    assert usage_by_day(organization_id=organization.pk, start=date(2026, 1, 31), end=date(2026, 2, 2)) == [
+        DayUsage(date(2026, 1, 31), 2, 28, 7),
+        DayUsage(date(2026, 2, 1), 2, 24, 2),
+    ]
+    acme_days = usage_by_day(organization_id=organization.pk, start=date(2026, 1, 1), end=date(2026, 3, 1),
+                             customer_id=acme)
+    assert acme_days == [DayUsage(date(2026, 1, 31), 1, 5, 7), DayUsage(date(2026, 2, 1), 2, 24, 2)]
+    by_model = model_usage(organization_id=organization.pk, start=january[0], end=january[1])
+    assert [(row.model, row.requests, row.input_tokens, row.output_tokens) for row in by_model] == [
+        ("m-a", 2, 20, 10), ("m-b", 1, 10, 5),
+    ]
+    only_acme = model_usage(organization_id=organization.pk, start=january[0], end=january[1], external_id="acme")
+    assert [(row.model, row.requests) for row in only_acme] == [("m-a", 1), ("m-b", 1)]
+    assert model_usage(organization_id=organization.pk, start=january[0], end=january[1], external_id="nobody") == []
