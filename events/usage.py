@@ -54,16 +54,24 @@ def usage_by_customer_month(
     external_ids = sorted(set(external_ids))
     if not external_ids:
         return {}
+    # The customers' ids first, so the rollup read is an index range per customer (a join lets the
+    # planner scan the organization's whole period instead).
+    names = dict(
+        Customer.objects.filter(organization_id=organization_id, external_id__in=external_ids).values_list(
+            "pk", "external_id"
+        )
+    )
+    if not names:
+        return {}
     rows = _rows(
-        f"SELECT c.external_id, date_trunc('month', d.day)::date, sum(d.event_count), sum(d.cost_microdollars), "
-        f"sum(d.revenue_microdollars) FROM {_DAYS} d JOIN {_CUSTOMERS} c ON c.id = d.customer_id "
-        "WHERE c.organization_id = %(organization)s AND c.external_id = ANY(%(ids)s) "
-        "AND d.organization_id = %(organization)s AND d.day >= %(start)s AND d.day < %(end)s GROUP BY 1, 2",
-        {"organization": organization_id, "ids": external_ids, "start": start, "end": end},
+        "SELECT customer_id, date_trunc('month', day)::date, sum(event_count), sum(cost_microdollars), "
+        f"sum(revenue_microdollars) FROM {_DAYS} WHERE organization_id = %(organization)s "
+        "AND customer_id = ANY(%(customers)s) AND day >= %(start)s AND day < %(end)s GROUP BY 1, 2",
+        {"organization": organization_id, "customers": sorted(names), "start": start, "end": end},
     )
     return {
-        (external_id, month): UsageAmounts(int(events), int(cost), int(revenue))
-        for external_id, month, events, cost, revenue in rows
+        (names[customer_id], month): UsageAmounts(int(events), int(cost), int(revenue))
+        for customer_id, month, events, cost, revenue in rows
     }
 
 

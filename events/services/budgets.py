@@ -149,9 +149,21 @@ WITH taken AS (
 )
 SELECT c.external_id, sum(d.cost_microdollars), coalesce(sum(d.cost_microdollars) FILTER (WHERE d.day = %(day)s), 0)
 FROM {UsageDay._meta.db_table} d JOIN {Customer._meta.db_table} c ON c.id = d.customer_id, scope
-WHERE scope.any_budget AND d.organization_id = %(organization)s AND d.day >= %(month_start)s
-    AND d.day < %(month_end)s AND (scope.everyone OR d.customer_id IN (SELECT customer_id FROM taken))
+WHERE scope.any_budget AND scope.everyone AND d.organization_id = %(organization)s
+    AND d.day >= %(month_start)s AND d.day < %(month_end)s
 GROUP BY 1
+UNION ALL
+SELECT c.external_id, s.month_cost, s.day_cost
+FROM (SELECT DISTINCT customer_id FROM taken) AS t
+JOIN {Customer._meta.db_table} c ON c.id = t.customer_id
+CROSS JOIN scope
+CROSS JOIN LATERAL (  -- an index range per customer taken, whatever the organization's size
+    SELECT sum(d.cost_microdollars) AS month_cost,
+        coalesce(sum(d.cost_microdollars) FILTER (WHERE d.day = %(day)s), 0) AS day_cost
+    FROM {UsageDay._meta.db_table} d WHERE d.organization_id = %(organization)s AND d.customer_id = t.customer_id
+        AND d.day >= %(month_start)s AND d.day < %(month_end)s
+) AS s
+WHERE scope.any_budget AND NOT scope.everyone AND s.month_cost IS NOT NULL
 """
 _WRITE_STATE_SQL = f"""
 INSERT INTO {_STATE} (organization_id, version, blocked, computed_at, changed_at, budget_customer_ids)
