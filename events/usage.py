@@ -159,47 +159,6 @@ def usage_by_day(*, organization_id, start: date, end: date, customer_id: int | 
     return [DayUsage(day, int(events), int(cost), int(revenue)) for day, events, cost, revenue in rows if events]
 
 
-# --- Budgets -------------------------------------------------------------------------------------
-
-
-def organization_cost_by_event_type(*, organization_id, start: date, end: date) -> dict[str, int]:
-    """Cost per event type over all customers on the days [start, end) (at most a row per day and type)."""
-    rows = _rows(
-        f"SELECT event_type, sum(cost_microdollars) FROM {_ORGANIZATION_DAYS} "
-        "WHERE organization_id = %(organization)s AND day >= %(start)s AND day < %(end)s GROUP BY 1",
-        {"organization": organization_id, "start": start, "end": end},
-    )
-    return {event_type: int(cost) for event_type, cost in rows}
-
-
-def customer_cost(
-    *, organization_id, windows: list[tuple[date, date]], customer_ids: Iterable[int] | None = None
-) -> dict[str, list[int]]:
-    """Customer external id → its cost in each of ``windows`` (days [start, end)), for the given
-    customers (their ids) or for every customer with usage in them; customers without usage are left out."""
-    if not windows:
-        return {}
-    sums, params = [], {"organization": organization_id}
-    for number, (start, end) in enumerate(windows):
-        sums.append(
-            f"coalesce(sum(d.cost_microdollars) FILTER (WHERE d.day >= %(s{number})s AND d.day < %(e{number})s), 0)"
-        )
-        params[f"s{number}"], params[f"e{number}"] = start, end
-    params["start"] = min(start for start, _ in windows)
-    params["end"] = max(end for _, end in windows)
-    customer_filter = ""
-    if customer_ids is not None:
-        params["customers"] = sorted(set(customer_ids))
-        customer_filter = "AND d.customer_id = ANY(%(customers)s) "
-    rows = _rows(
-        f"SELECT c.external_id, {', '.join(sums)} FROM {_DAYS} d JOIN {_CUSTOMERS} c ON c.id = d.customer_id "
-        f"WHERE d.organization_id = %(organization)s {customer_filter}"
-        "AND d.day >= %(start)s AND d.day < %(end)s GROUP BY c.external_id",
-        params,
-    )
-    return {external_id: [int(amount) for amount in amounts] for external_id, *amounts in rows}
-
-
 # --- Exact windows (spending limits) -------------------------------------------------------------
 
 
