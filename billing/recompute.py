@@ -20,9 +20,14 @@ def _debounce_key(customer_id) -> str:
     return f"billing:draft-recompute:{customer_id}"
 
 
+RECOMPUTE_CHUNK = 100  # customers per task: one for an ingest batch (≤ 100 events), several for an organization
+
+
 def schedule_drafts_recompute(customer_ids) -> list[int]:
-    """Queue one task that recomputes the drafts of every customer in ``customer_ids`` that has no
-    recompute queued yet, in BILLING_RECOMPUTE_DEBOUNCE_SECONDS. Returns the customers it took.
+    """Queue the recompute of the drafts of every customer in ``customer_ids`` that has no recompute
+    queued yet, in BILLING_RECOMPUTE_DEBOUNCE_SECONDS: one task per RECOMPUTE_CHUNK customers (so an
+    ingest batch queues one, and a refresh of a whole organization's drafts spreads over workers).
+    Returns the customers it took.
 
     A burst of ingests gives one recompute per customer. None is lost: the task clears the customers'
     keys (`recompute_started`) before it reads any usage, so usage committed after that point
@@ -31,11 +36,12 @@ def schedule_drafts_recompute(customer_ids) -> list[int]:
     delay = settings.BILLING_RECOMPUTE_DEBOUNCE_SECONDS
     timeout = delay + 300
     taken = [customer_id for customer_id in customer_ids if cache.add(_debounce_key(customer_id), 1, timeout=timeout)]
-    if taken:
+    for start in range(0, len(taken), RECOMPUTE_CHUNK):
+        chunk = taken[start : start + RECOMPUTE_CHUNK]
         try:
-            enqueue(RECOMPUTE_TASK, args=[taken], countdown=delay)
+            enqueue(RECOMPUTE_TASK, args=[chunk], countdown=delay)
         except Exception:
-            cache.delete_many([_debounce_key(customer_id) for customer_id in taken])  # let the next usage retry
+            cache.delete_many([_debounce_key(customer_id) for customer_id in taken[start:]])  # the next usage retries
             raise
     return taken
 

@@ -153,3 +153,20 @@ def test_the_task_recomputes_every_customers_drafts_in_one_run(organization, see
 
     assert tasks.recompute_draft_invoices([c.pk for c in customers]) == 3
     assert not Invoice.objects.filter(customer__in=customers, computed_at__isnull=True).exists()
+
+
+def test_an_organization_wide_refresh_spreads_over_tasks_of_a_hundred_customers(db, monkeypatch):
+    from django.core.cache import cache
+
+    from billing import tasks
+
+    cache.clear()
+    queued = []
+    monkeypatch.setattr(tasks.recompute_draft_invoices, "apply_async", lambda args, countdown: queued.append(args[0]))
+
+    taken = recompute.schedule_drafts_recompute(list(range(1, 251)))
+
+    assert taken == list(range(1, 251))
+    assert [len(chunk) for chunk in queued] == [100, 100, 50]
+    assert recompute.schedule_drafts_recompute([7, 300]) == [300]  # 7 is queued already
+    cache.clear()
