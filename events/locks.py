@@ -8,9 +8,9 @@ it exclusively, and so waits for the ingests already running and makes the next 
   deletes that bypass Django), so that no event is stored for a customer being deleted: the ledger
   has no foreign key constraint to enforce that row by row (ARCHITECTURE.md, "The ledger's
   references");
-- billing's invoice finalization (one transaction per invoice), rollup rebuild and contract
-  creation (`billing.metering`), and the usage rollups' rebuild (one slice of customers at a time,
-  `events.services.rollups`).
+- billing's invoice finalization (one transaction per invoice), the start of a metric rollup
+  rebuild and contract creation (`billing.metering`), and the usage rollups' rebuild (one slice of
+  customers at a time, `events.services.rollups`); the migration 0011 guard uses the same key.
 
 Ingest also takes the catalog reference lock shared, in the same statement: one lock for the whole
 price catalog, which deleting a catalog price row takes exclusively (the guard trigger of migration
