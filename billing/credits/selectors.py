@@ -112,7 +112,10 @@ def spend_history(*, customer, windows: list[tuple[datetime, datetime]]) -> list
     limits count it (`customer_spend`): one window at a time, since graduated tiers make a window's
     charge depend on what came before it in the billing period."""
     return [
-        customer_spend(customer_ids=[customer.pk], start=start, end=end).get(customer.pk, 0) for start, end in windows
+        customer_spend(organization_id=customer.organization_id, customer_ids=[customer.pk], start=start, end=end).get(
+            customer.pk, 0
+        )
+        for start, end in windows
     ]
 
 
