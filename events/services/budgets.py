@@ -3,6 +3,7 @@
 
 import json
 import logging
+import uuid
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -96,7 +97,7 @@ def budget_delete(*, budget: Budget) -> None:
 # blocklist
 
 
-def blocklist_recompute(*, organization, now: datetime | None = None) -> BlocklistState:
+def blocklist_recompute(*, organization, now: datetime | None = None) -> BlocklistState | None:
     """Recompute the organization's blocklist: its enabled budgets (from the usage rollups) united
     with every registered block source (`events.hooks.blocked_by_sources`, e.g. billing's spending
     limits). The version grows only when the blocked set changes; reached budgets get one
@@ -104,13 +105,14 @@ def blocklist_recompute(*, organization, now: datetime | None = None) -> Blockli
     return _evaluate(organization, now or timezone.now(), incremental=False)
 
 
-def blocklist_evaluate_changes(*, organization, now: datetime | None = None) -> BlocklistState:
+def blocklist_evaluate_changes(*, organization, now: datetime | None = None) -> BlocklistState | None:
     """The evaluation after ingest: like `blocklist_recompute`, but customer budgets are decided again
     only for the customers whose usage changed since the last evaluation (those ingest queued,
     `BudgetPendingCustomer`); the others keep what the last evaluation decided. Organization and
     event-type budgets read at most a row per day and event type. So its cost follows the customers
     an ingest touched, not the organization's size. Falls back to the full recompute when the last
-    evaluation was on another UTC day (a day or month period rolled over) or there was none."""
+    evaluation was on another UTC day (a day or month period rolled over) or there was none. None
+    when the organization no longer exists (``organization`` may be an unsaved `Organization(pk=…)`)."""
     return _evaluate(organization, now or timezone.now(), incremental=True)
 
 
@@ -174,7 +176,7 @@ ON CONFLICT (organization_id) DO UPDATE SET version = EXCLUDED.version, blocked 
 """
 
 
-def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistState:
+def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistState | None:
     """One round trip reads everything (after the evaluation lock), then the block sources are asked
     and the state is written only when it changed (or once per UTC day)."""
     now = now.astimezone(UTC)
@@ -184,20 +186,29 @@ def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistSta
         "organization": organization.pk, "full": not incremental, "day": day_start.date(),
         "day_start": day_start, "day_end": day_end, "month_start": month_start.date(), "month_end": month_end.date(),
     }
+    watch_columns = hooks.block_sources_watch_columns()
+    watch_sql = (
+        f"SELECT EXISTS (SELECT 1 FROM {Organization._meta.db_table} WHERE id = %(organization)s)"
+        + "".join(f", {column}" for column in watch_columns)
+    )
     with transaction.atomic():
         # Everything written here is derived and written again by the next evaluation: a commit
         # lost in a crash loses the whole transaction (the pending rows it took come back), so it
         # need not wait for its WAL to reach the disk (one flush per ingest batch in eager mode).
-        _, _, state_rows, rule_rows, organization_rows, customer_rows = fetch_pipelined(
+        _, _, watch_rows, state_rows, rule_rows, organization_rows, customer_rows = fetch_pipelined(
             [
                 ("SET LOCAL synchronous_commit = off", None, False),
                 (_EVALUATION_LOCK_SQL, params, True),
+                (watch_sql, params, True),
                 (_STATE_SQL, params, True),
                 (_RULES_SQL, params, True),
                 (_ORGANIZATION_TOTALS_SQL, params, True),
                 (_CUSTOMER_TOTALS_SQL, params, True),
             ]
         )
+        exists, *watching = watch_rows[0]
+        if not exists:  # deleted since the evaluation was queued
+            return None
         version, stored_blocked, computed_at, changed_at, stored_customers = (
             state_rows[0] if state_rows else (0, EMPTY_BLOCKED, None, None, [])
         )
@@ -224,7 +235,7 @@ def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistSta
             if incremental:
                 # A customer whose usage did not change this period keeps its decision.
                 budget_customers |= set(stored_customers or ()) - set(totals[MONTH].customers)
-        blocked = hooks.blocked_by_sources(organization=organization)
+        blocked = hooks.blocked_by_sources(organization=organization, watching=watching)
         if own is not None:
             blocked = BlockedSet(own.organization, own.event_types, frozenset(budget_customers)).union(blocked)
         wanted = blocked_as_json(blocked)
@@ -303,11 +314,12 @@ def budget_evaluation_run(*, organization_id) -> BlocklistState | None:
     """The task's body: evaluate the changes once, then release the lock and re-queue if more usage came in."""
     cache.delete(_dirty_key(organization_id))
     try:
-        organization = Organization.objects.filter(pk=organization_id).first()
-        state = blocklist_evaluate_changes(organization=organization) if organization is not None else None
+        # Not read first: the evaluation checks in its own round trip that the organization exists.
+        organization = Organization(pk=uuid.UUID(str(organization_id)))
+        state = blocklist_evaluate_changes(organization=organization)
     finally:
         cache.delete(_lock_key(organization_id))
-    if organization is not None and cache.get(_dirty_key(organization_id)):
+    if state is not None and cache.get(_dirty_key(organization_id)):
         budget_evaluation_schedule(organization_id=organization_id)
     return state
 

@@ -350,3 +350,36 @@ def test_the_evaluation_reads_no_ledger(organization):
 def test_nothing_is_queued_for_evaluation_when_nothing_watches_usage(organization):
     spend(organization, "a", 200, "a1")
     assert not BudgetPendingCustomer.objects.exists()
+
+
+def test_the_evaluation_asks_only_the_block_sources_watching_the_organization(organization, monkeypatch):
+    monkeypatch.setattr(hooks, "_block_sources", [])
+    monkeypatch.setattr(hooks, "_watch_sql", {})
+    asked = []
+
+    def idle(*, organization):
+        asked.append("idle")
+        return hooks.BlockedSet(customer_ids=frozenset({"never"}))
+
+    def watching(*, organization):
+        asked.append("watching")
+        return hooks.BlockedSet(event_types=frozenset({"chat"}))
+
+    hooks.register_block_source(idle, watches_sql="FALSE")
+    hooks.register_block_source(watching, watches_sql="EXISTS (SELECT 1 WHERE %(organization)s IS NOT NULL)")
+
+    state = blocklist_evaluate_changes(organization=organization, now=LAST_SECOND)
+
+    assert asked == ["watching"]
+    assert state.blocked == {"organization": False, "event_types": ["chat"], "customer_ids": []}
+
+
+def test_the_evaluation_of_an_organization_deleted_meanwhile_does_nothing(organization):
+    from accounts.models import Organization
+    from events.services.budgets import budget_evaluation_run
+
+    organization_id = organization.pk
+    Organization.objects.filter(pk=organization_id).delete()
+
+    assert budget_evaluation_run(organization_id=str(organization_id)) is None
+    assert not BlocklistState.objects.filter(organization_id=organization_id).exists()
