@@ -1,7 +1,7 @@
 """Queue Celery tasks by name: the one way a service asks for work to be done later.
 
 A tasks module imports the services it calls, so a service never imports a tasks module back: it
-names the task (`"billing.tasks.recompute_draft_invoice"`) and queues it through here, usually once
+names the task (`"billing.tasks.recompute_draft_invoices"`) and queues it through here, usually once
 its transaction commits. Each app's `ready()` imports its tasks modules, so every process (web,
 worker, beat) has them registered and eager mode (no `REDIS_URL`) runs them in-process; a name
 nobody registered is a `KeyError` at once, never a message sent to a queue nobody reads.

@@ -18,6 +18,17 @@
    (one COPY of a few seconds is noisy on a shared machine).
 5. Duplicate storm: replays the stored batches for `--seconds`; prints its rate relative to fresh
    ingest (target >= 0.9) and checks that no row was added.
+
+`--mode scale` measures instead, in-process (`ingest_events`, Celery eager as without a broker, so
+whatever ingest queues on commit runs inside the timed call), the median time of a 100-event batch:
+6. in an organization whose ledger holds `--ledger-events` events this month (default 10M, loaded by
+   COPY and rolled up through the rollup rebuild path), with an organization budget and an "each
+   customer" budget enabled against the same without them (target <= 1.3), once eager (every
+   batch's evaluation runs inside the call) and once with a broker (debounced to a worker);
+7. spread over 100 customers who all have a contract (so their drafts are recomputed) against 100
+   customers without one (target <= 2), once eager (the one recompute task per batch runs inside
+   the call) and once with a broker (kombu's in-memory transport: the call only queues the task).
+Run it at a small `--ledger-events` on a shared machine (e.g. 100000); the load is kept between runs.
 """
 
 from __future__ import annotations
@@ -34,7 +45,8 @@ import sys
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -232,9 +244,18 @@ def reset_ledger() -> None:
     from django.db import connection
 
     from billing.models import UniqueValueRollup, UsageRollup
-    from events.models import UsageEvent, VendorResponse
+    from events.models import (
+        BudgetPendingCustomer,
+        ModelUsageDay,
+        OrganizationUsageDay,
+        UsageDay,
+        UsageEvent,
+        VendorResponse,
+    )
 
-    tables = [model._meta.db_table for model in (VendorResponse, UsageEvent, UsageRollup, UniqueValueRollup)]
+    models = (VendorResponse, UsageEvent, UsageRollup, UniqueValueRollup, UsageDay, ModelUsageDay,
+              OrganizationUsageDay, BudgetPendingCustomer)
+    tables = [model._meta.db_table for model in models]
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(tables)}")
 
@@ -321,16 +342,182 @@ def total(result: dict, key: str) -> int:
     return sum(counts.get(key, 0) for counts in result["per_client"])
 
 
+# --------------------------------------------------------------------------------------------
+# --mode scale: budgets at a large ledger, contracted customers in one batch
+
+
+def _scale_drafts(run: str, number: int, customers: list[str]) -> list:
+    from events.drafts import CallDraft, CustomerRef, EventDraft
+
+    now = datetime.now(UTC)
+    return [
+        EventDraft(
+            customer=CustomerRef("id", customers[position % len(customers)], "customer_id"),
+            event_type="summarize",
+            occurred_at=now,
+            idempotency_key=f"md:{run}-{number}-{position}",
+            calls=[CallDraft(model=MODELS[position % len(MODELS)], input_tokens=900, output_tokens=150)],
+            cost_microdollars=6400,
+        )
+        for position in range(BATCH)
+    ]
+
+
+def _median_batch_ms(organization, customers: list[str], batches: int) -> float:
+    from events.models import UsageEvent
+    from events.services import ingest_events
+
+    run = uuid.uuid4().hex[:8]
+    warm_up = _scale_drafts(run, -1, customers)
+    ingest_events(organization=organization, source=UsageEvent.Source.MARGINDASH, items=warm_up)
+    timings = []
+    for number in range(batches):
+        items = _scale_drafts(run, number, customers)
+        started = time.perf_counter()
+        ingest_events(organization=organization, source=UsageEvent.Source.MARGINDASH, items=items)
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)
+
+
+def _scale_organization(name: str, customers: int):
+    from accounts.models import Organization
+    from events.models import Customer
+
+    organization, _ = Organization.objects.get_or_create(name=name, defaults={"plan": Organization.Plan.PRO})
+    if not Customer.objects.filter(organization=organization).exists():
+        Customer.objects.bulk_create(
+            [Customer(organization=organization, external_id=f"c{n:05d}") for n in range(customers)]
+        )
+    return organization, [f"c{n:05d}" for n in range(customers)]
+
+
+def _load_ledger(organization, events: int) -> None:
+    """`events` events this month for the organization's customers, by COPY, then rolled up."""
+    from django.db import connection
+
+    from events.models import Customer, UsageEvent
+    from events.services.rollups import usage_rollups_rebuild
+
+    loaded = UsageEvent.objects.filter(organization=organization, source="internal").count()
+    if loaded >= events:
+        return
+    ids = list(Customer.objects.filter(organization=organization).values_list("pk", flat=True))
+    now = datetime.now(UTC)
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    span = (now - month_start).total_seconds()
+    raw = connection.connection
+    with raw.transaction(), raw.cursor() as cursor, cursor.copy(
+        "COPY events_usageevent (organization_id, customer_id, event_type, occurred_at, received_at, "
+        "idempotency_key, source, properties, flow_id, feature_key, cost_microdollars, revenue_microdollars, "
+        "unpriced, meta) FROM STDIN"
+    ) as copy:
+        for n in range(loaded, events):
+            at = month_start + timedelta(seconds=span * n / events)
+            copy.write_row((organization.pk, ids[n % len(ids)], "summarize", at, at, f"load-{n}", "internal", "{}",
+                            "", "", 6400, 0, False, "{}"))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE events_usageevent")
+    usage_rollups_rebuild(organization_id=organization.pk)
+
+
+def _contracted_organization(name: str, customers: int, with_contracts: bool):
+    from billing import services
+    from billing.models import Contract
+
+    organization, names = _scale_organization(name, customers)
+    if with_contracts and not Contract.objects.filter(organization=organization).exists():
+        metric = services.billable_metric_create(
+            organization=organization, name="input tokens", aggregation_type="SUM", aggregation_key="tokens",
+            event_type_filter={"in_values": ["summarize"]},
+        )
+        product = services.product_create(organization=organization, name="Tokens", billable_metric=metric)
+        rate_card = services.rate_card_create(organization=organization, name="Standard")
+        services.rate_create(rate_card=rate_card, product=product, starting_at=datetime(2020, 1, 1, tzinfo=UTC),
+                             price=Decimal(1))
+        month_start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        from events.models import Customer
+
+        for customer in Customer.objects.filter(organization=organization):
+            services.contract_create(organization=organization, customer=customer, rate_card=rate_card,
+                                     starting_at=month_start)
+    return organization, names
+
+
+def scale_mode(ledger_events: int, batches: int) -> None:
+    from django.core.cache import cache
+
+    from events.services import budget_create
+
+    organization, names = _scale_organization("Bench Budgets Co", CUSTOMERS)
+    started = time.perf_counter()
+    _load_ledger(organization, ledger_events)
+    print(f"ledger: {ledger_events:,} events this month, rolled up ({time.perf_counter() - started:.1f}s)")
+    from events.models import Budget
+
+    Budget.objects.filter(organization=organization).delete()
+    cache.clear()
+    without = _median_batch_ms(organization, names, batches)
+    budget_create(organization=organization, scope="organization", limit_microdollars=10**15)
+    budget_create(organization=organization, scope="customer", limit_microdollars=10**15)
+    with_budget = _median_batch_ms(organization, names, batches)
+    from celery import current_app
+
+    current_app.conf.task_always_eager = False  # see the broker measurement of contracts below
+    try:
+        cache.clear()
+        with_budget_broker = _median_batch_ms(organization, names, batches)
+    finally:
+        current_app.conf.task_always_eager = True
+        cache.clear()
+    Budget.objects.filter(organization=organization).delete()
+    ratio = with_budget / without
+    print(f"batch of {BATCH} at {ledger_events:,} events: {without:.1f} ms without budgets, {with_budget:.1f} ms with "
+          f"an organization and an each-customer budget (evaluated inside each call, eager)")
+    print(f"ratio with budgets / without = {ratio:.2f} (target <= 1.3) {'PASS' if ratio <= 1.3 else 'FAIL'}")
+    ratio = with_budget_broker / without
+    print(f"the same with a broker (in-memory transport, evaluation debounced to a worker): "
+          f"{with_budget_broker:.1f} ms")
+    print(f"ratio with budgets (broker) / without = {ratio:.2f} (target <= 1.3) {'PASS' if ratio <= 1.3 else 'FAIL'}")
+
+    plain, plain_names = _contracted_organization("Bench No Contracts Co", 100, False)
+    billed, billed_names = _contracted_organization("Bench Contracts Co", 100, True)
+    cache.clear()
+    none = _median_batch_ms(plain, plain_names, batches)
+    cache.clear()
+    contracted = _median_batch_ms(billed, billed_names, batches)
+    ratio = contracted / none
+    print(f"batch over 100 customers: {none:.1f} ms without contracts, {contracted:.1f} ms when all have one "
+          "(their drafts recomputed: one task per batch, run inline in eager mode)")
+    print(f"ratio contracted / none = {ratio:.2f} (target <= 2) {'PASS' if ratio <= 2 else 'FAIL'}")
+
+    # With a broker the request only queues the one task; kombu's in-memory transport stands in for
+    # Redis here (the publish, not the network round trip), and no worker runs the recompute.
+    current_app.conf.task_always_eager = False
+    try:
+        cache.clear()
+        queued = _median_batch_ms(billed, billed_names, batches)
+    finally:
+        current_app.conf.task_always_eager = True
+    ratio = queued / none
+    print(f"the same with a broker (in-memory transport): {queued:.1f} ms, the recompute left to a worker")
+    print(f"ratio contracted (broker) / none = {ratio:.2f} (target <= 2) {'PASS' if ratio <= 2 else 'FAIL'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
-    parser.add_argument("--mode", choices=["both", "fresh", "duplicates"], default="both")
+    parser.add_argument("--mode", choices=["both", "fresh", "duplicates", "scale"], default="both")
+    parser.add_argument("--ledger-events", type=int, default=10_000_000, help="--mode scale: events in the ledger")
+    parser.add_argument("--batches", type=int, default=30, help="--mode scale: timed batches per case")
     args = parser.parse_args()
 
     setup_django()
     api_key = prepare()
+    if args.mode == "scale":
+        scale_mode(args.ledger_events, args.batches)
+        return
     reset_ledger()
     port = free_port()
     server = start_gunicorn(port, args.threads)

@@ -31,7 +31,7 @@ from . import periods, rating
 from .definitions import override_version, product_definition, rate_version
 from .metering import accumulate, hour_floor, lock_organization_exclusive, rebuild_running
 from .models import Contract, Invoice, InvoiceLine, Product, Rate, RollupRebuild, UsageRollup
-from .recompute import schedule_draft_recompute
+from .recompute import schedule_draft_recompute, schedule_drafts_recompute
 from .selectors import usage_cells
 
 logger = logging.getLogger(__name__)
@@ -217,8 +217,7 @@ def drafts_refresh_later(*, organization_id=None, rate_card_id=None) -> None:
     """After commit, queue a recompute of the drafts a pricing change affects."""
 
     def queue():
-        for customer_id in customers_with_drafts(organization_id=organization_id, rate_card_id=rate_card_id):
-            schedule_draft_recompute(customer_id)
+        schedule_drafts_recompute(customers_with_drafts(organization_id=organization_id, rate_card_id=rate_card_id))
 
     transaction.on_commit(queue)
 

@@ -45,7 +45,7 @@ from events.locks import ledger_lock_exclusive, ledger_lock_shared
 from . import meterable, rating
 from .definitions import metric_definition
 from .models import BillableMetric, Contract, Invoice, RollupRebuild, UniqueValueRollup, UsageRollup
-from .recompute import queue_draft_recompute, schedule_draft_recompute
+from .recompute import queue_draft_recompute, schedule_drafts_recompute
 
 
 def hour_floor(instant: datetime) -> datetime:
@@ -418,12 +418,13 @@ def _recompute_drafts(organization_id) -> None:
     """After a rebuild: every draft of the organization, from the complete rollups."""
     if rebuild_running(organization_id):
         return  # another rebuild is still filling rollups; it recomputes when it is done
-    for customer_id in (
-        Invoice.objects.filter(organization_id=organization_id, status=Invoice.Status.DRAFT)
-        .values_list("customer_id", flat=True)
-        .distinct()
-    ):
-        schedule_draft_recompute(customer_id)
+    schedule_drafts_recompute(
+        sorted(
+            Invoice.objects.filter(organization_id=organization_id, status=Invoice.Status.DRAFT)
+            .values_list("customer_id", flat=True)
+            .distinct()
+        )
+    )
 
 
 def _closings(organization_id) -> dict[int, list[tuple[datetime, datetime]]]:

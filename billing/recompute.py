@@ -1,7 +1,9 @@
 """Queue the recompute of customers' draft invoices, debounced: after usage commits (from the ingest
 hook, metering.aggregate_usage), after a contract or a finalization changes a customer's drafts, and
-after a metric's rollups are rebuilt. The task itself (billing.tasks.recompute_draft_invoice) is
-queued by name, so this module never imports the tasks module that imports it back."""
+after a metric's rollups are rebuilt. The task itself (billing.tasks.recompute_draft_invoices, one
+per call with every customer that needed one: an ingest batch over 100 contracted customers queues
+one task, not 100) is queued by name, so this module never imports the tasks module that imports it
+back."""
 
 from django.conf import settings
 from django.core.cache import cache
@@ -11,29 +13,47 @@ from accounts.tasking import enqueue
 
 from .models import Contract
 
-RECOMPUTE_TASK = "billing.tasks.recompute_draft_invoice"
+RECOMPUTE_TASK = "billing.tasks.recompute_draft_invoices"
 
 
 def _debounce_key(customer_id) -> str:
     return f"billing:draft-recompute:{customer_id}"
 
 
-def schedule_draft_recompute(customer_id) -> bool:
-    """Queue one recompute of the customer's drafts in BILLING_RECOMPUTE_DEBOUNCE_SECONDS, unless one is queued.
+RECOMPUTE_CHUNK = 100  # customers per task: one for an ingest batch (≤ 100 events), several for an organization
 
-    A burst of ingests gives one recompute. None is lost: the task clears the key (`recompute_started`)
-    before it reads any usage, so usage committed after that point schedules the next run.
+
+def schedule_drafts_recompute(customer_ids) -> list[int]:
+    """Queue the recompute of the drafts of every customer in ``customer_ids`` that has no recompute
+    queued yet, in BILLING_RECOMPUTE_DEBOUNCE_SECONDS: one task per RECOMPUTE_CHUNK customers (so an
+    ingest batch queues one, and a refresh of a whole organization's drafts spreads over workers).
+    Returns the customers it took.
+
+    A burst of ingests gives one recompute per customer. None is lost: the task clears the customers'
+    keys (`recompute_started`) before it reads any usage, so usage committed after that point
+    schedules the next run.
     """
     delay = settings.BILLING_RECOMPUTE_DEBOUNCE_SECONDS
-    if not cache.add(_debounce_key(customer_id), 1, timeout=delay + 300):
-        return False
-    enqueue(RECOMPUTE_TASK, args=[customer_id], countdown=delay)
-    return True
+    timeout = delay + 300
+    taken = [customer_id for customer_id in customer_ids if cache.add(_debounce_key(customer_id), 1, timeout=timeout)]
+    for start in range(0, len(taken), RECOMPUTE_CHUNK):
+        chunk = taken[start : start + RECOMPUTE_CHUNK]
+        try:
+            enqueue(RECOMPUTE_TASK, args=[chunk], countdown=delay)
+        except Exception:
+            cache.delete_many([_debounce_key(customer_id) for customer_id in taken[start:]])  # the next usage retries
+            raise
+    return taken
 
 
-def recompute_started(customer_id) -> None:
-    """Called by the task before it reads usage: the next usage schedules another run."""
-    cache.delete(_debounce_key(customer_id))
+def schedule_draft_recompute(customer_id) -> bool:
+    """`schedule_drafts_recompute` for one customer: whether a recompute was queued (False: one is)."""
+    return bool(schedule_drafts_recompute([customer_id]))
+
+
+def recompute_started(customer_ids) -> None:
+    """Called by the task before it reads usage: the next usage of these customers schedules another run."""
+    cache.delete_many([_debounce_key(customer_id) for customer_id in customer_ids])
 
 
 def queue_draft_recompute(*, customer_ids=()) -> None:
@@ -41,9 +61,8 @@ def queue_draft_recompute(*, customer_ids=()) -> None:
 
     Only customers with a contract can have drafts (an invoice belongs to a contract, which cannot
     be deleted while it has one), so the others are left out with one query: for them a recompute
-    does nothing, yet scheduling it costs a cache round trip and a task per customer (run inline,
-    per ingest batch, when Celery is eager). A contract created after this query queues its own
-    recompute when it commits, which sees this usage.
+    does nothing, yet scheduling it costs a cache round trip per customer. A contract created after
+    this query queues its own recompute when it commits, which sees this usage.
     """
     if not customer_ids:
         return
@@ -53,6 +72,6 @@ def queue_draft_recompute(*, customer_ids=()) -> None:
             [list(customer_ids)],
         )
         billed = {customer_id for (customer_id,) in cursor.fetchall()}
-    for customer_id in customer_ids:
-        if customer_id in billed:
-            schedule_draft_recompute(customer_id)
+    billed_ids = [customer_id for customer_id in customer_ids if customer_id in billed]
+    if billed_ids:
+        schedule_drafts_recompute(billed_ids)

@@ -8,12 +8,22 @@ from .models import BillableMetric
 
 
 @shared_task(
+    name="billing.tasks.recompute_draft_invoices", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
+)
+def recompute_draft_invoices(customer_ids: list[int]) -> int:
+    """Recompute every draft invoice of these customers from rollups (one task per ingest batch, not
+    per customer). Idempotent. Returns the number of drafts recomputed."""
+    recompute.recompute_started(customer_ids)
+    return sum(len(invoicing.customer_drafts_recompute(customer_id=int(customer_id))) for customer_id in customer_ids)
+
+
+@shared_task(
     name="billing.tasks.recompute_draft_invoice", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
 )
 def recompute_draft_invoice(customer_id: int) -> int:
-    """Recompute every draft invoice of the customer from rollups. Returns the number of drafts."""
-    recompute.recompute_started(customer_id)
-    return len(invoicing.customer_drafts_recompute(customer_id=int(customer_id)))
+    """One customer's drafts (what was queued before `recompute_draft_invoices`: messages still in a
+    queue when this version is deployed). Returns the number of drafts."""
+    return recompute_draft_invoices([customer_id])
 
 
 @shared_task(name="billing.tasks.finalize_due_invoices")

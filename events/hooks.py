@@ -102,7 +102,8 @@ def register_block_source(source: BlockSource, *, watches_sql: str | None = None
     """`watches_sql`: an SQL boolean expression (one parameter, `%(organization)s`) that is true when
     the source could block something in that organization, e.g. it has a limit there. After an
     ingest batch, the blocklist is evaluated only when the organization has an enabled budget or
-    some source watches it (the expression joins ingest's first query, no extra round trip). A
+    some source watches it (the expression joins ingest's first query, no extra round trip), and
+    the evaluation asks only the sources whose expression holds (read with its other statements). A
     source registered without one watches every organization. Whatever changes a source's answer
     other than usage (a new limit, say) calls `blocklist_recompute` itself, as before."""
     if source not in _block_sources:
@@ -119,6 +120,13 @@ def block_sources_watch_sql() -> str:
     if any(condition is None for condition in conditions):
         return "TRUE"
     return " OR ".join(f"({condition})" for condition in conditions)
+
+
+def block_sources_watch_columns() -> list[str]:
+    """Per block source, in registration order, its `watches_sql` as an SQL boolean column (TRUE for
+    a source registered without one): read with the caller's other statements, then handed back to
+    `blocked_by_sources(watching=...)` so the sources that watch nothing there are not asked."""
+    return [f"({_watch_sql.get(source) or 'TRUE'})" for source in _block_sources]
 
 
 def run_ingest_hooks(
@@ -138,8 +146,13 @@ def run_ingest_hooks(
             hook(organization=organization, events=events, prelude=prelude)
 
 
-def blocked_by_sources(*, organization) -> BlockedSet:
+def blocked_by_sources(*, organization, watching: Sequence[bool] | None = None) -> BlockedSet:
+    """The union of every block source's answer. `watching`: the values of
+    `block_sources_watch_columns()` for the organization, when the caller read them; a source whose
+    watch is false blocks nothing there and is not asked."""
     blocked = BlockedSet()
-    for source in _block_sources:
+    for position, source in enumerate(_block_sources):
+        if watching is not None and not watching[position]:
+            continue
         blocked = blocked.union(source(organization=organization))
     return blocked

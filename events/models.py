@@ -277,9 +277,127 @@ class BlocklistState(models.Model):
     blocked = models.JSONField(default=dict, blank=True)
     computed_at = models.DateTimeField(null=True, blank=True)
     changed_at = models.DateTimeField(null=True, blank=True)
+    # External ids of the customers the organization's own customer budgets block (a part of
+    # `blocked`): an evaluation after ingest re-decides only the customers whose usage changed.
+    budget_customer_ids = models.JSONField(default=list, blank=True)
 
     class Meta:
         verbose_name = "blocklist state"
 
     def __str__(self) -> str:
         return f"Blocklist of {self.organization} (version {self.version})"
+
+
+# --------------------------------------------------------------------------------------------
+# Usage rollups: what the reads (margins, budgets, spending limits, pages) sum instead of the ledger.
+# Maintained by ingest inside its write statement (events.services.rollups), so they commit or roll
+# back with the events; rebuilt from the ledger by `rebuild_usage_rollups`. Days are UTC dates.
+# Sums of money and tokens are numeric (a day's sum of bigint amounts may exceed a bigint); counts
+# are bigint. The references carry no database constraint, as the ledger's (ARCHITECTURE.md, "The
+# ledger's references"); deleting a customer deletes its rows through Django.
+
+
+class UsageDay(models.Model):
+    """Per organization, customer, UTC day and event type: events, their cost and revenue."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    day = models.DateField()
+    event_type = models.CharField(max_length=255)
+    event_count = models.BigIntegerField(default=0)
+    cost_microdollars = models.DecimalField(max_digits=39, decimal_places=0, default=0)
+    revenue_microdollars = models.DecimalField(max_digits=39, decimal_places=0, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "customer", "day", "event_type"], name="usage_day_key"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "day"], name="usage_day_org_day"),
+            # Margins list the customers with revenue in a month: only those rows are in this index.
+            models.Index(
+                fields=["organization", "day"],
+                condition=Q(revenue_microdollars__gt=0),
+                name="usage_day_org_day_revenue",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} of customer {self.customer_id} on {self.day}"
+
+
+class ModelUsageDay(models.Model):
+    """Per organization, customer, UTC day (of the event) and model: calls, their cost and tokens."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    day = models.DateField()
+    model = models.CharField(max_length=255)
+    request_count = models.BigIntegerField(default=0)
+    cost_microdollars = models.DecimalField(max_digits=39, decimal_places=0, default=0)  # unpriced calls add 0
+    input_tokens = models.DecimalField(max_digits=39, decimal_places=0, default=0)
+    output_tokens = models.DecimalField(max_digits=39, decimal_places=0, default=0)
+    cached_input_tokens = models.DecimalField(max_digits=39, decimal_places=0, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "customer", "day", "model"], name="model_usage_day_key"),
+        ]
+        indexes = [models.Index(fields=["organization", "day"], name="model_usage_day_org_day")]
+
+    def __str__(self) -> str:
+        return f"{self.model} of customer {self.customer_id} on {self.day}"
+
+
+class OrganizationUsageDay(models.Model):
+    """Per organization, UTC day and event type, over all customers (organization and event-type
+    budgets read a month in at most 31 rows per event type). One row per (organization, day, event
+    type) that every ingest of the organization updates: see ARCHITECTURE.md, "Usage rollups"."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    day = models.DateField()
+    event_type = models.CharField(max_length=255)
+    event_count = models.BigIntegerField(default=0)
+    cost_microdollars = models.DecimalField(max_digits=39, decimal_places=0, default=0)
+    revenue_microdollars = models.DecimalField(max_digits=39, decimal_places=0, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "day", "event_type"], name="organization_usage_day_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} on {self.day}"
+
+
+class BudgetPendingCustomer(models.Model):
+    """A customer whose usage changed since the organization's budgets were last evaluated. Ingest
+    adds one (in its write statement) when the organization has something watching its usage; the
+    evaluation takes them (DELETE … RETURNING) and evaluates those customers only."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "customer"], name="budget_pending_customer_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"customer {self.customer_id} to evaluate"

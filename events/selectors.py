@@ -1,4 +1,5 @@
-"""events' read API: customers, the usage ledger and the blocklist, always scoped to an organization."""
+"""events' read API: customers, the usage ledger, usage sums (from the rollups: events.usage) and the
+blocklist, always scoped to an organization."""
 
 import contextlib
 import uuid
@@ -16,6 +17,17 @@ from .budgeting import EMPTY_BLOCKED
 from .dialects import KEY_PREFIXES
 from .hooks import RecordedCall, RecordedEvent
 from .models import BlocklistState, Budget, Customer, UsageEvent, VendorResponse
+from .usage import (  # noqa: F401  (the rollup reads are part of this read API)
+    DayUsage,
+    ModelUsage,
+    UsageAmounts,
+    customers_with_revenue,
+    model_usage,
+    revenue_in_window,
+    usage_by_customer_month,
+    usage_by_day,
+    usage_totals_by_customer,
+)
 
 
 def customer_find(*, organization, identifier: str) -> Customer | None:

@@ -1,5 +1,6 @@
 """Read-side of margins: revenue (Stripe invoices mapped to customers + revenue carried on usage
-events) against cost (the usage ledger), per customer and calendar month.
+events) against cost (the usage ledger, read through its daily rollups: `events.selectors`), per
+customer and calendar month.
 
 A "customer" here is a tag value: the usage customer's external id (`events.Customer.external_id`).
 Revenue of a Stripe customer counts for the tag value of its *active* mapping, so re-pointing a
@@ -11,12 +12,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
-from django.db.models.functions import Coalesce, TruncMonth
 
 from accounts.models import Organization
 from billing import selectors as billing_selectors
 from costcalc.money import cents_to_microdollars
-from events.models import Customer, UsageEvent, VendorResponse
+from events import selectors as event_selectors
+from events.models import Customer
 
 from . import calculations
 from .calculations import MonthAmounts, Outlook, Thresholds
@@ -83,21 +84,25 @@ class LedgerAmounts:
     events: int = 0
 
 
-def ledger_by_customer(*, organization: Organization, periods: list[str]) -> dict[tuple[str, str], LedgerAmounts]:
-    """(external id, period) → cost, revenue carried on events and event count, from the usage ledger."""
+def _days_of(periods: list[str]):
     start, _ = calculations.period_bounds(min(periods))
     _, end = calculations.period_bounds(max(periods))
-    rows = (
-        UsageEvent.objects.filter(organization=organization, occurred_at__gte=start, occurred_at__lt=end)
-        .annotate(month=TruncMonth("occurred_at", tzinfo=calculations.UTC))
-        .values("customer__external_id", "month")
-        .annotate(cost=Sum("cost_microdollars"), revenue=Sum("revenue_microdollars"), events=Count("id"))
+    return start.date(), end.date()
+
+
+def ledger_by_customer(
+    *, organization: Organization, periods: list[str], tag_values
+) -> dict[tuple[str, str], LedgerAmounts]:
+    """(external id, period) → cost, revenue carried on events and event count of the named customers,
+    from the usage rollups (events.selectors.usage_by_customer_month): the cost of a read follows
+    the customers shown, not the size of the ledger."""
+    start, end = _days_of(periods)
+    rows = event_selectors.usage_by_customer_month(
+        organization_id=organization.pk, start=start, end=end, external_ids=tag_values
     )
     return {
-        (row["customer__external_id"], calculations.period_of(row["month"])): LedgerAmounts(
-            row["cost"] or 0, row["revenue"] or 0, row["events"]
-        )
-        for row in rows
+        (tag_value, f"{month:%Y-%m}"): LedgerAmounts(amounts.cost, amounts.revenue, amounts.events)
+        for (tag_value, month), amounts in rows.items()
     }
 
 
@@ -177,30 +182,30 @@ def _names(*, organization: Organization, stripe_ids, tag_values) -> tuple[dict[
 def customer_margins(
     *, organization: Organization, period: str, tag_values: set[str] | None = None
 ) -> list[CustomerMargin]:
-    """Margins of the period for each customer that has an active Stripe mapping or revenue on its events
-    in the period (or exactly ``tag_values`` when given), with the trailing months for the sparkline.
-    """
+    """Margins of the period for each customer that has an active Stripe mapping, revenue on its events
+    or a TokenLedger invoice in the period (or exactly ``tag_values`` when given), with the trailing months
+    for the sparkline."""
     periods = calculations.trailing_periods(period, SPARKLINE_MONTHS)
     thresholds = thresholds_for(organization=organization)
     mappings = active_mappings(organization=organization)
     stripe_revenue = stripe_revenue_by_customer(organization=organization, periods=periods)
-    ledger = ledger_by_customer(organization=organization, periods=periods)
     invoiced = invoice_revenue_by_customer(organization=organization, periods=periods)
-
-    stripe_by_tag: dict[tuple[str, str], int] = defaultdict(int)
     stripe_ids_by_tag: dict[str, list[str]] = defaultdict(list)
     for stripe_id, tag_value in mappings.items():
         stripe_ids_by_tag[tag_value].append(stripe_id)
+    if tag_values is None:
+        start, end = _days_of([period])
+        tag_values = (
+            set(stripe_ids_by_tag)
+            | event_selectors.customers_with_revenue(organization_id=organization.pk, start=start, end=end)
+            | {tag for (tag, month), amount in invoiced.items() if month == period and amount > 0}
+        )
+    ledger = ledger_by_customer(organization=organization, periods=periods, tag_values=tag_values)
+
+    stripe_by_tag: dict[tuple[str, str], int] = defaultdict(int)
     for (stripe_id, month), amount in stripe_revenue.items():
         if stripe_id in mappings:
             stripe_by_tag[(mappings[stripe_id], month)] += amount
-
-    if tag_values is None:
-        tag_values = (
-            set(stripe_ids_by_tag)
-            | {tag for (tag, month), amounts in ledger.items() if month == period and amounts.revenue > 0}
-            | {tag for (tag, month), amount in invoiced.items() if month == period and amount > 0}
-        )
     stripe_names, usage_names = _names(organization=organization, stripe_ids=list(mappings), tag_values=tag_values)
 
     rows = []
@@ -289,28 +294,10 @@ class ModelCost:
 
 def model_breakdown(*, organization: Organization, tag_value: str, period: str) -> list[ModelCost]:
     """Cost, number of model calls and tokens (input, output) per model for one customer in one month,
-    most expensive first. Unpriced calls count as requests with zero cost."""
-    start, end = calculations.period_bounds(period)
-    rows = (
-        VendorResponse.objects.filter(
-            organization=organization,
-            event__customer__external_id=tag_value,
-            event__occurred_at__gte=start,
-            event__occurred_at__lt=end,
-        )
-        .values("model")
-        .annotate(
-            cost=Coalesce(Sum("cost_microdollars"), 0),
-            requests=Count("id"),
-            input_tokens=Coalesce(Sum("input_tokens"), 0),
-            output_tokens=Coalesce(Sum("output_tokens"), 0),
-        )
-        .order_by("-cost", "model")
-    )
-    return [
-        ModelCost(row["model"], row["cost"], row["requests"], row["input_tokens"], row["output_tokens"])
-        for row in rows
-    ]
+    most expensive first (from the usage rollups). Unpriced calls count as requests with zero cost."""
+    start, end = _days_of([period])
+    rows = event_selectors.model_usage(organization_id=organization.pk, start=start, end=end, external_id=tag_value)
+    return [ModelCost(row.model, row.cost, row.requests, row.input_tokens, row.output_tokens) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -337,20 +324,12 @@ def unmatched(*, organization: Organization) -> Unmatched:
         for c in StripeCustomer.objects.filter(organization=organization).exclude(stripe_id__in=list(mappings))
         .order_by("stripe_id")
     ]
-    mapped_tags = set(mappings.values())
-    usage = (
-        Customer.objects.filter(organization=organization)
-        .exclude(external_id__in=mapped_tags)
-        .annotate(
-            total_cost=Coalesce(Sum("usage_events__cost_microdollars"), 0),
-            request_count=Count("usage_events"),
-        )
-        .filter(Q(request_count__gt=0))
-        .order_by("-total_cost", "external_id")
+    usage = event_selectors.usage_totals_by_customer(
+        organization_id=organization.pk, exclude_external_ids=set(mappings.values())
     )
     tag_values = [
-        {"tagValue": c.external_id, "totalCostMicrodollars": c.total_cost, "requestCount": c.request_count}
-        for c in usage
+        {"tagValue": external_id, "totalCostMicrodollars": cost, "requestCount": events}
+        for external_id, cost, events in usage
     ]
     pending = list(
         CustomerMapping.objects.filter(organization=organization, status=CustomerMapping.Status.PENDING).order_by(

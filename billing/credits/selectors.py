@@ -18,7 +18,7 @@ from billing.credits.models import (
 from billing.invoicing import contract_usage_charges
 from costcalc.money import MICRODOLLARS_PER_CENT
 from events import selectors as event_selectors
-from events.models import Customer, UsageEvent
+from events.models import Customer
 
 
 def customer_get(*, organization, customer_id: str) -> Customer:
@@ -91,19 +91,17 @@ def stripe_account(*, organization) -> StripePaymentAccount | None:
     return StripePaymentAccount.objects.filter(organization=organization).first()
 
 
-def customer_spend(*, customer_ids, start: datetime, end: datetime) -> dict[int, int]:
+def customer_spend(*, organization_id, customer_ids, start: datetime, end: datetime) -> dict[int, int]:
     """What each customer was charged for usage in [start, end), in microdollars: the revenue recorded
-    on its usage events (MarginDash `revenue_amount_in_cents`, Tanso revenue) plus what its contracts'
-    rates charge for the usage billed in the window (`billing.invoicing.contract_usage_charges`, whole
-    hours up to the end of the current one)."""
+    on its usage events (MarginDash `revenue_amount_in_cents`, Tanso revenue; exact to the instant:
+    whole days from the usage rollups, the window's partial edge days from the ledger,
+    `events.selectors.revenue_in_window`) plus what its contracts' rates charge for the usage billed
+    in the window (`billing.invoicing.contract_usage_charges`, whole hours up to the end of the
+    current one)."""
     customer_ids = list(customer_ids)
-    rows = (
-        UsageEvent.objects.filter(customer_id__in=customer_ids, occurred_at__gte=start, occurred_at__lt=end)
-        .values("customer_id")
-        .annotate(spent=Sum("revenue_microdollars"))
-        .values_list("customer_id", "spent")
+    spend = event_selectors.revenue_in_window(
+        organization_id=organization_id, customer_ids=customer_ids, start=start, end=end
     )
-    spend = {customer_id: spent or 0 for customer_id, spent in rows}
     for customer_id, cents in contract_usage_charges(customer_ids=customer_ids, start=start, end=end).items():
         spend[customer_id] = spend.get(customer_id, 0) + cents * MICRODOLLARS_PER_CENT
     return spend
@@ -114,7 +112,10 @@ def spend_history(*, customer, windows: list[tuple[datetime, datetime]]) -> list
     limits count it (`customer_spend`): one window at a time, since graduated tiers make a window's
     charge depend on what came before it in the billing period."""
     return [
-        customer_spend(customer_ids=[customer.pk], start=start, end=end).get(customer.pk, 0) for start, end in windows
+        customer_spend(organization_id=customer.organization_id, customer_ids=[customer.pk], start=start, end=end).get(
+            customer.pk, 0
+        )
+        for start, end in windows
     ]
 
 
@@ -128,7 +129,9 @@ def customers_over_spending_limit(*, organization, now: datetime | None = None) 
         window = arithmetic.spending_window(now=now, duration=limit.duration, strategy=limit.strategy)
         by_window.setdefault(window, []).append(limit)
     for (start, end), group in by_window.items():
-        spent = customer_spend(customer_ids=[limit.customer_id for limit in group], start=start, end=end)
+        spent = customer_spend(
+            organization_id=organization.pk, customer_ids=[limit.customer_id for limit in group], start=start, end=end
+        )
         for limit in group:
             amount = spent.get(limit.customer_id, 0)
             if arithmetic.over_limit(spent=amount, limit=limit.amount_microdollars):
@@ -138,4 +141,7 @@ def customers_over_spending_limit(*, organization, now: datetime | None = None) 
 
 def spending_in_window(*, limit: SpendingLimit, now: datetime | None = None) -> int:
     start, end = arithmetic.spending_window(now=now or timezone.now(), duration=limit.duration, strategy=limit.strategy)
-    return customer_spend(customer_ids=[limit.customer_id], start=start, end=end).get(limit.customer_id, 0)
+    spent = customer_spend(
+        organization_id=limit.organization_id, customer_ids=[limit.customer_id], start=start, end=end
+    )
+    return spent.get(limit.customer_id, 0)

@@ -1,8 +1,10 @@
 """Budgets, the SDK blocklist and the debounced budget evaluation after ingest."""
+# ruff: noqa: S608  (SQL built from table names only; values are parameters)
 
 import json
 import logging
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.cache import cache
@@ -14,14 +16,26 @@ from accounts.tasking import enqueue
 
 from .. import hooks
 from ..budgeting import (
+    DAY,
     EMPTY_BLOCKED,
+    MONTH,
     BudgetRule,
     PeriodTotals,
     blocked_as_json,
     evaluate_budgets,
     period_bounds,
 )
-from ..models import BlocklistState, Budget, BudgetAlert, Customer, UsageEvent
+from ..hooks import BlockedSet
+from ..models import (
+    BlocklistState,
+    Budget,
+    BudgetAlert,
+    BudgetPendingCustomer,
+    Customer,
+    OrganizationUsageDay,
+    UsageDay,
+)
+from .sql import fetch_pipelined
 
 logger = logging.getLogger(__name__)
 
@@ -83,26 +97,161 @@ def budget_delete(*, budget: Budget) -> None:
 # blocklist
 
 
-def blocklist_recompute(*, organization, now: datetime | None = None) -> BlocklistState:
-    """Recompute the organization's blocklist: its enabled budgets (set-based sums over each period)
-    united with every registered block source (`events.hooks.blocked_by_sources`, e.g. billing's
-    spending limits). The version grows only when the blocked set changes; reached budgets get one
+def blocklist_recompute(*, organization, now: datetime | None = None) -> BlocklistState | None:
+    """Recompute the organization's blocklist: its enabled budgets (from the usage rollups) united
+    with every registered block source (`events.hooks.blocked_by_sources`, e.g. billing's spending
+    limits). The version grows only when the blocked set changes; reached budgets get one
     `BudgetAlert` per period and subject. Public: call it after anything that changes a source."""
-    now = now or timezone.now()
-    budgets = list(Budget.objects.filter(organization=organization, enabled=True))
-    rules = [BudgetRule(b.id, b.scope, b.scope_value, b.limit_microdollars, b.period, b.action) for b in budgets]
-    own, reached = evaluate_budgets(rules, _period_totals(organization.pk, rules, now)) if rules else (None, [])
-    blocked = hooks.blocked_by_sources(organization=organization)
-    if own is not None:
-        blocked = own.union(blocked)
-    wanted = blocked_as_json(blocked)
+    return _evaluate(organization, now or timezone.now(), incremental=False)
 
-    state = BlocklistState.objects.filter(organization=organization).first()
-    if state is not None and (state.blocked or EMPTY_BLOCKED) == wanted and not reached:
-        return state  # the common case after ingest: nothing to write
+
+def blocklist_evaluate_changes(*, organization, now: datetime | None = None) -> BlocklistState | None:
+    """The evaluation after ingest: like `blocklist_recompute`, but customer budgets are decided again
+    only for the customers whose usage changed since the last evaluation (those ingest queued,
+    `BudgetPendingCustomer`); the others keep what the last evaluation decided. Organization and
+    event-type budgets read at most a row per day and event type. So its cost follows the customers
+    an ingest touched, not the organization's size. Falls back to the full recompute when the last
+    evaluation was on another UTC day (a day or month period rolled over) or there was none. None
+    when the organization no longer exists (``organization`` may be an unsaved `Organization(pk=…)`)."""
+    return _evaluate(organization, now or timezone.now(), incremental=True)
+
+
+_STATE = BlocklistState._meta.db_table
+_BUDGETS = Budget._meta.db_table
+# A lock of its own per organization (one evaluation at a time), in the one-key space of the ledger
+# locks: the organization's 64-bit ledger key XOR a constant ("BDGT").
+_EVALUATION_LOCK_SQL = "SELECT pg_advisory_xact_lock(events_ledger_lock_key(%(organization)s::uuid) # 1111770964)"
+_STATE_SQL = (
+    f"SELECT version, blocked, computed_at, changed_at, budget_customer_ids FROM {_STATE} "
+    "WHERE organization_id = %(organization)s"
+)
+_RULES_SQL = (
+    f"SELECT id, scope, scope_value, limit_microdollars, period, action FROM {_BUDGETS} "
+    "WHERE organization_id = %(organization)s AND enabled ORDER BY id"
+)
+# Cost of the month and of the day (inside it) per event type, over all customers.
+_ORGANIZATION_TOTALS_SQL = (
+    "SELECT event_type, sum(cost_microdollars), "
+    "coalesce(sum(cost_microdollars) FILTER (WHERE day = %(day)s), 0) "
+    f"FROM {OrganizationUsageDay._meta.db_table} WHERE organization_id = %(organization)s "
+    "AND day >= %(month_start)s AND day < %(month_end)s GROUP BY 1"
+)
+# Takes the customers ingest queued and reads their month and day cost, in one statement (one
+# snapshot): whatever committed before it is both taken and read; what commits after it is left
+# for the next evaluation. Every customer is read instead when the last evaluation was not today
+# (the periods rolled over, or there was none); none when no customer budget is enabled.
+_CUSTOMER_TOTALS_SQL = f"""
+WITH taken AS (
+    DELETE FROM {BudgetPendingCustomer._meta.db_table} WHERE organization_id = %(organization)s RETURNING customer_id
+), scope AS (
+    SELECT EXISTS (SELECT 1 FROM {_BUDGETS} WHERE organization_id = %(organization)s AND enabled
+                   AND scope = 'customer') AS any_budget,
+           %(full)s OR NOT EXISTS (SELECT 1 FROM {_STATE} WHERE organization_id = %(organization)s
+                                   AND computed_at >= %(day_start)s AND computed_at < %(day_end)s) AS everyone
+)
+SELECT c.external_id, sum(d.cost_microdollars), coalesce(sum(d.cost_microdollars) FILTER (WHERE d.day = %(day)s), 0)
+FROM {UsageDay._meta.db_table} d JOIN {Customer._meta.db_table} c ON c.id = d.customer_id, scope
+WHERE scope.any_budget AND scope.everyone AND d.organization_id = %(organization)s
+    AND d.day >= %(month_start)s AND d.day < %(month_end)s
+GROUP BY 1
+UNION ALL
+SELECT c.external_id, s.month_cost, s.day_cost
+FROM (SELECT DISTINCT customer_id FROM taken) AS t
+JOIN {Customer._meta.db_table} c ON c.id = t.customer_id
+CROSS JOIN scope
+CROSS JOIN LATERAL (  -- an index range per customer taken, whatever the organization's size
+    SELECT sum(d.cost_microdollars) AS month_cost,
+        coalesce(sum(d.cost_microdollars) FILTER (WHERE d.day = %(day)s), 0) AS day_cost
+    FROM {UsageDay._meta.db_table} d WHERE d.organization_id = %(organization)s AND d.customer_id = t.customer_id
+        AND d.day >= %(month_start)s AND d.day < %(month_end)s
+) AS s
+WHERE scope.any_budget AND NOT scope.everyone AND s.month_cost IS NOT NULL
+"""
+_WRITE_STATE_SQL = f"""
+INSERT INTO {_STATE} (organization_id, version, blocked, computed_at, changed_at, budget_customer_ids)
+VALUES (%(organization)s, %(version)s, %(blocked)s::jsonb, %(computed_at)s, %(changed_at)s, %(customers)s::jsonb)
+ON CONFLICT (organization_id) DO UPDATE SET version = EXCLUDED.version, blocked = EXCLUDED.blocked,
+    computed_at = EXCLUDED.computed_at, changed_at = EXCLUDED.changed_at,
+    budget_customer_ids = EXCLUDED.budget_customer_ids
+"""
+
+
+def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistState | None:
+    """One round trip reads everything (after the evaluation lock), then the block sources are asked
+    and the state is written only when it changed (or once per UTC day)."""
+    now = now.astimezone(UTC)
+    day_start, day_end = period_bounds(DAY, now)
+    month_start, month_end = period_bounds(MONTH, now)
+    params = {
+        "organization": organization.pk, "full": not incremental, "day": day_start.date(),
+        "day_start": day_start, "day_end": day_end, "month_start": month_start.date(), "month_end": month_end.date(),
+    }
+    watch_columns = hooks.block_sources_watch_columns()
+    watch_sql = (
+        f"SELECT EXISTS (SELECT 1 FROM {Organization._meta.db_table} WHERE id = %(organization)s)"
+        + "".join(f", {column}" for column in watch_columns)
+    )
     with transaction.atomic():
-        if state is None or (state.blocked or EMPTY_BLOCKED) != wanted:
-            state = _store_blocklist(organization, wanted, now)
+        # Everything written here is derived and written again by the next evaluation: a commit
+        # lost in a crash loses the whole transaction (the pending rows it took come back), so it
+        # need not wait for its WAL to reach the disk (one flush per ingest batch in eager mode).
+        _, _, watch_rows, state_rows, rule_rows, organization_rows, customer_rows = fetch_pipelined(
+            [
+                ("SET LOCAL synchronous_commit = off", None, False),
+                (_EVALUATION_LOCK_SQL, params, True),
+                (watch_sql, params, True),
+                (_STATE_SQL, params, True),
+                (_RULES_SQL, params, True),
+                (_ORGANIZATION_TOTALS_SQL, params, True),
+                (_CUSTOMER_TOTALS_SQL, params, True),
+            ]
+        )
+        exists, *watching = watch_rows[0]
+        if not exists:  # deleted since the evaluation was queued
+            return None
+        version, stored_blocked, computed_at, changed_at, stored_customers = (
+            state_rows[0] if state_rows else (0, EMPTY_BLOCKED, None, None, [])
+        )
+        # Django's connection leaves jsonb as text (its JSONField parses it).
+        stored_blocked, stored_customers = (
+            json.loads(value) if isinstance(value, str) else value for value in (stored_blocked, stored_customers)
+        )
+        incremental = incremental and computed_at is not None and day_start <= computed_at < day_end
+        rules = [BudgetRule(*row) for row in rule_rows]
+        own, reached = None, []
+        budget_customers: set[str] = set()
+        if rules:
+            totals = {MONTH: PeriodTotals(), DAY: PeriodTotals()}
+            for event_type, month_cost, day_cost in organization_rows:
+                totals[MONTH].event_types[event_type] = int(month_cost)
+                totals[DAY].event_types[event_type] = int(day_cost)
+            for period in totals.values():
+                period.organization = sum(period.event_types.values())
+            for external_id, month_cost, day_cost in customer_rows:
+                totals[MONTH].customers[external_id] = int(month_cost)
+                totals[DAY].customers[external_id] = int(day_cost)
+            own, reached = evaluate_budgets(rules, totals)
+            budget_customers = set(own.customer_ids)
+            if incremental:
+                # A customer whose usage did not change this period keeps its decision.
+                budget_customers |= set(stored_customers or ()) - set(totals[MONTH].customers)
+        blocked = hooks.blocked_by_sources(organization=organization, watching=watching)
+        if own is not None:
+            blocked = BlockedSet(own.organization, own.event_types, frozenset(budget_customers)).union(blocked)
+        wanted = blocked_as_json(blocked)
+        customers = sorted(budget_customers)
+        stored_blocked = {**EMPTY_BLOCKED, **(stored_blocked or {})}
+        set_changed = stored_blocked != wanted
+        if set_changed:
+            version, stored_blocked, changed_at = version + 1, wanted, now
+        if not state_rows or set_changed or not incremental or customers != stored_customers:
+            computed_at = now
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _WRITE_STATE_SQL,
+                    {**params, "version": version, "blocked": json.dumps(wanted), "computed_at": now,
+                     "changed_at": changed_at, "customers": json.dumps(customers)},
+                )
         if reached:
             BudgetAlert.objects.bulk_create(
                 [
@@ -119,62 +268,10 @@ def blocklist_recompute(*, organization, now: datetime | None = None) -> Blockli
                 ],
                 ignore_conflicts=True,
             )
-    return state
-
-
-def _store_blocklist(organization, wanted: dict, now: datetime) -> BlocklistState:
-    """Under the row lock: bump the version only if the set really differs from the stored one."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {BlocklistState._meta.db_table} (organization_id, version, blocked) "  # noqa: S608
-            "VALUES (%s, 0, %s::jsonb) ON CONFLICT (organization_id) DO NOTHING",
-            [organization.pk, json.dumps(EMPTY_BLOCKED)],
-        )
-    state = BlocklistState.objects.select_for_update().get(organization=organization)
-    if (state.blocked or EMPTY_BLOCKED) != wanted:
-        state.version += 1
-        state.blocked = wanted
-        state.changed_at = now
-    state.computed_at = now
-    state.save()
-    return state
-
-
-def _period_totals(organization_id, rules: list[BudgetRule], now: datetime) -> dict[str, PeriodTotals]:
-    """Cost per period, all / per event type / per customer, in one aggregate query."""
-    periods = sorted({rule.period for rule in rules})
-    bounds = {period: period_bounds(period, now) for period in periods}
-    scan_start = min(start for start, _ in bounds.values())
-    scan_end = max(end for _, end in bounds.values())
-    sums, params = [], []
-    for period in periods:
-        start, end = bounds[period]
-        sums.append("COALESCE(SUM(cost_microdollars) FILTER (WHERE occurred_at >= %s AND occurred_at < %s), 0)")
-        params += [start, end]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT GROUPING(event_type), GROUPING(customer_id), event_type, customer_id, {', '.join(sums)} "  # noqa: S608
-            f"FROM {UsageEvent._meta.db_table} WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s "
-            "GROUP BY GROUPING SETS ((), (event_type), (customer_id))",
-            [*params, organization_id, scan_start, scan_end],
-        )
-        rows = cursor.fetchall()
-    totals = {period: PeriodTotals() for period in periods}
-    by_customer_pk: dict[int, list[int]] = {}
-    for grouped_type, grouped_customer, event_type, customer_id, *amounts in rows:
-        for period, amount in zip(periods, amounts, strict=True):
-            if grouped_type and grouped_customer:
-                totals[period].organization = int(amount)
-            elif not grouped_type:
-                totals[period].event_types[event_type] = int(amount)
-        if not grouped_customer:
-            by_customer_pk[customer_id] = [int(amount) for amount in amounts]
-    if by_customer_pk:
-        external_ids = dict(Customer.objects.filter(pk__in=by_customer_pk).values_list("pk", "external_id"))
-        for customer_pk, amounts in by_customer_pk.items():
-            for period, amount in zip(periods, amounts, strict=True):
-                totals[period].customers[external_ids[customer_pk]] = amount
-    return totals
+    return BlocklistState(
+        organization=organization, version=version, blocked=stored_blocked, computed_at=computed_at,
+        changed_at=changed_at, budget_customer_ids=customers,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,14 +311,15 @@ def budget_evaluation_schedule(*, organization_id) -> bool:
 
 
 def budget_evaluation_run(*, organization_id) -> BlocklistState | None:
-    """The task's body: recompute once, then release the lock and re-queue if more usage came in."""
+    """The task's body: evaluate the changes once, then release the lock and re-queue if more usage came in."""
     cache.delete(_dirty_key(organization_id))
     try:
-        organization = Organization.objects.filter(pk=organization_id).first()
-        state = blocklist_recompute(organization=organization) if organization is not None else None
+        # Not read first: the evaluation checks in its own round trip that the organization exists.
+        organization = Organization(pk=uuid.UUID(str(organization_id)))
+        state = blocklist_evaluate_changes(organization=organization)
     finally:
         cache.delete(_lock_key(organization_id))
-    if organization is not None and cache.get(_dirty_key(organization_id)):
+    if state is not None and cache.get(_dirty_key(organization_id)):
         budget_evaluation_schedule(organization_id=organization_id)
     return state
 

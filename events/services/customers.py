@@ -14,6 +14,8 @@ from ..drafts import CustomerRef
 from ..models import Customer
 from .sql import fetch_all
 
+_CUSTOMER_CREATE_LOCK_NAMESPACE = 0x43555354  # "CUST": first key of pg_advisory_xact_lock(int, int)
+
 _TABLE = Customer._meta.db_table
 
 
@@ -171,7 +173,10 @@ def customer_create(
     identifiers = list(dict.fromkeys([external_id, *aliases]))
     # One creation at a time per organization: alias uniqueness is not a database constraint.
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"customer-create:{organization.pk}"])
+        # Two-key form: the one-key (bigint) space holds the ledger locks (events.locks).
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_CUSTOMER_CREATE_LOCK_NAMESPACE, str(organization.pk)]
+        )
     clash = Q(external_id__in=identifiers) | Q(ingest_aliases__overlap=identifiers)
     if stripe_customer_id:
         clash |= Q(stripe_customer_id=stripe_customer_id)

@@ -6,7 +6,8 @@ names, the price catalog's version and the ingest hooks' preludes (billing's met
 say) → drop the stored keys → price (costcalc's batch API over its in-process snapshot) → resolve
 customers of the events that passed (set-based from the rows already read, creating unknown ones)
 → one statement: a multi-row `INSERT … RETURNING` for the events and one for their vendor
-responses → ingest hooks (inside the transaction, new events only) → on commit: `usage_recorded`
+responses, and the upserts of the usage rollups over those rows (events.services.rollups)
+→ ingest hooks (inside the transaction, new events only) → on commit: `usage_recorded`
 and the debounced budget evaluation.
 
 Exactly once: the unique constraint on (organization, idempotency_key) decides. A request that
@@ -47,6 +48,7 @@ from ..locks import INGEST_LOCKS_SQL
 from ..models import BlocklistState, Budget, Feature, IngestSettings, UsageEvent, VendorResponse
 from .customers import customers_lookup_statement, customers_resolve
 from .pricing import price_calls, pricing_error, record_unpriced
+from .rollups import NEW_CALL_COLUMNS, NEW_EVENT_COLUMNS, ROLLUP_CTES
 from .sql import fetch_all, fetch_one, fetch_pipelined
 
 logger = logging.getLogger(__name__)
@@ -301,7 +303,9 @@ def _store(
     if not rows:
         return
     rows.sort(key=lambda row: row.draft.idempotency_key)  # a stable lock order between concurrent requests
-    inserted = _write(organization.pk, source, rows, received_at, race_safe=race_safe)
+    inserted = _write(
+        organization.pk, source, rows, received_at, race_safe=race_safe, watched=state.blocklist_watched
+    )
     raced = [row for row in rows if row.draft.idempotency_key not in inserted]
     originals = _stored_ids(organization.pk, [row.draft.idempotency_key for row in raced]) if raced else {}
     recorded: list[hooks.RecordedEvent] = []
@@ -439,7 +443,7 @@ WITH new_events AS (
         unpriced boolean, meta jsonb)
     ORDER BY e.key
     ON CONFLICT (organization_id, idempotency_key) DO NOTHING
-    RETURNING id, idempotency_key
+    RETURNING {NEW_EVENT_COLUMNS}
 ), new_calls AS (
     INSERT INTO {_RESPONSES} (organization_id, event_id, model, input_tokens, output_tokens, cached_input_tokens,
         cache_write_tokens, reasoning_tokens, cost_microdollars, price_id, price_override_id)
@@ -450,7 +454,8 @@ WITH new_events AS (
         override bigint)) WITH ORDINALITY AS c(key, model, input, output, cached, cache_write, reasoning, cost, price,
         override, position) ON c.key = n.idempotency_key
     ORDER BY n.id, c.position
-)
+    RETURNING {NEW_CALL_COLUMNS}
+){ROLLUP_CTES}
 SELECT idempotency_key, id FROM new_events
 """  # noqa: S608 (table names only)
 # Without the conflict clause, for the first attempt. `ON CONFLICT DO NOTHING` inserts each row
@@ -460,7 +465,9 @@ _INSERT_SQL = _WRITE_SQL.replace("    ON CONFLICT (organization_id, idempotency_
 assert _INSERT_SQL != _WRITE_SQL
 
 
-def _write(organization_id, source: str, rows: list[_Row], received_at, *, race_safe: bool) -> dict[str, int]:
+def _write(
+    organization_id, source: str, rows: list[_Row], received_at, *, race_safe: bool, watched: bool
+) -> dict[str, int]:
     """Events and their vendor responses in one statement (two data-modifying CTEs): the events are
     inserted in key order (a stable lock order between concurrent requests), then the vendor
     responses of the inserted ones. The batch travels as two JSON documents, which PostgreSQL
@@ -472,7 +479,11 @@ def _write(organization_id, source: str, rows: list[_Row], received_at, *, race_
     transaction read them. Should a concurrent request have stored one since, the unique constraint
     fails the statement (after that request commits: until then this one waits on its row) and
     `ingest_events` runs the transaction again with `race_safe`: `ON CONFLICT DO NOTHING`, and the
-    keys it skips are answered with the other request's ids."""
+    keys it skips are answered with the other request's ids.
+
+    The same statement upserts the usage rollups of the inserted rows (events.services.rollups) and,
+    when `watched` (an enabled budget or a block source), queues their customers for the next
+    budget evaluation."""
     # A key whose value is the column's default is left out (the statement coalesces it): most
     # events and calls carry only a few of these, and every key is built here and parsed there.
     events, calls = [], []
@@ -524,6 +535,7 @@ def _write(organization_id, source: str, rows: list[_Row], received_at, *, race_
                 "source": source,
                 "events": orjson.dumps(events, default=_json_default).decode(),
                 "calls": orjson.dumps(calls).decode(),
+                "watched": bool(watched),
             },
         )
     )

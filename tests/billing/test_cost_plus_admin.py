@@ -83,7 +83,7 @@ def test_changing_a_product_in_admin_recomputes_the_drafts(
     from tests.billing.test_admin import product_data
 
     scheduled = []
-    monkeypatch.setattr(invoicing, "schedule_draft_recompute", scheduled.append)
+    monkeypatch.setattr(invoicing, "schedule_drafts_recompute", scheduled.extend)
     services.contract_create(  # opens this month's draft
         organization=organization,
         customer=customer,

@@ -289,3 +289,39 @@ def test_a_recompute_reads_rollups_never_the_raw_events(organization, customer, 
     read = " ".join(query["sql"] for query in queries.captured_queries)
     assert "billing_usagerollup" in read
     assert "events_usageevent" not in read
+
+
+@pytest.mark.django_db(transaction=True)
+def test_due_invoices_are_finalized_one_transaction_each_so_the_ledger_lock_is_held_per_invoice(
+    organization, customer, contract, settings
+):
+    """Finalization takes the organization's ledger lock exclusively; it is released with each
+    invoice's transaction, so ingest waits for one invoice at a time, never for the whole run."""
+    from django.db import connection
+
+    from billing.invoicing import _adjusters
+
+    settings.INVOICE_FINALIZE_GRACE_HOURS = 0
+    services.contract_create(
+        organization=organization, customer=_another_customer(organization), rate_card=contract.rate_card,
+        starting_at=previous_month_start(),
+    )
+    transactions = []
+
+    def record_transaction(*, invoice, lines):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT txid_current(), count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                           "AND pid = pg_backend_pid() AND mode = 'ExclusiveLock'")
+            transactions.append(cursor.fetchone())
+        return 0
+
+    _adjusters.append(record_transaction)
+    try:
+        finalized = invoicing.invoices_finalize_due(now=month_start() + timedelta(hours=1))
+    finally:
+        _adjusters.remove(record_transaction)
+
+    assert len(finalized) == 2
+    # (the drafts' recomputes that finalization queues run here too, eagerly, without the lock)
+    finalizing = [txid for txid, locks in transactions if locks == 1]  # holding the exclusive ledger lock
+    assert len(finalizing) == 2 and len(set(finalizing)) == 2  # one transaction per invoice

@@ -198,17 +198,17 @@ def test_a_burst_of_ingests_queues_one_evaluation_and_none_is_lost(organization,
     # An ingest lands while the evaluation runs: the task re-queues itself once at the end.
     from events.services import budgets as budget_services
 
-    real_recompute = budget_services.blocklist_recompute
+    real_evaluate = budget_services.blocklist_evaluate_changes
 
-    def recompute_during_ingest(*, organization):
+    def evaluate_during_ingest(*, organization):
         budget_evaluation_schedule(organization_id=organization.pk)
-        return real_recompute(organization=organization)
+        return real_evaluate(organization=organization)
 
-    monkeypatch.setattr(budget_services, "blocklist_recompute", recompute_during_ingest)
+    monkeypatch.setattr(budget_services, "blocklist_evaluate_changes", evaluate_during_ingest)
     tasks.evaluate_budgets(str(organization.pk))
     assert len(queued) == 2
 
-    monkeypatch.setattr(budget_services, "blocklist_recompute", real_recompute)
+    monkeypatch.setattr(budget_services, "blocklist_evaluate_changes", real_evaluate)
     tasks.evaluate_budgets(str(organization.pk))
     assert len(queued) == 2  # nothing new arrived: no further evaluation
     assert budget_evaluation_pending(organization.pk) is False
@@ -271,3 +271,115 @@ def test_a_block_source_without_a_watch_condition_watches_every_organization(
         ingest(api_client, md_event("c-1", key="k1"))
 
     assert evaluations == [organization.pk]
+
+
+# --- Evaluation after ingest: only the changed customers, from rollups ----------------------------
+
+from datetime import UTC, datetime  # noqa: E402
+
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from events.drafts import CustomerRef, EventDraft  # noqa: E402
+from events.models import BudgetPendingCustomer, UsageEvent  # noqa: E402
+from events.services import ingest_events  # noqa: E402
+from events.services.budgets import blocklist_evaluate_changes  # noqa: E402
+
+LAST_SECOND = datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC)  # the last second of a month
+
+
+def spend(organization, customer: str, cost: int, key: str, at: datetime = LAST_SECOND):
+    draft = EventDraft(
+        customer=CustomerRef("id", customer, "customer_id"), event_type="chat", occurred_at=at,
+        idempotency_key=key, cost_microdollars=cost,
+    )
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=[draft], now=at)
+
+
+def test_the_evaluation_after_ingest_decides_again_only_the_customers_it_touched(organization):
+    budget_create(organization=organization, scope="customer", limit_microdollars=100)
+    blocklist_recompute(organization=organization, now=LAST_SECOND)
+    spend(organization, "b", 500, "b1")
+    BudgetPendingCustomer.objects.all().delete()  # as if b's change had been evaluated elsewhere
+    spend(organization, "a", 200, "a1")
+    assert list(BudgetPendingCustomer.objects.values_list("customer__external_id", flat=True)) == ["a"]
+
+    state = blocklist_evaluate_changes(organization=organization, now=LAST_SECOND)
+
+    assert state.blocked["customer_ids"] == ["a"]  # b was not touched by the evaluated ingest
+    assert not BudgetPendingCustomer.objects.exists()  # taken by the evaluation
+    assert blocklist_recompute(organization=organization, now=LAST_SECOND).blocked["customer_ids"] == ["a", "b"]
+    spend(organization, "c", 1, "c1")
+    assert blocklist_evaluate_changes(organization=organization, now=LAST_SECOND).blocked["customer_ids"] == ["a", "b"]
+
+
+def test_organization_and_event_type_budgets_follow_every_ingest(organization):
+    budget_create(organization=organization, scope="organization", limit_microdollars=300)
+    budget_create(organization=organization, scope="event_type", scope_value="chat", limit_microdollars=250)
+    spend(organization, "a", 200, "a1")
+    assert blocklist_evaluate_changes(organization=organization, now=LAST_SECOND).blocked == {
+        "organization": False, "event_types": [], "customer_ids": [],
+    }
+    spend(organization, "b", 60, "b1")
+    assert blocklist_evaluate_changes(organization=organization, now=LAST_SECOND).blocked["event_types"] == ["chat"]
+    spend(organization, "c", 40, "c1")
+    assert blocklist_evaluate_changes(organization=organization, now=LAST_SECOND).blocked["organization"] is True
+
+
+def test_a_new_utc_day_makes_the_evaluation_full_and_lifts_yesterdays_day_blocks(organization):
+    budget_create(organization=organization, scope="customer", limit_microdollars=100, period="day")
+    spend(organization, "a", 200, "a1")
+    assert blocklist_evaluate_changes(organization=organization, now=LAST_SECOND).blocked["customer_ids"] == ["a"]
+
+    next_day = datetime(2026, 4, 1, 0, 30, tzinfo=UTC)
+    assert blocklist_evaluate_changes(organization=organization, now=next_day).blocked["customer_ids"] == []
+
+
+def test_the_evaluation_reads_no_ledger(organization):
+    budget_create(organization=organization, scope="customer", limit_microdollars=100)
+    budget_create(organization=organization, scope="organization", limit_microdollars=100)
+    spend(organization, "a", 200, "a1")
+
+    with CaptureQueriesContext(connection) as captured:
+        blocklist_evaluate_changes(organization=organization, now=LAST_SECOND)
+        blocklist_recompute(organization=organization, now=LAST_SECOND)
+
+    assert not [q["sql"] for q in captured.captured_queries if "events_usageevent" in q["sql"]]
+
+
+def test_nothing_is_queued_for_evaluation_when_nothing_watches_usage(organization):
+    spend(organization, "a", 200, "a1")
+    assert not BudgetPendingCustomer.objects.exists()
+
+
+def test_the_evaluation_asks_only_the_block_sources_watching_the_organization(organization, monkeypatch):
+    monkeypatch.setattr(hooks, "_block_sources", [])
+    monkeypatch.setattr(hooks, "_watch_sql", {})
+    asked = []
+
+    def idle(*, organization):
+        asked.append("idle")
+        return hooks.BlockedSet(customer_ids=frozenset({"never"}))
+
+    def watching(*, organization):
+        asked.append("watching")
+        return hooks.BlockedSet(event_types=frozenset({"chat"}))
+
+    hooks.register_block_source(idle, watches_sql="FALSE")
+    hooks.register_block_source(watching, watches_sql="EXISTS (SELECT 1 WHERE %(organization)s IS NOT NULL)")
+
+    state = blocklist_evaluate_changes(organization=organization, now=LAST_SECOND)
+
+    assert asked == ["watching"]
+    assert state.blocked == {"organization": False, "event_types": ["chat"], "customer_ids": []}
+
+
+def test_the_evaluation_of_an_organization_deleted_meanwhile_does_nothing(organization):
+    from accounts.models import Organization
+    from events.services.budgets import budget_evaluation_run
+
+    organization_id = organization.pk
+    Organization.objects.filter(pk=organization_id).delete()
+
+    assert budget_evaluation_run(organization_id=str(organization_id)) is None
+    assert not BlocklistState.objects.filter(organization_id=organization_id).exists()

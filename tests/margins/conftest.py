@@ -117,6 +117,7 @@ def record_usage(customer, *, when: datetime, cost: int = 0, revenue: int = 0, m
     import uuid
 
     from events.models import UsageEvent, VendorResponse
+    from events.services.rollups import usage_rollups_rebuild
 
     event = UsageEvent.objects.create(
         organization=customer.organization,
@@ -134,3 +135,5 @@ def record_usage(customer, *, when: datetime, cost: int = 0, revenue: int = 0, m
             organization=customer.organization, event=event, model=model, input_tokens=100, output_tokens=50,
             cost_microdollars=model_cost,
         )
+    # Written past ingest, so its usage rollups are rebuilt (what the margin reads sum).
+    usage_rollups_rebuild(organization_id=customer.organization_id)

@@ -13,6 +13,7 @@ from billing.credits.models import SpendingLimit
 from billing.credits.selectors import customers_over_spending_limit, spending_in_window
 from events.models import IngestSettings, UsageEvent
 from events.services import blocklist_recompute
+from events.services.rollups import usage_rollups_rebuild
 from tests.billing.conftest import ingest, utc
 from tests.billing.credits.helpers import globex
 from tests.factories import CustomerFactory
@@ -37,6 +38,7 @@ def spend(customer, cents, *, at=None):
         received_at=now, idempotency_key=f"spend-{next(_keys)}", source=UsageEvent.Source.INTERNAL,
         revenue_microdollars=cents * 10_000,
     )
+    usage_rollups_rebuild(organization_id=customer.organization_id)  # written past ingest
 
 
 def blocked_customers(api_client):

@@ -1,0 +1,163 @@
+# ruff: noqa: S608  (SQL built from table names only; values are parameters)
+"""Usage rollups (events.models.UsageDay, ModelUsageDay, OrganizationUsageDay): kept by ingest,
+rebuilt from the ledger here.
+
+Ingest. The rollups are upserted by the same statement that inserts the events (data-modifying CTEs
+over the rows it just inserted, `ROLLUP_CTES` below, appended to ingest's write statement): no extra
+round trip, and they commit or roll back with the events. Each upsert is one `INSERT … SELECT …
+GROUP BY … ORDER BY <key> ON CONFLICT DO UPDATE`: grouped, so no row is hit twice by one statement,
+and in key order, so two batches touching the same rows lock them in the same order and cannot
+deadlock (every ingest runs the CTEs in the same order too).
+
+Days are UTC dates of `occurred_at`. Reads that need a window starting inside a day combine whole
+days from the rollups with the partial edge days read from the ledger (events.selectors).
+
+Rebuild. `usage_rollups_rebuild` recomputes an organization's rollups from the ledger in slices of
+customers, each slice in its own transaction under the organization's exclusive ledger lock (so no
+ingest adds to those customers meanwhile, and ingest waits for one slice at a time, never for the
+whole rebuild); the organization-level rows are then summed from the customer rows, in one more
+short slice.
+"""
+
+from django.db import connection, transaction
+
+from ..locks import ledger_lock_exclusive
+from ..models import BudgetPendingCustomer, Customer, ModelUsageDay, OrganizationUsageDay, UsageDay
+
+USAGE_DAY = UsageDay._meta.db_table
+MODEL_USAGE_DAY = ModelUsageDay._meta.db_table
+ORGANIZATION_USAGE_DAY = OrganizationUsageDay._meta.db_table
+BUDGET_PENDING = BudgetPendingCustomer._meta.db_table
+
+# What ingest's write statement RETURNs from its `new_events` and `new_calls` CTEs for these.
+NEW_EVENT_COLUMNS = "id, idempotency_key, customer_id, event_type, occurred_at, cost_microdollars, revenue_microdollars"
+NEW_CALL_COLUMNS = "event_id, model, cost_microdollars, input_tokens, output_tokens, cached_input_tokens"
+
+# Appended to ingest's WITH clause, after `new_events` and `new_calls`. `%(watched)s`: whether the
+# organization has an enabled budget or a block source (ingest's first round trip says so); only
+# then are the customers queued for the next budget evaluation.
+ROLLUP_CTES = f"""
+, usage_days AS (
+    INSERT INTO {USAGE_DAY} AS r (organization_id, customer_id, day, event_type, event_count, cost_microdollars,
+        revenue_microdollars)
+    SELECT %(organization)s, customer_id, (occurred_at AT TIME ZONE 'UTC')::date, event_type, count(*),
+        sum(cost_microdollars), sum(revenue_microdollars)
+    FROM new_events GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
+    ON CONFLICT (organization_id, customer_id, day, event_type) DO UPDATE SET
+        event_count = r.event_count + EXCLUDED.event_count,
+        cost_microdollars = r.cost_microdollars + EXCLUDED.cost_microdollars,
+        revenue_microdollars = r.revenue_microdollars + EXCLUDED.revenue_microdollars
+), model_days AS (
+    INSERT INTO {MODEL_USAGE_DAY} AS r (organization_id, customer_id, day, model, request_count, cost_microdollars,
+        input_tokens, output_tokens, cached_input_tokens)
+    SELECT %(organization)s, e.customer_id, (e.occurred_at AT TIME ZONE 'UTC')::date, c.model, count(*),
+        coalesce(sum(c.cost_microdollars), 0), sum(c.input_tokens), sum(c.output_tokens), sum(c.cached_input_tokens)
+    FROM new_calls c JOIN new_events e ON e.id = c.event_id GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
+    ON CONFLICT (organization_id, customer_id, day, model) DO UPDATE SET
+        request_count = r.request_count + EXCLUDED.request_count,
+        cost_microdollars = r.cost_microdollars + EXCLUDED.cost_microdollars,
+        input_tokens = r.input_tokens + EXCLUDED.input_tokens,
+        output_tokens = r.output_tokens + EXCLUDED.output_tokens,
+        cached_input_tokens = r.cached_input_tokens + EXCLUDED.cached_input_tokens
+), organization_days AS (
+    INSERT INTO {ORGANIZATION_USAGE_DAY} AS r (organization_id, day, event_type, event_count, cost_microdollars,
+        revenue_microdollars)
+    SELECT %(organization)s, (occurred_at AT TIME ZONE 'UTC')::date, event_type, count(*), sum(cost_microdollars),
+        sum(revenue_microdollars)
+    FROM new_events GROUP BY 2, 3 ORDER BY 2, 3
+    ON CONFLICT (organization_id, day, event_type) DO UPDATE SET
+        event_count = r.event_count + EXCLUDED.event_count,
+        cost_microdollars = r.cost_microdollars + EXCLUDED.cost_microdollars,
+        revenue_microdollars = r.revenue_microdollars + EXCLUDED.revenue_microdollars
+), budget_pending AS (
+    INSERT INTO {BUDGET_PENDING} (organization_id, customer_id)
+    SELECT DISTINCT %(organization)s::uuid, customer_id FROM new_events WHERE %(watched)s ORDER BY 2
+    ON CONFLICT (organization_id, customer_id) DO NOTHING
+)
+"""
+
+
+# --- Rebuild -------------------------------------------------------------------------------------
+
+# Two statements: deleting and inserting the same keys in one statement is not allowed.
+_DELETE_CUSTOMERS_SQL = f"""
+WITH gone_days AS (
+    DELETE FROM {USAGE_DAY} WHERE organization_id = %(organization)s AND customer_id = ANY(%(customers)s)
+)
+DELETE FROM {MODEL_USAGE_DAY} WHERE organization_id = %(organization)s AND customer_id = ANY(%(customers)s)
+"""
+_INSERT_CUSTOMERS_SQL = f"""
+WITH days AS (
+    INSERT INTO {USAGE_DAY} (organization_id, customer_id, day, event_type, event_count, cost_microdollars,
+        revenue_microdollars)
+    SELECT organization_id, customer_id, (occurred_at AT TIME ZONE 'UTC')::date, event_type, count(*),
+        sum(cost_microdollars), sum(revenue_microdollars)
+    FROM events_usageevent WHERE organization_id = %(organization)s AND customer_id = ANY(%(customers)s)
+    GROUP BY 1, 2, 3, 4
+)
+INSERT INTO {MODEL_USAGE_DAY} (organization_id, customer_id, day, model, request_count, cost_microdollars,
+    input_tokens, output_tokens, cached_input_tokens)
+SELECT e.organization_id, e.customer_id, (e.occurred_at AT TIME ZONE 'UTC')::date, c.model, count(*),
+    coalesce(sum(c.cost_microdollars), 0), sum(c.input_tokens), sum(c.output_tokens), sum(c.cached_input_tokens)
+FROM events_usageevent e JOIN events_vendorresponse c ON c.event_id = e.id
+WHERE e.organization_id = %(organization)s AND e.customer_id = ANY(%(customers)s)
+GROUP BY 1, 2, 3, 4
+"""
+
+_REBUILD_ORGANIZATION_SQL = f"DELETE FROM {ORGANIZATION_USAGE_DAY} WHERE organization_id = %(organization)s"
+_SUM_ORGANIZATION_SQL = f"""
+INSERT INTO {ORGANIZATION_USAGE_DAY} (organization_id, day, event_type, event_count, cost_microdollars,
+    revenue_microdollars)
+SELECT organization_id, day, event_type, sum(event_count), sum(cost_microdollars), sum(revenue_microdollars)
+FROM {USAGE_DAY} WHERE organization_id = %(organization)s GROUP BY 1, 2, 3
+"""
+
+REBUILD_SLICE_CUSTOMERS = 500
+
+
+def usage_rollups_rebuild(*, organization_id, slice_customers: int = REBUILD_SLICE_CUSTOMERS) -> int:
+    """Recompute the organization's usage rollups from the ledger. Returns the number of customers.
+
+    Idempotent. Each slice of customers (and the final organization-level sum) is one transaction
+    holding the organization's ledger lock exclusively: ingest of the organization waits for one
+    slice at a time. A slice is exact for its customers (no ingest runs while it reads the ledger,
+    and every later ingest adds to what it wrote); the organization rows are summed last, from the
+    customer rows, under the lock again."""
+    customers = Customer.objects.filter(organization_id=organization_id).order_by("pk")
+    customer_ids = list(customers.values_list("pk", flat=True))
+    for start in range(0, len(customer_ids), slice_customers):
+        chunk = customer_ids[start : start + slice_customers]
+        with transaction.atomic():
+            ledger_lock_exclusive(organization_id)
+            params = {"organization": organization_id, "customers": chunk}
+            with connection.cursor() as cursor:
+                cursor.execute(_DELETE_CUSTOMERS_SQL, params)
+                cursor.execute(_INSERT_CUSTOMERS_SQL, params)
+    with transaction.atomic():
+        ledger_lock_exclusive(organization_id)
+        with connection.cursor() as cursor:
+            cursor.execute(_REBUILD_ORGANIZATION_SQL, {"organization": organization_id})
+            cursor.execute(_SUM_ORGANIZATION_SQL, {"organization": organization_id})
+    return len(customer_ids)
+
+
+_FORGET_CUSTOMER_SQL = f"""
+UPDATE {ORGANIZATION_USAGE_DAY} AS o SET
+    event_count = o.event_count - c.event_count,
+    cost_microdollars = o.cost_microdollars - c.cost_microdollars,
+    revenue_microdollars = o.revenue_microdollars - c.revenue_microdollars
+FROM (
+    SELECT day, event_type, sum(event_count) AS event_count, sum(cost_microdollars) AS cost_microdollars,
+        sum(revenue_microdollars) AS revenue_microdollars
+    FROM {USAGE_DAY} WHERE organization_id = %(organization)s AND customer_id = %(customer)s GROUP BY 1, 2
+) AS c
+WHERE o.organization_id = %(organization)s AND o.day = c.day AND o.event_type = c.event_type
+"""
+
+
+def customer_usage_forget(*, organization_id, customer_id: int) -> None:
+    """Take a customer's usage out of the organization-level rollups (its own rows and events are
+    deleted with it, by Django's cascade). The caller holds the organization's ledger lock
+    exclusively (the customer's pre_delete receiver), so no ingest changes these rows meanwhile."""
+    with connection.cursor() as cursor:
+        cursor.execute(_FORGET_CUSTOMER_SQL, {"organization": organization_id, "customer": customer_id})

@@ -1,0 +1,248 @@
+"""Usage rollups: kept by ingest in its write statement, equal to the ledger's sums at every day
+edge, rebuilt by the command and the data migration, read exactly for windows that start mid-day."""
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, connections
+
+from events.drafts import CallDraft, CustomerRef, EventDraft
+from events.models import Customer, ModelUsageDay, OrganizationUsageDay, UsageDay, UsageEvent
+from events.selectors import revenue_in_window
+from events.services import ingest_events
+
+pytestmark = pytest.mark.django_db
+
+DAY = datetime(2026, 1, 31, tzinfo=UTC)  # the last day of a month
+
+
+def draft(customer: str, key: str, at: datetime, *, cost=0, revenue=0, models=(), event_type="chat") -> EventDraft:
+    return EventDraft(
+        customer=CustomerRef("id", customer, "customer_id"),
+        event_type=event_type,
+        occurred_at=at,
+        idempotency_key=key,
+        calls=[CallDraft(model=model, input_tokens=10, output_tokens=5) for model in models],
+        cost_microdollars=cost,
+        revenue_microdollars=revenue,
+    )
+
+
+def ledger_sums(organization) -> dict:
+    """What the rollups must hold, summed straight from the ledger."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT customer_id, (occurred_at AT TIME ZONE 'UTC')::date, event_type, count(*), sum(cost_microdollars), "
+            "sum(revenue_microdollars) FROM events_usageevent WHERE organization_id = %s GROUP BY 1, 2, 3",
+            [organization.pk],
+        )
+        return {(c, d, t): (n, int(cost), int(rev)) for c, d, t, n, cost, rev in cursor.fetchall()}
+
+
+def rollup_rows(organization) -> dict:
+    return {
+        (row.customer_id, row.day, row.event_type): (row.event_count, int(row.cost_microdollars),
+                                                      int(row.revenue_microdollars))
+        for row in UsageDay.objects.filter(organization=organization)
+    }
+
+
+def organization_rows(organization) -> dict:
+    return {
+        (row.day, row.event_type): (row.event_count, int(row.cost_microdollars), int(row.revenue_microdollars))
+        for row in OrganizationUsageDay.objects.filter(organization=organization)
+    }
+
+
+def model_rows(organization) -> dict:
+    return {
+        (row.customer_id, row.day, row.model): (row.request_count, int(row.input_tokens), int(row.output_tokens))
+        for row in ModelUsageDay.objects.filter(organization=organization)
+    }
+
+
+def edge_batch(prefix: str = "k") -> list[EventDraft]:
+    """Events on both sides of midnights (23:59:59.999999 / 00:00 / 00:30) and a month's end."""
+    return [
+        draft("acme", f"{prefix}1", DAY.replace(hour=23, minute=59, second=59, microsecond=999999), cost=5, revenue=7,
+              models=["m-a", "m-b"]),
+        draft("acme", f"{prefix}2", DAY + timedelta(days=1), cost=11, models=["m-a"]),
+        draft("acme", f"{prefix}3", DAY + timedelta(days=1, minutes=30), cost=13, revenue=2, event_type="embed"),
+        draft("globex", f"{prefix}4", DAY - timedelta(minutes=30), cost=17, revenue=19, models=["m-a"]),
+        draft("globex", f"{prefix}5", DAY, cost=23),
+    ]
+
+
+def test_ingest_keeps_the_rollups_equal_to_the_ledger_at_day_edges(organization):
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=edge_batch())
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=edge_batch("second-"))
+
+    expected = ledger_sums(organization)
+    assert rollup_rows(organization) == expected
+    acme = Customer.objects.get(organization=organization, external_id="acme").pk
+    assert expected[(acme, date(2026, 1, 31), "chat")] == (2, 10, 14)  # 23:59:59.999999 stays on the 31st
+    assert expected[(acme, date(2026, 2, 1), "chat")] == (2, 22, 0)
+    assert organization_rows(organization) == {
+        (date(2026, 1, 30), "chat"): (2, 34, 38),
+        (date(2026, 1, 31), "chat"): (4, 56, 14),
+        (date(2026, 2, 1), "chat"): (2, 22, 0),
+        (date(2026, 2, 1), "embed"): (2, 26, 4),
+    }
+    assert model_rows(organization)[(acme, date(2026, 1, 31), "m-a")] == (2, 20, 10)
+    assert model_rows(organization)[(acme, date(2026, 2, 1), "m-a")] == (2, 20, 10)
+
+
+def test_a_replayed_batch_adds_nothing(organization):
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=edge_batch())
+    before = (rollup_rows(organization), organization_rows(organization), model_rows(organization))
+
+    result = ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=edge_batch())
+
+    assert result.duplicates == 5
+    assert (rollup_rows(organization), organization_rows(organization), model_rows(organization)) == before
+
+
+def test_rollups_are_per_organization(organization, other_client):
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=edge_batch())
+    ingest_events(organization=other_client.organization, source=UsageEvent.Source.INTERNAL, items=edge_batch())
+
+    assert rollup_rows(organization) == ledger_sums(organization)
+    assert sum(n for n, _, _ in organization_rows(other_client.organization).values()) == 5
+
+
+def test_the_rebuild_command_recomputes_lost_rollups_and_is_idempotent(organization):
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=edge_batch())
+    expected = (rollup_rows(organization), organization_rows(organization), model_rows(organization))
+    UsageDay.objects.all().delete()
+    ModelUsageDay.objects.all().delete()
+    OrganizationUsageDay.objects.filter(organization=organization).update(cost_microdollars=0)
+
+    call_command("rebuild_usage_rollups", "--organization", str(organization.pk))
+    call_command("rebuild_usage_rollups")
+
+    assert (rollup_rows(organization), organization_rows(organization), model_rows(organization)) == expected
+
+
+def test_the_rebuild_command_refuses_an_unknown_organization(db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="not an organization id"):
+        call_command("rebuild_usage_rollups", "--organization", "nope")
+    with pytest.raises(CommandError, match="no organization"):
+        call_command("rebuild_usage_rollups", "--organization", "00000000-0000-4000-8000-000000000000")
+
+
+def test_the_backfill_migration_fills_the_rollups_from_the_ledger(organization):
+    from importlib import import_module
+
+    backfill = import_module("events.migrations.0010_backfill_usage_rollups")
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=edge_batch())
+    expected = (rollup_rows(organization), organization_rows(organization), model_rows(organization))
+    with connection.cursor() as cursor:
+        cursor.execute(backfill.EMPTY)
+    assert not UsageDay.objects.exists()
+
+    with connection.cursor() as cursor:
+        cursor.execute(backfill.BACKFILL)
+
+    assert (rollup_rows(organization), organization_rows(organization), model_rows(organization)) == expected
+
+
+def test_deleting_a_customer_takes_its_usage_out_of_the_organization_rollups(organization):
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=edge_batch())
+
+    Customer.objects.get(organization=organization, external_id="globex").delete()
+
+    assert rollup_rows(organization) == ledger_sums(organization)
+    assert organization_rows(organization)[(date(2026, 1, 30), "chat")] == (0, 0, 0)
+    assert organization_rows(organization)[(date(2026, 1, 31), "chat")] == (1, 5, 7)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        # whole days only
+        (DAY - timedelta(days=1), DAY + timedelta(days=2), 7 + 19 + 2),
+        # starts and ends mid-day: the edge days come from the ledger, exactly
+        (DAY - timedelta(minutes=29), DAY + timedelta(days=1, minutes=30), 7),
+        (DAY - timedelta(minutes=30), DAY + timedelta(days=1, minutes=30, microseconds=1), 19 + 7 + 2),
+        # inside one day, and across one midnight without a whole day
+        (DAY.replace(hour=23), DAY + timedelta(days=1, hours=1), 7 + 2),
+        (DAY.replace(hour=23, minute=59, second=59, microsecond=999999), DAY + timedelta(days=1), 7),
+        (DAY + timedelta(days=1), DAY + timedelta(days=1), 0),
+    ],
+)
+def test_revenue_in_a_window_is_exact_at_any_instant(organization, start, end, expected):
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=edge_batch())
+    customers = list(Customer.objects.filter(organization=organization).values_list("pk", flat=True))
+
+    spent = revenue_in_window(organization_id=organization.pk, customer_ids=customers, start=start, end=end)
+
+    assert sum(spent.values()) == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_on_the_same_rows_neither_deadlock_nor_lose_a_sum(organization):
+    """Ten threads, each a batch over the same customers and days in a different order."""
+    barrier = threading.Barrier(10)
+    errors: list = []
+
+    def worker(number: int) -> None:
+        items = edge_batch(f"t{number}-")
+        items = items[number % 5:] + items[: number % 5]
+        try:
+            barrier.wait(timeout=30)
+            ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=items)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(number,)) for number in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert rollup_rows(organization) == ledger_sums(organization)
+    assert sum(n for n, _, _ in organization_rows(organization).values()) == 50
+
+
+def test_the_http_ingest_path_feeds_the_rollups(api_client, organization, price_catalog):
+    from tests.events.conftest import md_event
+
+    response = api_client.post("/api/v1/events", {"events": [md_event("acme", key="a"), md_event("acme", key="b")]},
+                               format="json")
+
+    assert response.status_code == 200
+    (row,) = ModelUsageDay.objects.filter(organization=organization)
+    assert (row.model, row.request_count, int(row.cost_microdollars)) == ("openai/gpt-4o", 2, 12_800)
+    assert rollup_rows(organization) == ledger_sums(organization)
+
+
+
+
+def test_usage_by_day_and_model_usage_for_the_pages(organization):
+    from events.selectors import DayUsage, model_usage, usage_by_day
+
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=edge_batch())
+    acme = Customer.objects.get(organization=organization, external_id="acme").pk
+    january = (date(2026, 1, 1), date(2026, 2, 1))
+
+    assert usage_by_day(organization_id=organization.pk, start=date(2026, 1, 31), end=date(2026, 2, 2)) == [
+        DayUsage(date(2026, 1, 31), 2, 28, 7),
+        DayUsage(date(2026, 2, 1), 2, 24, 2),
+    ]
+    acme_days = usage_by_day(organization_id=organization.pk, start=date(2026, 1, 1), end=date(2026, 3, 1),
+                             customer_id=acme)
+    assert acme_days == [DayUsage(date(2026, 1, 31), 1, 5, 7), DayUsage(date(2026, 2, 1), 2, 24, 2)]
+    by_model = model_usage(organization_id=organization.pk, start=january[0], end=january[1])
+    assert [(row.model, row.requests, row.input_tokens, row.output_tokens) for row in by_model] == [
+        ("m-a", 2, 20, 10), ("m-b", 1, 10, 5),
+    ]
+    only_acme = model_usage(organization_id=organization.pk, start=january[0], end=january[1], external_id="acme")
+    assert [(row.model, row.requests) for row in only_acme] == [("m-a", 1), ("m-b", 1)]
+    assert model_usage(organization_id=organization.pk, start=january[0], end=january[1], external_id="nobody") == []
