@@ -32,8 +32,8 @@ def test_margin_pages_read_rollups_only(member_client, ledger):  # noqa: F811
     # and the numbers are the ledger's
     assert [row["tagValue"] for row in table.json()["data"]["customers"]] == ["acme-corp", "beta", "gamma"]
     assert detail.json()["data"]["modelBreakdown"] == [
-        {"model": "gpt-4o", "cost": 20_000_000, "requestCount": 1},
-        {"model": "gpt-4o-mini", "cost": 10_000_000, "requestCount": 2},
+        {"model": "gpt-4o", "cost": 20_000_000, "requestCount": 1, "inputTokens": 100, "outputTokens": 50},
+        {"model": "gpt-4o-mini", "cost": 10_000_000, "requestCount": 2, "inputTokens": 200, "outputTokens": 100},
     ]
     assert unmatched.json()["data"]["unmappedTagValues"] == [
         {"tagValue": "delta", "totalCostMicrodollars": 16_000_000, "requestCount": 2},
