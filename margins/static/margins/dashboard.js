@@ -39,7 +39,7 @@
         var span = status.querySelector("span");
         if (span) span.textContent = "Syncing with Stripe… " + Math.round((Date.now() - started) / 1000) + " s";
       }, 500);
-      callApi("GET", syncButton.dataset.url).then(function (result) {
+      callApi("POST", syncButton.dataset.url).then(function (result) {
         clearInterval(timer);
         status.textContent = "Synced: " + result.customersProcessed + " customers, " + result.invoicesFetched +
           " invoices read, " + result.autoMatchesCreated + " new matches in " + result.durationMs + " ms. Reloading…";
