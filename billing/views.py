@@ -146,6 +146,38 @@ def _call(service, **kwargs):
         raise _field_errors(error) from error
 
 
+def product_create_from(*, organization, data: dict):
+    """Create a product from a validated ProductCreateSerializer body (our API and Metronome's path)."""
+    return _call(
+        services.product_create,
+        organization=organization,
+        name=data["name"],
+        type=data["type"],
+        billable_metric=data["billable_metric_id"],
+        presentation_group_key=data["presentation_group_key"],
+        quantity_conversion=data["quantity_conversion"],
+        composite_products=data["composite_product_ids"],
+        external_id=data["external_id"],
+        stripe_product_id=data["stripe_product_id"],
+    )
+
+
+def contract_create_from(*, organization, data: dict):
+    """Create a contract from a validated ContractCreateSerializer body (our API and Metronome's path)."""
+    schedule = data["usage_statement_schedule"] or {"day": Contract.StatementDay.FIRST_OF_MONTH}
+    return _call(
+        services.contract_create,
+        organization=organization,
+        customer=data["customer_id"],
+        rate_card=data["rate_card_id"],
+        starting_at=data["starting_at"],
+        ending_before=data["ending_before"],
+        name=data["name"],
+        usage_statement_day=schedule["day"],
+        overrides=data["overrides"],
+    )
+
+
 class ConfigurationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet):
     """List and retrieve for everyone in the organization; create for admins (and API keys)."""
 
@@ -185,18 +217,7 @@ class ProductViewSet(ConfigurationViewSet):
     @extend_schema(request=ProductCreateSerializer, responses={201: ProductSerializer})
     def create(self, request):
         data = self.parse(request)
-        product = _call(
-            services.product_create,
-            organization=self.organization,
-            name=data["name"],
-            type=data["type"],
-            billable_metric=data["billable_metric_id"],
-            presentation_group_key=data["presentation_group_key"],
-            quantity_conversion=data["quantity_conversion"],
-            composite_products=data["composite_product_ids"],
-            external_id=data["external_id"],
-            stripe_product_id=data["stripe_product_id"],
-        )
+        product = product_create_from(organization=self.organization, data=data)
         return self.created(product)
 
 
@@ -251,18 +272,7 @@ class ContractViewSet(ConfigurationViewSet):
     @extend_schema(request=ContractCreateSerializer, responses={201: ContractSerializer})
     def create(self, request):
         data = self.parse(request)
-        schedule = data["usage_statement_schedule"] or {"day": Contract.StatementDay.FIRST_OF_MONTH}
-        contract = _call(
-            services.contract_create,
-            organization=self.organization,
-            customer=data["customer_id"],
-            rate_card=data["rate_card_id"],
-            starting_at=data["starting_at"],
-            ending_before=data["ending_before"],
-            name=data["name"],
-            usage_statement_day=schedule["day"],
-            overrides=data["overrides"],
-        )
+        contract = contract_create_from(organization=self.organization, data=data)
         return self.created(contract)
 
 

@@ -28,7 +28,7 @@ from accounts.api.renderers import json_number
 from accounts.api.views import OrganizationScopedAPIView
 from accounts.models import Role
 from billing import services
-from billing.models import Contract, Invoice, Rate, RateCard
+from billing.models import Invoice, Rate, RateCard
 from billing.serializers import (
     BillableMetricCreateSerializer,
     ContractCreateSerializer,
@@ -36,7 +36,7 @@ from billing.serializers import (
     RateCardSerializer,
     RateCreateSerializer,
 )
-from billing.views import _call
+from billing.views import _call, contract_create_from, product_create_from
 from events import selectors as event_selectors
 from events import views as events_views
 from events.serializers import CustomerCreateSerializer
@@ -110,18 +110,7 @@ class BillableMetricCreateView(MetronomeView):
 class ProductCreateView(MetronomeView):
     def post(self, request):
         data = self.validated(ProductCreateSerializer)
-        product = _call(
-            services.product_create,
-            organization=self.organization,
-            name=data["name"],
-            type=data["type"],
-            billable_metric=data["billable_metric_id"],
-            presentation_group_key=data["presentation_group_key"],
-            quantity_conversion=data["quantity_conversion"],
-            composite_products=data["composite_product_ids"],
-            external_id=data["external_id"],
-            stripe_product_id=data["stripe_product_id"],
-        )
+        product = product_create_from(organization=self.organization, data=data)
         return _id(product)
 
 
@@ -151,18 +140,7 @@ class RateAddView(MetronomeView):
 class ContractCreateView(MetronomeView):
     def post(self, request):
         data = self.validated(ContractCreateSerializer)
-        schedule = data["usage_statement_schedule"] or {"day": Contract.StatementDay.FIRST_OF_MONTH}
-        contract = _call(
-            services.contract_create,
-            organization=self.organization,
-            customer=data["customer_id"],
-            rate_card=data["rate_card_id"],
-            starting_at=data["starting_at"],
-            ending_before=data["ending_before"],
-            name=data["name"],
-            usage_statement_day=schedule["day"],
-            overrides=data["overrides"],
-        )
+        contract = contract_create_from(organization=self.organization, data=data)
         return _id(contract)
 
 
