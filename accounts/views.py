@@ -97,8 +97,8 @@ def organization_switch(request):
     """The dashboard's organization switcher (a form POST with `organization` and `next`): the
     session acts for that organization from now on, pages and the JSON endpoints they call alike."""
     target = request.POST.get("next") or ""
-    safe = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure())
-    if not safe:
+    hosts = {request.get_host()}
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts=hosts, require_https=request.is_secure()):
         target = reverse("dashboard-margins")
     if organization_choose(request, request.POST.get("organization") or "") is None:
         messages.error(request, "You are not a member of that organization.")
