@@ -3,16 +3,15 @@
 equal no longer wait for each other, and the lock is neither the ledger lock nor the budget
 evaluation's."""
 
-import threading
 import uuid
 
 import pytest
-from django.db import OperationalError, connection, connections, transaction
+from django.db import connection
 
 from accounts.models import Organization
 from events.locks import ledger_lock_key, organization_lock_key
 from margins import services
-from tests.events.test_locks import SHARED_BEFORE
+from tests.events.test_locks import SHARED_BEFORE, held_by_another_connection
 
 
 def test_the_key_is_64_bits_and_differs_from_the_organizations_other_locks():
@@ -33,38 +32,6 @@ def test_the_python_key_is_the_sql_scheme_the_budget_evaluation_uses():
     with connection.cursor() as cursor:
         cursor.execute("SELECT events_ledger_lock_key(%s::uuid) # 1111770964", [SHARED_BEFORE[0]])
         assert cursor.fetchone()[0] == organization_lock_key(SHARED_BEFORE[0], 1111770964)
-
-
-def held_by_another_connection(key: int, run) -> dict:
-    """Run ``run()`` (in a transaction with a 2 s lock timeout) while another connection holds ``key``."""
-    held, release, result = threading.Event(), threading.Event(), {}
-
-    def holder():
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
-                held.set()
-                release.wait(30)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    try:
-        assert held.wait(30)
-        try:
-            with transaction.atomic():
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL lock_timeout = '2s'")
-                run()
-            result["ran"] = True
-        except OperationalError as error:
-            result["ran"] = False
-            result["error"] = str(error)
-    finally:
-        release.set()
-        thread.join(30)
-    return result
 
 
 @pytest.mark.django_db(transaction=True)
