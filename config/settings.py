@@ -202,6 +202,9 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not IS_PRODUCTION
+# Files served at the site's root: /favicon.ico, which browsers ask for on pages that name no icon
+# (Swagger UI, error pages); the project's pages and admin link the SVG icon in static files.
+WHITENOISE_ROOT = BASE_DIR / "config" / "root"
 if not IS_PRODUCTION:  # no collectstatic outside production, so no STATIC_ROOT to warn about
     warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
 
