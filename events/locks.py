@@ -55,9 +55,15 @@ def organization_lock_key(organization_id, namespace: int) -> int:
     ledger lock key XOR a 32-bit ``namespace`` naming the lock (in SQL: `events_ledger_lock_key(id) #
     namespace`). One organization's locks differ from each other, and two organizations share one only
     as rarely as they would share the ledger lock."""
+    return uuid_lock_key(organization_id, namespace)
+
+
+def uuid_lock_key(value, namespace: int) -> int:
+    """A 64-bit lock key for any row with a UUID (an organization, a Stripe push): 64 bits of the UUID
+    XOR a non-zero 32-bit ``namespace`` naming the lock."""
     if not 0 < namespace < 1 << 32:
         raise ValueError("A lock namespace is a non-zero 32-bit integer (0 is the ledger lock itself).")
-    return ledger_lock_key(organization_id) ^ namespace
+    return ledger_lock_key(value) ^ namespace
 
 
 def ledger_lock_shared(organization_id) -> None:

@@ -38,13 +38,14 @@ from billing.credits import payments
 from billing.credits.models import StripeWebhookEvent
 from billing.invoicing import invoice_set_status
 from billing.models import Invoice
+from events.locks import uuid_lock_key
 from events.models import Customer
 
 logger = logging.getLogger(__name__)
 
 PUSH_TASK = "billing.tasks.collection_push_invoice"
 STRIPE_CUSTOMER_ID = re.compile(r"cus_[A-Za-z0-9_]{1,251}")
-_PUSH_LOCK_NAMESPACE = 0x5715E  # first key of pg_try_advisory_lock(int, int): "stripe invoice push"
+_PUSH_LOCK_NAMESPACE = 0x5715E  # "stripe invoice push": a 64-bit key per row (events.locks.uuid_lock_key)
 
 INVOICE_EVENTS = frozenset({
     "invoice.finalized",
@@ -207,14 +208,14 @@ def external_invoice_retry(*, invoice: Invoice) -> ExternalInvoice:
 @contextmanager
 def _push_lock(row_id):
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", [_PUSH_LOCK_NAMESPACE, str(row_id)])
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [uuid_lock_key(row_id, _PUSH_LOCK_NAMESPACE)])
         (acquired,) = cursor.fetchone()
     try:
         yield acquired
     finally:
         if acquired:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [_PUSH_LOCK_NAMESPACE, str(row_id)])
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [uuid_lock_key(row_id, _PUSH_LOCK_NAMESPACE)])
 
 
 def external_invoice_push(*, external_invoice_id) -> ExternalInvoice:

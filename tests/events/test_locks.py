@@ -118,3 +118,15 @@ def test_customer_creation_takes_its_own_64_bit_key():
 
     assert busy_first == {"ran": True}
     assert busy_itself["ran"] is False and "lock timeout" in busy_itself["error"]
+
+
+def test_a_rows_lock_key_uses_64_bits_of_its_uuid_and_the_namespace():
+    from events.locks import uuid_lock_key
+
+    first = "6f1c0a3e-0000-4000-8000-000000000001"
+    second = "7e2d1b4f-0000-4000-8000-000000000001"  # the same low half: keys still differ
+    assert uuid_lock_key(first, 0x5715E) != uuid_lock_key(second, 0x5715E)
+    assert uuid_lock_key(first, 0x5715E) != uuid_lock_key(first, 0x5715F)
+    assert -(1 << 63) <= uuid_lock_key(first, 0x5715E) < 1 << 63
+    with pytest.raises(ValueError):
+        uuid_lock_key(first, 0)

@@ -275,6 +275,8 @@ def test_a_second_worker_leaves_a_push_in_progress_alone(
     import psycopg
     from django.db import connection
 
+    from events.locks import uuid_lock_key
+
     customer = billed_customer(organization, pricing, usage=USAGE)
     with django_capture_on_commit_callbacks(execute=False):  # the queued push is not run
         from billing import invoicing
@@ -283,7 +285,7 @@ def test_a_second_worker_leaves_a_push_in_progress_alone(
     twin = ExternalInvoice.objects.get()
     params = connection.get_connection_params()
     with psycopg.connect(**{key: value for key, value in params.items() if key != "cursor_factory"}) as other:
-        other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [services._PUSH_LOCK_NAMESPACE, str(twin.pk)])
+        other.execute("SELECT pg_advisory_lock(%s)", [uuid_lock_key(twin.pk, services._PUSH_LOCK_NAMESPACE)])
         row = services.external_invoice_push(external_invoice_id=twin.pk)
         assert (row.state, row.attempts, row.stripe_invoice_id) == ("pending", 0, "")
     customer.refresh_from_db()
