@@ -24,7 +24,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
-from django.db.models.signals import post_save
 from django.utils import timezone
 
 from events import selectors as event_selectors
@@ -54,6 +53,18 @@ def register_invoice_adjuster(adjuster: InvoiceAdjuster, *, scope: AdjusterScope
     if scope is not None:
         _adjuster_scopes[adjuster] = scope
     return adjuster
+
+
+DraftPreparer = Callable[..., None]  # preparer(drafts=[unsaved Invoice]): sets their fields, one query for all
+_draft_preparers: list[DraftPreparer] = []
+
+
+def register_draft_preparer(preparer: DraftPreparer) -> DraftPreparer:
+    """Register a function that fills in new period drafts before they are inserted (in bulk, so no
+    post_save is sent for them): e.g. the customer's billing currency."""
+    if preparer not in _draft_preparers:
+        _draft_preparers.append(preparer)
+    return preparer
 
 
 # --- Pricing of one contract ---------------------------------------------------------------------
@@ -241,10 +252,9 @@ def contract_drafts_ensure(*, contract: Contract, now: datetime | None = None) -
 
 def _contracts_drafts_ensure(contracts: Sequence[Contract], *, now: datetime) -> list[Invoice]:
     """`contract_drafts_ensure` for many contracts in a constant number of queries: one read of their
-    regular invoices, one delete of the stale drafts (and their lines), one insert of the missing ones.
-    A draft created concurrently wins (the unique contract, period and kind; ON CONFLICT DO NOTHING);
-    the drafts this call did insert get the post_save signal a `save()` would have sent (the billing
-    currency of billing.collection), which bulk inserts do not send by themselves."""
+    regular invoices, one delete of the stale drafts (and their lines), one insert of the missing ones
+    (prepared by the `register_draft_preparer` hooks first: billing.collection's currency). A draft
+    created concurrently wins (the unique contract, period and kind; ON CONFLICT DO NOTHING)."""
     if not contracts:
         return []
     rows = Invoice.objects.filter(contract__in=[contract.pk for contract in contracts], kind=Invoice.Kind.REGULAR)
@@ -283,14 +293,11 @@ def _contracts_drafts_ensure(contracts: Sequence[Contract], *, now: datetime) ->
         Invoice.objects.filter(pk__in=stale, status=Invoice.Status.DRAFT).delete()
     if not missing:
         return []
+    for prepare in _draft_preparers:
+        prepare(drafts=missing)
     Invoice.objects.bulk_create(missing, ignore_conflicts=True)
     inserted = set(Invoice.objects.filter(pk__in=[draft.pk for draft in missing]).values_list("pk", flat=True))
-    created = [draft for draft in missing if draft.pk in inserted]  # uuids made here: present means ours
-    for draft in created:
-        post_save.send(
-            sender=Invoice, instance=draft, created=True, update_fields=None, raw=False, using=draft._state.db
-        )
-    return created
+    return [draft for draft in missing if draft.pk in inserted]  # uuids made here: present means ours
 
 
 def customers_with_drafts(*, organization_id=None, rate_card_id=None) -> list[int]:
@@ -519,7 +526,7 @@ def _drafts_recompute_locked(drafts: Sequence[Invoice], *, strict: bool = False)
         done.append((invoice, lines))
     if not done:
         return []
-    InvoiceLine.objects.filter(invoice_id__in=[invoice.pk for invoice, _ in done]).delete()
+    _lines_delete([invoice.pk for invoice, _ in done])
     rows: list[InvoiceLine] = []
     for invoice, lines in done:
         products = computed[invoice.pk][1]
@@ -552,6 +559,16 @@ def _drafts_recompute_locked(drafts: Sequence[Invoice], *, strict: bool = False)
     if plain:
         Invoice.objects.bulk_update(plain, [*_TOTALS, "updated_at"], batch_size=1000)
     return [invoice for invoice, _ in done]
+
+
+def _lines_delete(invoice_ids: list) -> None:
+    """Delete the drafts' lines in one statement per table: their line credits (billing.credits,
+    cascaded from the lines) then the lines. Django's collector would read the lines back and delete
+    them 100 at a time."""
+    credit = InvoiceLine._meta.get_field("credit").related_model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {credit} WHERE invoice_id = ANY(%s::uuid[])", [invoice_ids])  # noqa: S608
+        cursor.execute(f"DELETE FROM {InvoiceLine._meta.db_table} WHERE invoice_id = ANY(%s::uuid[])", [invoice_ids])  # noqa: S608
 
 
 _TOTALS = ["total_cents", "credits_applied_cents", "amount_due_cents", "computed_at"]
