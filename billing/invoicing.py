@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -319,12 +320,14 @@ def drafts_refresh_later(*, organization_id=None, rate_card_id=None) -> None:
     transaction.on_commit(queue)
 
 
-def customers_drafts_ensure(*, customer_ids, now: datetime | None = None) -> None:
-    """Make sure every started contract of these customers has its drafts (periods and corrections)."""
+def customers_drafts_ensure(*, customer_ids, now: datetime | None = None) -> list[Contract]:
+    """Make sure every started contract of these customers has its drafts (periods and corrections).
+    Returns those contracts."""
     now = now or timezone.now()
     contracts = list(Contract.objects.filter(customer_id__in=list(customer_ids), starting_at__lte=now))
     _contracts_drafts_ensure(contracts, now=now)
     _corrections_ensure(contracts, now=now)
+    return contracts
 
 
 def customer_drafts_ensure(*, customer_id: int, now: datetime | None = None) -> None:
@@ -527,17 +530,19 @@ def _drafts_recompute_locked(drafts: Sequence[Invoice], *, strict: bool = False)
     if not done:
         return []
     _lines_delete([invoice.pk for invoice, _ in done])
-    rows: list[InvoiceLine] = []
+    adjusted = _adjusted_customers({invoice.customer_id for invoice, _ in done})
+    in_scope = set().union(*adjusted.values())
+    rows: list[InvoiceLine] = []  # of drafts an adjuster sees: saved with their ids (credits point at lines)
+    plain_rows: list[InvoiceLine] = []
     for invoice, lines in done:
         products = computed[invoice.pk][1]
-        rows += [
+        (rows if invoice.customer_id in in_scope else plain_rows).extend(
             _line_row(invoice, position, line, products[line.product_id]) for position, line in enumerate(lines, 1)
-        ]
-    saved = InvoiceLine.objects.bulk_create(rows, batch_size=2000)
+        )
     saved_by_invoice: dict[object, list[InvoiceLine]] = {}
-    for row in saved:
+    for row in InvoiceLine.objects.bulk_create(rows, batch_size=2000):
         saved_by_invoice.setdefault(row.invoice_id, []).append(row)
-    adjusted = _adjusted_customers({invoice.customer_id for invoice, _ in done})
+    _lines_insert(plain_rows)
     now = timezone.now()
     plain: list[Invoice] = []
     # Adjusters run draft by draft in (customer, period, id) order, each draft saved before the next:
@@ -557,7 +562,7 @@ def _drafts_recompute_locked(drafts: Sequence[Invoice], *, strict: bool = False)
             invoice.updated_at = now
             plain.append(invoice)
     if plain:
-        Invoice.objects.bulk_update(plain, [*_TOTALS, "updated_at"], batch_size=1000)
+        _totals_update(plain, now)
     return [invoice for invoice, _ in done]
 
 
@@ -569,6 +574,51 @@ def _lines_delete(invoice_ids: list) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {credit} WHERE invoice_id = ANY(%s::uuid[])", [invoice_ids])  # noqa: S608
         cursor.execute(f"DELETE FROM {InvoiceLine._meta.db_table} WHERE invoice_id = ANY(%s::uuid[])", [invoice_ids])  # noqa: S608
+
+
+def _lines_insert(rows: list[InvoiceLine]) -> None:
+    """Insert invoice lines in one INSERT ... SELECT FROM unnest(one array per column), without
+    reading their ids back: Django's bulk_create renders every value of every row as SQL text,
+    which dominated a batch of a few hundred lines. The rows are complete as `_line_row` builds
+    them (no field of InvoiceLine is filled in on save)."""
+    if not rows:
+        return
+    model = InvoiceLine
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    columns, arrays = [], []
+    for field in fields:  # the attribute values as they are: uuid, int, str, Decimal, datetime, None
+        values = [getattr(row, field.attname) for row in rows]
+        if field.get_internal_type() == "JSONField":
+            values = [json.dumps(value) for value in values]
+        columns.append(f"%s::{field.db_type(connection)}[]")
+        arrays.append(values)
+    names = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({names}) "  # noqa: S608
+            f"SELECT * FROM unnest({', '.join(columns)})",
+            arrays,
+        )
+
+
+def _totals_update(invoices: list[Invoice], now: datetime) -> None:
+    """One UPDATE of the drafts' totals from arrays (Django's bulk_update builds a CASE per row and
+    field, which costs more Python than the whole rating of a batch)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Invoice._meta.db_table} AS i SET total_cents = v.total, "  # noqa: S608
+            "credits_applied_cents = v.credits, amount_due_cents = v.due, computed_at = %s, updated_at = %s "
+            "FROM unnest(%s::uuid[], %s::bigint[], %s::bigint[], %s::bigint[]) AS v(id, total, credits, due) "
+            "WHERE i.id = v.id",
+            [
+                now,
+                now,
+                [invoice.pk for invoice in invoices],
+                [invoice.total_cents for invoice in invoices],
+                [invoice.credits_applied_cents for invoice in invoices],
+                [invoice.amount_due_cents for invoice in invoices],
+            ],
+        )
 
 
 _TOTALS = ["total_cents", "credits_applied_cents", "amount_due_cents", "computed_at"]
@@ -656,18 +706,21 @@ def customers_drafts_recompute(*, customer_ids, now: datetime | None = None) -> 
     customer_ids = sorted({int(customer_id) for customer_id in customer_ids})
     if not customer_ids:
         return []
-    customers_drafts_ensure(customer_ids=customer_ids, now=now)
+    contracts = {contract.pk: contract for contract in customers_drafts_ensure(customer_ids=customer_ids, now=now)}
     rebuilding = RollupRebuild.objects.filter(
         status__in=[RollupRebuild.Status.QUEUED, RollupRebuild.Status.RUNNING]
     ).values("organization_id")
     with transaction.atomic():
         drafts = list(
-            Invoice.objects.select_for_update(of=("self",))
-            .select_related("contract")
+            Invoice.objects.select_for_update()
             .filter(customer_id__in=customer_ids, status=Invoice.Status.DRAFT)
             .exclude(organization_id__in=rebuilding)
             .order_by("pk")
         )
+        unknown = {draft.contract_id for draft in drafts} - set(contracts)  # not started at ``now``
+        contracts.update(Contract.objects.in_bulk(unknown) if unknown else {})
+        for draft in drafts:
+            draft.contract = contracts[draft.contract_id]
         recomputed = _drafts_recompute_locked(drafts)
     return sorted(recomputed, key=lambda invoice: (invoice.customer_id, invoice.period_start, str(invoice.pk)))
 
