@@ -14,8 +14,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 
@@ -23,6 +24,7 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from events import selectors as event_selectors
@@ -30,58 +32,137 @@ from events import selectors as event_selectors
 from . import periods, rating
 from .definitions import override_version, product_definition, rate_version
 from .metering import accumulate, hour_floor, lock_organization_exclusive, rebuild_running
-from .models import Contract, Invoice, InvoiceLine, Product, Rate, RollupRebuild, UsageRollup
+from .models import Contract, ContractOverride, Invoice, InvoiceLine, Product, Rate, RollupRebuild, UsageRollup
 from .recompute import schedule_draft_recompute, schedule_drafts_recompute
-from .selectors import usage_cells
+from .selectors import UsageRequest, usage_cells, usage_cells_many
 
 logger = logging.getLogger(__name__)
 
 InvoiceAdjuster = Callable[..., int]  # adjuster(invoice=Invoice, lines=[InvoiceLine]) -> credits applied (cents)
+AdjusterScope = Callable[[set], Iterable]  # scope(customer ids) -> the ones the adjuster may change
 _adjusters: list[InvoiceAdjuster] = []
+_adjuster_scopes: dict[InvoiceAdjuster, AdjusterScope] = {}
 
 
-def register_invoice_adjuster(adjuster: InvoiceAdjuster) -> InvoiceAdjuster:
-    """Register a function that applies credits to a draft (inside the recompute transaction)."""
+def register_invoice_adjuster(adjuster: InvoiceAdjuster, *, scope: AdjusterScope | None = None) -> InvoiceAdjuster:
+    """Register a function that applies credits to a draft (inside the recompute transaction).
+
+    ``scope``, given the customers of a recompute, returns those the adjuster may change (in one
+    query): the others' drafts are not passed to it and get no credits. Without one, every draft is."""
     if adjuster not in _adjusters:
         _adjusters.append(adjuster)
+    if scope is not None:
+        _adjuster_scopes[adjuster] = scope
     return adjuster
+
+
+DraftPreparer = Callable[..., None]  # preparer(drafts=[unsaved Invoice]): sets their fields, one query for all
+_draft_preparers: list[DraftPreparer] = []
+
+
+def register_draft_preparer(preparer: DraftPreparer) -> DraftPreparer:
+    """Register a function that fills in new period drafts before they are inserted (in bulk, so no
+    post_save is sent for them): e.g. the customer's billing currency."""
+    if preparer not in _draft_preparers:
+        _draft_preparers.append(preparer)
+    return preparer
 
 
 # --- Pricing of one contract ---------------------------------------------------------------------
 
 
-def contract_pricing(contract: Contract) -> tuple[list[rating.ProductDefinition], rating.PricingBook, dict]:
-    """The products priced by the contract's rate card, their rates and the contract's overrides."""
+Pricing = tuple[list[rating.ProductDefinition], rating.PricingBook, dict]
+
+
+def contracts_pricing(contracts: Sequence[Contract]) -> dict[object, Pricing]:
+    """Per contract id: the products priced by its rate card, their rates and its overrides.
+
+    A constant number of queries for any number of contracts (rates with their products and
+    metrics, tiers, overrides, composite references): a rate card's products and rates are loaded
+    once and shared by every contract on it; only the overrides are the contract's own.
+    """
+    contracts = list({contract.pk: contract for contract in contracts}.values())
+    if not contracts:
+        return {}
     rates = list(
-        Rate.objects.filter(rate_card_id=contract.rate_card_id)
+        Rate.objects.filter(rate_card_id__in={contract.rate_card_id for contract in contracts})
         .select_related("product__billable_metric")
         .prefetch_related("tiers")
     )
-    book = rating.PricingBook()
     products: dict[object, Product] = {}
+    card_products: dict[object, dict[object, Product]] = {}
+    card_rates: dict[object, dict[object, list[rating.RateVersion]]] = {}
     for rate in rates:
-        products[rate.product_id] = rate.product
-        book.rates.setdefault(rate.product_id, []).append(rate_version(rate))
-    for override in contract.overrides.all():
-        book.overrides.setdefault(override.product_id, []).append(override_version(override))
+        products.setdefault(rate.product_id, rate.product)
+        card_products.setdefault(rate.rate_card_id, {}).setdefault(rate.product_id, products[rate.product_id])
+        card_rates.setdefault(rate.rate_card_id, {}).setdefault(rate.product_id, []).append(rate_version(rate))
     composite_ids: dict[object, list] = {}
-    through = Product.composite_products.through.objects.filter(from_product_id__in=list(products))
-    for from_id, to_id in through.values_list("from_product_id", "to_product_id"):
-        composite_ids.setdefault(from_id, []).append(to_id)
-    definitions = [product_definition(product, composite_ids.get(pk, ())) for pk, product in products.items()]
-    return definitions, book, products
+    if products:
+        through = Product.composite_products.through.objects.filter(from_product_id__in=list(products))
+        for from_id, to_id in through.values_list("from_product_id", "to_product_id"):
+            composite_ids.setdefault(from_id, []).append(to_id)
+    definitions = {pk: product_definition(product, composite_ids.get(pk, ())) for pk, product in products.items()}
+    overrides: dict[object, dict[object, list[rating.Override]]] = {}
+    for override in ContractOverride.objects.filter(contract_id__in=[contract.pk for contract in contracts]):
+        overrides.setdefault(override.contract_id, {}).setdefault(override.product_id, []).append(
+            override_version(override)
+        )
+    pricing: dict[object, Pricing] = {}
+    for contract in contracts:
+        priced = card_products.get(contract.rate_card_id, {})
+        book = rating.PricingBook(
+            rates=dict(card_rates.get(contract.rate_card_id, {})), overrides=overrides.get(contract.pk, {})
+        )
+        pricing[contract.pk] = ([definitions[pk] for pk in priced], book, dict(priced))
+    return pricing
+
+
+def contract_pricing(contract: Contract) -> Pricing:
+    """The products priced by the contract's rate card, their rates and the contract's overrides."""
+    return contracts_pricing([contract])[contract.pk]
 
 
 def invoice_lines_compute(invoice: Invoice) -> tuple[list[rating.Line], dict]:
-    if invoice.kind == Invoice.Kind.CORRECTION:
-        return _correction_lines(invoice)
-    contract = invoice.contract
-    definitions, book, products = contract_pricing(contract)
-    window = rating.InvoiceWindow(
-        start=invoice.period_start, end=invoice.period_end, contract_starting_at=contract.starting_at
-    )
-    usage = _rollup_usage(invoice.customer_id)
-    return rating.rate_invoice(window=window, products=definitions, book=book, usage=usage), products
+    """The lines a draft would have now (``invoice.contract`` loaded), and its products by id."""
+    return _drafts_lines([invoice])[invoice.pk]
+
+
+def _drafts_lines(drafts: Sequence[Invoice]) -> dict[object, tuple[list[rating.Line], dict]]:
+    """Per draft id: its lines from the rollups, and the products by id. Pricing is loaded once for all
+    the drafts' contracts and usage read in one query for every draft and product (see
+    selectors.usage_cells_many); rating itself is pure (billing.rating). Corrections rate the few late
+    events of their ended contract (read per correction: they are rare)."""
+    pricing = contracts_pricing([draft.contract for draft in drafts])
+    plans: list[tuple[Invoice, rating.InvoiceWindow]] = []
+    requests: list[UsageRequest] = []
+    keys: list[tuple[object, object]] = []
+    for draft in drafts:
+        if draft.kind == Invoice.Kind.CORRECTION:
+            continue
+        definitions, book, _ = pricing[draft.contract_id]
+        window = rating.InvoiceWindow(
+            start=draft.period_start, end=draft.period_end, contract_starting_at=draft.contract.starting_at
+        )
+        plans.append((draft, window))
+        for product in definitions:  # the products rate_invoice asks usage of
+            if product.type is rating.ProductType.USAGE and product.metric is not None:
+                plan = book.plan(product.id, window)
+                if any(segment.billable for segment in plan):
+                    requests.append(UsageRequest(customer_id=draft.customer_id, product=product, plan=plan))
+                    keys.append((draft.pk, product.id))
+    cells = dict(zip(keys, usage_cells_many(requests), strict=True))
+    result: dict[object, tuple[list[rating.Line], dict]] = {}
+    for draft, window in plans:
+        definitions, book, products = pricing[draft.contract_id]
+
+        def usage(product: rating.ProductDefinition, plan: Sequence[rating.Segment], draft_id=draft.pk):
+            return cells[(draft_id, product.id)]
+
+        result[draft.pk] = (rating.rate_invoice(window=window, products=definitions, book=book, usage=usage), products)
+    for draft in drafts:
+        if draft.kind == Invoice.Kind.CORRECTION:
+            result[draft.pk] = _correction_lines(draft, pricing[draft.contract_id])
+    return result
 
 
 def _rollup_usage(customer_id: int) -> rating.UsageLookup:
@@ -125,12 +206,12 @@ def contract_usage_charges(*, customer_ids, start: datetime, end: datetime) -> d
         .distinct()
     )
     contracts = (
-        Contract.objects.filter(customer_id__in=list(active), starting_at__lt=end)
-        .exclude(ending_before__lte=start)
-        .prefetch_related("overrides")
+        Contract.objects.filter(customer_id__in=list(active), starting_at__lt=end).exclude(ending_before__lte=start)
     )
+    contracts = list(contracts)
+    pricing = contracts_pricing(contracts)
     for contract in contracts:
-        definitions, book, _ = contract_pricing(contract)
+        definitions, book, _ = pricing[contract.pk]
         usage_products = [definition for definition in definitions if definition.type in USAGE_CHARGE_TYPES]
         if not usage_products:
             continue
@@ -161,46 +242,63 @@ def _rated_cents(contract: Contract, products, book: rating.PricingBook, start: 
 # --- Drafts --------------------------------------------------------------------------------------
 
 
-def _create_draft(contract: Contract, start: datetime, end: datetime) -> Invoice:
-    try:
-        with transaction.atomic():
-            return Invoice.objects.create(
+def contract_drafts_ensure(*, contract: Contract, now: datetime | None = None) -> list[Invoice]:
+    """Create a draft for every period of the contract that has started and has no invoice yet.
+
+    Drafts whose window is no longer one of the contract's periods (its dates were edited) are
+    removed; closed invoices are never touched. Returns the drafts this call created.
+    """
+    return _contracts_drafts_ensure([contract], now=now or timezone.now())
+
+
+def _contracts_drafts_ensure(contracts: Sequence[Contract], *, now: datetime) -> list[Invoice]:
+    """`contract_drafts_ensure` for many contracts in a constant number of queries: one read of their
+    regular invoices, one delete of the stale drafts (and their lines), one insert of the missing ones
+    (prepared by the `register_draft_preparer` hooks first: billing.collection's currency). A draft
+    created concurrently wins (the unique contract, period and kind; ON CONFLICT DO NOTHING)."""
+    if not contracts:
+        return []
+    rows = Invoice.objects.filter(contract__in=[contract.pk for contract in contracts], kind=Invoice.Kind.REGULAR)
+    by_contract: dict[object, list[tuple]] = {}
+    for row in rows.values_list("pk", "contract_id", "status", "period_start", "period_end"):
+        by_contract.setdefault(row[1], []).append(row)
+    stale: list = []
+    missing: list[Invoice] = []
+    for contract in contracts:
+        expected = periods.periods(
+            contract_start=contract.starting_at,
+            contract_end=contract.ending_before,
+            schedule=contract.usage_statement_day,
+            until=now,
+        )
+        windows = set(expected)
+        mine = by_contract.get(contract.pk, [])
+        gone = {
+            pk for pk, _, status, start, end in mine if status == Invoice.Status.DRAFT and (start, end) not in windows
+        }
+        stale += gone
+        existing = {start for pk, _, _, start, _ in mine if pk not in gone}
+        missing += [
+            Invoice(
                 organization_id=contract.organization_id,
                 customer_id=contract.customer_id,
                 contract=contract,
                 period_start=start,
                 period_end=end,
             )
-    except IntegrityError:  # created concurrently: the unique (contract, period_start, kind) row wins
-        return Invoice.objects.get(contract=contract, period_start=start, kind=Invoice.Kind.REGULAR)
-
-
-def contract_drafts_ensure(*, contract: Contract, now: datetime | None = None) -> list[Invoice]:
-    """Create a draft for every period of the contract that has started and has no invoice yet.
-
-    Drafts whose window is no longer one of the contract's periods (its dates were edited) are
-    removed; closed invoices are never touched.
-    """
-    now = now or timezone.now()
-    expected = periods.periods(
-        contract_start=contract.starting_at,
-        contract_end=contract.ending_before,
-        schedule=contract.usage_statement_day,
-        until=now,
-    )
-    windows = set(expected)
-    invoices = Invoice.objects.filter(contract=contract, kind=Invoice.Kind.REGULAR)
-    stale = invoices.filter(status=Invoice.Status.DRAFT).exclude(
-        pk__in=[
-            pk
-            for pk, start, end in invoices.values_list("pk", "period_start", "period_end")
-            if (start, end) in windows
+            for start, end in expected
+            if start not in existing
         ]
-    )
-    InvoiceLine.objects.filter(invoice__in=stale).delete()
-    stale.delete()
-    existing = set(invoices.values_list("period_start", flat=True))
-    return [_create_draft(contract, start, end) for start, end in expected if start not in existing]
+    if stale:
+        InvoiceLine.objects.filter(invoice_id__in=stale).delete()
+        Invoice.objects.filter(pk__in=stale, status=Invoice.Status.DRAFT).delete()
+    if not missing:
+        return []
+    for prepare in _draft_preparers:
+        prepare(drafts=missing)
+    Invoice.objects.bulk_create(missing, ignore_conflicts=True)
+    inserted = set(Invoice.objects.filter(pk__in=[draft.pk for draft in missing]).values_list("pk", flat=True))
+    return [draft for draft in missing if draft.pk in inserted]  # uuids made here: present means ours
 
 
 def customers_with_drafts(*, organization_id=None, rate_card_id=None) -> list[int]:
@@ -222,12 +320,18 @@ def drafts_refresh_later(*, organization_id=None, rate_card_id=None) -> None:
     transaction.on_commit(queue)
 
 
-def customer_drafts_ensure(*, customer_id: int, now: datetime | None = None) -> None:
+def customers_drafts_ensure(*, customer_ids, now: datetime | None = None) -> list[Contract]:
+    """Make sure every started contract of these customers has its drafts (periods and corrections).
+    Returns those contracts."""
     now = now or timezone.now()
-    contracts = list(Contract.objects.filter(customer_id=customer_id, starting_at__lte=now))
-    for contract in contracts:
-        contract_drafts_ensure(contract=contract, now=now)
-        contract_corrections_ensure(contract=contract, others=contracts, now=now)
+    contracts = list(Contract.objects.filter(customer_id__in=list(customer_ids), starting_at__lte=now))
+    _contracts_drafts_ensure(contracts, now=now)
+    _corrections_ensure(contracts, now=now)
+    return contracts
+
+
+def customer_drafts_ensure(*, customer_id: int, now: datetime | None = None) -> None:
+    customers_drafts_ensure(customer_ids=[customer_id], now=now)
 
 
 # --- Corrections: late usage of an ended contract ------------------------------------------------
@@ -270,6 +374,28 @@ def _late_usage(contract: Contract, others: Sequence[Contract] | None = None) ->
     return result
 
 
+def _corrections_ensure(contracts: Sequence[Contract], *, now: datetime) -> None:
+    """`contract_corrections_ensure` for the ended contracts among ``contracts`` whose last period is
+    closed (one query finds them; late usage can only be missed by a closed period)."""
+    ended = [contract for contract in contracts if contract.ending_before is not None and contract.ending_before <= now]
+    if not ended:
+        return
+    closed = set(
+        Invoice.objects.filter(
+            contract__in=[contract.pk for contract in ended],
+            kind=Invoice.Kind.REGULAR,
+            finalized_at__isnull=False,
+            period_end=F("contract__ending_before"),
+        )
+        .exclude(status=Invoice.Status.DRAFT)
+        .values_list("contract_id", flat=True)
+    )
+    for contract in ended:
+        if contract.pk in closed:
+            others = [other for other in contracts if other.customer_id == contract.customer_id]
+            contract_corrections_ensure(contract=contract, others=others, now=now)
+
+
 def contract_corrections_ensure(*, contract: Contract, others=None, now: datetime | None = None) -> list[Invoice]:
     """A correction draft for each month in which late usage of the ended contract arrived."""
     now = now or timezone.now()
@@ -296,12 +422,12 @@ def contract_corrections_ensure(*, contract: Contract, others=None, now: datetim
     return created
 
 
-def _correction_lines(invoice: Invoice) -> tuple[list[rating.Line], dict]:
+def _correction_lines(invoice: Invoice, pricing: Pricing) -> tuple[list[rating.Line], dict]:
     """The late usage that arrived in the correction's month, rated in the contract's own periods
     with the rates in force when it occurred; usage and composite products only (the fixed and
     subscription charges were billed with the periods)."""
     contract = invoice.contract
-    definitions, book, products = contract_pricing(contract)
+    definitions, book, products = pricing
     usage_products = [definition for definition in definitions if definition.type in USAGE_CHARGE_TYPES]
     events = [event for month, event in _late_usage(contract) if month == invoice.period_start]
     lines: list[rating.Line] = []
@@ -379,51 +505,159 @@ def _storage_problem(lines: Sequence[rating.Line], products: dict) -> str:
 
 
 def _recompute_locked(invoice: Invoice) -> Invoice:
-    lines, products = invoice_lines_compute(invoice)
-    problem = _storage_problem(lines, products)
-    if problem:
-        logger.error("draft %s of customer %s not recomputed: %s", invoice.pk, invoice.customer_id, problem)
-        raise InvoiceTooLarge({"lines": f"The draft cannot be recomputed. {problem}"})
-    InvoiceLine.objects.filter(invoice=invoice).delete()
-    rows = []
-    for position, line in enumerate(lines, start=1):
-        product = products[line.product_id]
-        rows.append(
-            InvoiceLine(
-                invoice=invoice,
-                position=position,
-                product_id=line.product_id,
-                product_name=product.name,
-                product_type=product.type,
-                group_values=dict(line.group),
-                presentation_group=rating.group_label(line.group),
-                period_start=line.period_start,
-                period_end=line.period_end,
-                quantity=_fit(line.quantity, 12),
-                quantity_unit=_quantity_unit(line, product),
-                unit_price=_fit(line.unit_price, 12),
-                rate_type=line.rate_type,
-                tier_index=line.tier_index,
-                tier_floor=line.tier_floor,
-                tier_ceiling=line.tier_ceiling,
-                amount_cents=line.amount_cents,
-                model=dict(line.group).get("model") or "" if line.cost_microdollars is not None else "",
-                cost_microdollars=line.cost_microdollars,
-                markup=line.markup,
-                tokens=line.tokens,
-                allowance_cents=None if line.allowance_cents is None else _fit(line.allowance_cents, 12),
-            )
+    """Recompute one locked draft (``invoice.contract`` loaded); InvoiceTooLarge when a line does not fit."""
+    return _drafts_recompute_locked([invoice], strict=True)[0]
+
+
+def _drafts_recompute_locked(drafts: Sequence[Invoice], *, strict: bool = False) -> list[Invoice]:
+    """Recompute locked drafts (each with its ``contract`` loaded) set-based: their lines computed
+    together (`_drafts_lines`), one delete of their old lines, one insert of the new ones, the
+    adjusters of the customers they concern, one update of the totals. Returns the drafts
+    recomputed. A draft whose lines do not fit an invoice is logged and keeps its last lines while
+    the others are recomputed; with ``strict`` (one draft: the admin's recompute, finalization) it
+    raises InvoiceTooLarge instead."""
+    computed = _drafts_lines(drafts)
+    done: list[tuple[Invoice, list[rating.Line]]] = []
+    for invoice in drafts:
+        lines, products = computed[invoice.pk]
+        problem = _storage_problem(lines, products)
+        if problem:
+            logger.error("draft %s of customer %s not recomputed: %s", invoice.pk, invoice.customer_id, problem)
+            if strict:
+                raise InvoiceTooLarge({"lines": f"The draft cannot be recomputed. {problem}"})
+            continue
+        done.append((invoice, lines))
+    if not done:
+        return []
+    _lines_delete([invoice.pk for invoice, _ in done])
+    adjusted = _adjusted_customers({invoice.customer_id for invoice, _ in done})
+    in_scope = set().union(*adjusted.values())
+    rows: list[InvoiceLine] = []  # of drafts an adjuster sees: saved with their ids (credits point at lines)
+    plain_rows: list[InvoiceLine] = []
+    for invoice, lines in done:
+        products = computed[invoice.pk][1]
+        (rows if invoice.customer_id in in_scope else plain_rows).extend(
+            _line_row(invoice, position, line, products[line.product_id]) for position, line in enumerate(lines, 1)
         )
-    saved = InvoiceLine.objects.bulk_create(rows)
-    invoice.total_cents = rating.invoice_total(lines)
-    credits = sum(int(adjuster(invoice=invoice, lines=saved)) for adjuster in _adjusters)
-    invoice.credits_applied_cents = max(0, min(credits, max(invoice.total_cents, 0)))
-    invoice.amount_due_cents = invoice.total_cents - invoice.credits_applied_cents
-    invoice.computed_at = timezone.now()
-    invoice.save(
-        update_fields=["total_cents", "credits_applied_cents", "amount_due_cents", "computed_at", "updated_at"]
+    saved_by_invoice: dict[object, list[InvoiceLine]] = {}
+    for row in InvoiceLine.objects.bulk_create(rows, batch_size=2000):
+        saved_by_invoice.setdefault(row.invoice_id, []).append(row)
+    _lines_insert(plain_rows)
+    now = timezone.now()
+    plain: list[Invoice] = []
+    # Adjusters run draft by draft in (customer, period, id) order, each draft saved before the next:
+    # a customer's credit is shared by its drafts in that order (billing.credits.invoicing).
+    for invoice, lines in sorted(done, key=lambda item: (item[0].customer_id, item[0].period_start, str(item[0].pk))):
+        invoice.total_cents = rating.invoice_total(lines)
+        invoice.computed_at = now
+        applicable = [adjuster for adjuster in _adjusters if invoice.customer_id in adjusted[adjuster]]
+        credits = sum(
+            int(adjuster(invoice=invoice, lines=saved_by_invoice.get(invoice.pk, []))) for adjuster in applicable
+        )
+        invoice.credits_applied_cents = max(0, min(credits, max(invoice.total_cents, 0)))
+        invoice.amount_due_cents = invoice.total_cents - invoice.credits_applied_cents
+        if applicable:
+            invoice.save(update_fields=[*_TOTALS, "updated_at"])
+        else:
+            invoice.updated_at = now
+            plain.append(invoice)
+    if plain:
+        _totals_update(plain, now)
+    return [invoice for invoice, _ in done]
+
+
+def _lines_delete(invoice_ids: list) -> None:
+    """Delete the drafts' lines in one statement per table: their line credits (billing.credits,
+    cascaded from the lines) then the lines. Django's collector would read the lines back and delete
+    them 100 at a time."""
+    credit = InvoiceLine._meta.get_field("credit").related_model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {credit} WHERE invoice_id = ANY(%s::uuid[])", [invoice_ids])  # noqa: S608
+        cursor.execute(f"DELETE FROM {InvoiceLine._meta.db_table} WHERE invoice_id = ANY(%s::uuid[])", [invoice_ids])  # noqa: S608
+
+
+def _lines_insert(rows: list[InvoiceLine]) -> None:
+    """Insert invoice lines in one INSERT ... SELECT FROM unnest(one array per column), without
+    reading their ids back: Django's bulk_create renders every value of every row as SQL text,
+    which dominated a batch of a few hundred lines. The rows are complete as `_line_row` builds
+    them (no field of InvoiceLine is filled in on save)."""
+    if not rows:
+        return
+    model = InvoiceLine
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    columns, arrays = [], []
+    for field in fields:  # the attribute values as they are: uuid, int, str, Decimal, datetime, None
+        values = [getattr(row, field.attname) for row in rows]
+        if field.get_internal_type() == "JSONField":
+            values = [json.dumps(value) for value in values]
+        columns.append(f"%s::{field.db_type(connection)}[]")
+        arrays.append(values)
+    names = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({names}) "  # noqa: S608
+            f"SELECT * FROM unnest({', '.join(columns)})",
+            arrays,
+        )
+
+
+def _totals_update(invoices: list[Invoice], now: datetime) -> None:
+    """One UPDATE of the drafts' totals from arrays (Django's bulk_update builds a CASE per row and
+    field, which costs more Python than the whole rating of a batch)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Invoice._meta.db_table} AS i SET total_cents = v.total, "  # noqa: S608
+            "credits_applied_cents = v.credits, amount_due_cents = v.due, computed_at = %s, updated_at = %s "
+            "FROM unnest(%s::uuid[], %s::bigint[], %s::bigint[], %s::bigint[]) AS v(id, total, credits, due) "
+            "WHERE i.id = v.id",
+            [
+                now,
+                now,
+                [invoice.pk for invoice in invoices],
+                [invoice.total_cents for invoice in invoices],
+                [invoice.credits_applied_cents for invoice in invoices],
+                [invoice.amount_due_cents for invoice in invoices],
+            ],
+        )
+
+
+_TOTALS = ["total_cents", "credits_applied_cents", "amount_due_cents", "computed_at"]
+
+
+def _adjusted_customers(customer_ids: set) -> dict[InvoiceAdjuster, set]:
+    """Per adjuster, the customers among ``customer_ids`` it may change (its scope: one query), or all."""
+    result = {}
+    for adjuster in _adjusters:
+        scope = _adjuster_scopes.get(adjuster)
+        result[adjuster] = set(customer_ids) if scope is None else set(scope(customer_ids)) & customer_ids
+    return result
+
+
+def _line_row(invoice: Invoice, position: int, line: rating.Line, product: Product) -> InvoiceLine:
+    return InvoiceLine(
+        invoice=invoice,
+        position=position,
+        product_id=line.product_id,
+        product_name=product.name,
+        product_type=product.type,
+        group_values=dict(line.group),
+        presentation_group=rating.group_label(line.group),
+        period_start=line.period_start,
+        period_end=line.period_end,
+        quantity=_fit(line.quantity, 12),
+        quantity_unit=_quantity_unit(line, product),
+        unit_price=_fit(line.unit_price, 12),
+        rate_type=line.rate_type,
+        tier_index=line.tier_index,
+        tier_floor=line.tier_floor,
+        tier_ceiling=line.tier_ceiling,
+        amount_cents=line.amount_cents,
+        model=dict(line.group).get("model") or "" if line.cost_microdollars is not None else "",
+        cost_microdollars=line.cost_microdollars,
+        markup=line.markup,
+        tokens=line.tokens,
+        allowance_cents=None if line.allowance_cents is None else _fit(line.allowance_cents, 12),
     )
-    return invoice
 
 
 def _quantity_unit(line: rating.Line, product: Product) -> str:
@@ -450,22 +684,45 @@ def invoice_recompute(*, invoice: Invoice) -> Invoice:
 
 
 def customer_drafts_recompute(*, customer_id: int, now: datetime | None = None) -> list[Invoice]:
-    """Make sure the customer's current drafts exist, then recompute each. Idempotent.
+    """`customers_drafts_recompute` of one customer."""
+    return customers_drafts_recompute(customer_ids=[customer_id], now=now)
 
-    While a rollup rebuild of the organization runs, drafts keep their lines (its rollups are
-    incomplete): the rebuild recomputes them when it is done."""
-    customer_drafts_ensure(customer_id=customer_id, now=now)
-    organization_id = Contract.objects.filter(customer_id=customer_id).values_list("organization_id", flat=True).first()
-    if organization_id is None or rebuild_running(organization_id):  # no contract: no drafts
+
+def customers_drafts_recompute(*, customer_ids, now: datetime | None = None) -> list[Invoice]:
+    """Make sure the customers' current drafts exist, then recompute them all in one set-based pass.
+    Idempotent. Returns the drafts recomputed, by customer, period and id.
+
+    The queries do not grow with the number of customers (an ingest batch over 100 contracted
+    customers costs about what one customer does): drafts ensured together, pricing loaded once
+    per rate card, the usage of every draft and product in one rollup query, one delete and one
+    insert of lines, one update of the totals; adjusters (credits) run only for the customers in
+    their scope (billing.credits: those with credit or an auto top-up).
+
+    The drafts are locked (SELECT ... FOR UPDATE, in id order, so two passes never deadlock and a
+    finalization, which locks one draft, waits or is waited for). While a rollup rebuild of an
+    organization runs, its drafts keep their lines (its rollups are incomplete): the rebuild
+    recomputes them when it is done. A draft whose lines do not fit (InvoiceTooLarge) keeps its
+    last lines and the other drafts are recomputed."""
+    customer_ids = sorted({int(customer_id) for customer_id in customer_ids})
+    if not customer_ids:
         return []
-    drafts = Invoice.objects.filter(customer_id=customer_id, status=Invoice.Status.DRAFT).order_by("period_start")
-    recomputed = []
-    for invoice in drafts:
-        try:
-            recomputed.append(invoice_recompute(invoice=invoice))
-        except InvoiceTooLarge:  # logged; the customer's other drafts still follow their usage
-            continue
-    return recomputed
+    contracts = {contract.pk: contract for contract in customers_drafts_ensure(customer_ids=customer_ids, now=now)}
+    rebuilding = RollupRebuild.objects.filter(
+        status__in=[RollupRebuild.Status.QUEUED, RollupRebuild.Status.RUNNING]
+    ).values("organization_id")
+    with transaction.atomic():
+        drafts = list(
+            Invoice.objects.select_for_update()
+            .filter(customer_id__in=customer_ids, status=Invoice.Status.DRAFT)
+            .exclude(organization_id__in=rebuilding)
+            .order_by("pk")
+        )
+        unknown = {draft.contract_id for draft in drafts} - set(contracts)  # not started at ``now``
+        contracts.update(Contract.objects.in_bulk(unknown) if unknown else {})
+        for draft in drafts:
+            draft.contract = contracts[draft.contract_id]
+        recomputed = _drafts_recompute_locked(drafts)
+    return sorted(recomputed, key=lambda invoice: (invoice.customer_id, invoice.period_start, str(invoice.pk)))
 
 
 # --- Finalization and status -----------------------------------------------------------------------

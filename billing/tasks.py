@@ -12,9 +12,10 @@ from .models import BillableMetric
 )
 def recompute_draft_invoices(customer_ids: list[int]) -> int:
     """Recompute every draft invoice of these customers from rollups (one task per ingest batch, not
-    per customer). Idempotent. Returns the number of drafts recomputed."""
+    per customer, and one set-based pass: invoicing.customers_drafts_recompute). Idempotent. Returns
+    the number of drafts recomputed."""
     recompute.recompute_started(customer_ids)
-    return sum(len(invoicing.customer_drafts_recompute(customer_id=int(customer_id))) for customer_id in customer_ids)
+    return len(invoicing.customers_drafts_recompute(customer_ids=customer_ids))
 
 
 @shared_task(

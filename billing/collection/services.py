@@ -142,6 +142,18 @@ def _should_skip(invoice: Invoice, config: CustomerBillingConfig) -> bool:
     return invoice.amount_due_cents == 0 and not config.send_zero_amount_invoices
 
 
+def drafts_prepare(*, drafts) -> None:
+    """billing's draft preparer: new period drafts take their customer's billing currency (one query
+    for all of them, before billing inserts them in bulk)."""
+    currencies = dict(
+        CustomerBillingConfig.objects.filter(customer_id__in={draft.customer_id for draft in drafts}).values_list(
+            "customer_id", "currency"
+        )
+    )
+    for draft in drafts:
+        draft.currency = currencies.get(draft.customer_id, draft.currency)
+
+
 def invoice_saved(sender, instance: Invoice, created: bool = False, update_fields=None, **kwargs) -> None:
     """post_save of billing.Invoice. A new draft takes the customer's billing currency. At finalization
     (inside its transaction) the invoice takes it again (the configuration may have changed) and, for a

@@ -18,7 +18,7 @@ def connect() -> None:
     from django.db.models.signals import post_save
 
     from billing.credits import admin, tasks  # noqa: F401  (admin pages and Celery tasks in every process)
-    from billing.credits.invoicing import invoice_apply_credits, invoice_saved
+    from billing.credits.invoicing import customers_with_credit, invoice_apply_credits, invoice_saved
     from billing.credits.models import SpendingLimit
     from billing.invoicing import register_invoice_adjuster
     from billing.models import Invoice
@@ -31,5 +31,5 @@ def connect() -> None:
         watches_sql=f"EXISTS (SELECT 1 FROM {SpendingLimit._meta.db_table} "  # noqa: S608
         "WHERE organization_id = %(organization)s AND enabled)",
     )
-    register_invoice_adjuster(invoice_apply_credits)
+    register_invoice_adjuster(invoice_apply_credits, scope=customers_with_credit)
     post_save.connect(invoice_saved, sender=Invoice, dispatch_uid="billing.credits.invoice_finalized")

@@ -63,6 +63,19 @@ def _drawdown_for(invoice, lines, at: datetime) -> arithmetic.Drawdown:
     )
 
 
+def customers_with_credit(customer_ids) -> set[int]:
+    """The adjuster's scope: of ``customer_ids``, those with a credit ledger entry or an active auto
+    top-up (one query). For any other customer `invoice_apply_credits` could only return 0 (no lot to
+    draw from, no line credit to rewrite, no drawdown) and queue no top-up evaluation, so a draft
+    recompute skips it for them."""
+    from billing.credits.models import AutoTopUpConfig
+
+    ids = list(customer_ids)
+    with_entries = CreditEntry.objects.filter(customer_id__in=ids).values("customer_id")
+    with_topup = AutoTopUpConfig.objects.filter(customer_id__in=ids, disabled_reason="").values("customer_id")
+    return set(with_entries.union(with_topup).values_list("customer_id", flat=True))
+
+
 def invoice_apply_credits(*, invoice, lines) -> int:
     """billing's invoice adjuster: apply credits to a draft's freshly computed lines; returns cents."""
     lock_ledger(invoice.customer_id)

@@ -7,6 +7,7 @@ import pytest
 from billing import invoicing, services
 from billing.models import Invoice
 from tests.billing.tokens import draft, send
+from tests.factories import CustomerFactory
 
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 DECEMBER = datetime(2026, 12, 1, tzinfo=UTC)
@@ -117,3 +118,34 @@ def test_usage_that_arrived_before_the_last_finalization_is_on_the_last_invoice(
     november = Invoice.objects.get(contract=contract, period_start=datetime(2026, 11, 1, tzinfo=UTC))
     assert november.total_cents == 150
     assert not Invoice.objects.filter(kind=Invoice.Kind.CORRECTION).exists()
+
+
+def test_a_correction_recomputed_with_other_customers_is_what_it_is_alone(organization, customer, seed_pricing, ended):
+    other = CustomerFactory(organization=organization, external_id="other")
+    services.contract_create(
+        organization=organization, customer=other, rate_card=seed_pricing["rate_card"], starting_at=DECEMBER
+    )
+    send(
+        organization,
+        [tokens(customer, datetime(2026, 11, 20, tzinfo=UTC), 1_000_000),
+         tokens(other, datetime(2026, 12, 4, tzinfo=UTC), 3_000_000)],
+        now=datetime(2026, 12, 5, 10, 30, tzinfo=UTC),
+    )
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+
+    def lines():
+        return {
+            (invoice.customer_id, invoice.kind, invoice.total_cents): [
+                (line.period_start, line.quantity, line.amount_cents) for line in invoice.lines.all()
+            ]
+            for invoice in Invoice.objects.filter(status=Invoice.Status.DRAFT)
+        }
+
+    together = invoicing.customers_drafts_recompute(customer_ids=[customer.pk, other.pk], now=now)
+    in_one_pass = lines()
+    Invoice.objects.filter(status=Invoice.Status.DRAFT).update(total_cents=0, amount_due_cents=0)
+    invoicing.customer_drafts_recompute(customer_id=other.pk, now=now)
+    invoicing.customer_drafts_recompute(customer_id=customer.pk, now=now)
+
+    assert sorted((invoice.kind, invoice.total_cents) for invoice in together) == [("correction", 50), ("regular", 150)]
+    assert lines() == in_one_pass
