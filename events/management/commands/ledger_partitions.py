@@ -33,7 +33,7 @@ class Command(BaseCommand):
         actions.add_argument("--ensure", nargs="?", const="", metavar="YYYY-MM", help="create partitions ahead")
         actions.add_argument("--detach", metavar="YYYY-MM", help="detach one month's partition")
 
-    def handle(self, *args, list, ensure, detach, **options):  # noqa: A002  (the option's name)
+    def handle(self, *args, ensure, detach, **options):
         if detach:
             try:
                 row = ledger_month_detach(month=_month(detach))
