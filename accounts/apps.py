@@ -10,7 +10,10 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from . import schema  # noqa: F401  (registers the OpenAPI extension for API-key auth)
+        from . import (
+            schema,  # noqa: F401  (registers the OpenAPI extension for API-key auth)
+            signin,  # noqa: F401  (counts failed sign-ins per client address)
+        )
         from .models import ApiKey, Organization
         from .services import credentials_changed
 

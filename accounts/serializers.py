@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from .api.fields import StrictCharField
 from .models import ApiKey, ApiKeyScope, Organization, Role
 
 
@@ -48,7 +49,7 @@ class ApiKeyScopesSerializer(serializers.Serializer):
 
 
 class ApiKeyCreateSerializer(ApiKeyScopesSerializer):
-    name = serializers.CharField(max_length=200, allow_blank=True, required=False, default="")
+    name = StrictCharField(max_length=200, allow_blank=True, required=False, default="")
     scopes = serializers.MultipleChoiceField(
         choices=ApiKeyScope.choices,
         allow_empty=False,

@@ -1,3 +1,9 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -16,6 +22,7 @@ from .serializers import (
     OrganizationSerializer,
 )
 from .services import api_key_create, api_key_revoke, api_key_set_scopes
+from .tenancy import organization_choose
 
 
 class OrganizationView(OrganizationScopedAPIView):
@@ -82,3 +89,17 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizati
     def revoke(self, request, pk=None):
         api_key = api_key_revoke(api_key=self.get_object())
         return Response(ApiKeySerializer(api_key).data)
+
+
+@login_required
+@require_POST
+def organization_switch(request):
+    """The dashboard's organization switcher (a form POST with `organization` and `next`): the
+    session acts for that organization from now on, pages and the JSON endpoints they call alike."""
+    target = request.POST.get("next") or ""
+    hosts = {request.get_host()}
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts=hosts, require_https=request.is_secure()):
+        target = reverse("dashboard-margins")
+    if organization_choose(request, request.POST.get("organization") or "") is None:
+        messages.error(request, "You are not a member of that organization.")
+    return HttpResponseRedirect(target)

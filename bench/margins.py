@@ -17,6 +17,10 @@ against 1k customers / 100k events, measured in the same run.
    (session of a viewer; the full view, JSON rendering included), after two warm-up requests.
 4. Prints p50/p95 of both, the ratio large / small (target <= 1.5) and the large p95 against the
    100 ms sanity line, each with a pass/fail line.
+5. Times the dashboard's usage page (the last 30 days: by day, model and customer) and a customer's
+   page the same way, and prints their p95 and ratio large / small for information (no target: they
+   read daily rollup rows, one per customer and day with usage, so they grow with the customers
+   shown, not with the events behind them).
 
 Data are loaded once per scale and reused by later runs (delete the database to reload).
 """
@@ -120,7 +124,7 @@ def load(name: str, customers: int, events: int, mapped: int, now: datetime):
     return organization
 
 
-def timed_requests(organization, count: int) -> list[float]:
+def timed_requests(organization, count: int, path: str = "/api/margins") -> list[float]:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
@@ -133,14 +137,15 @@ def timed_requests(organization, count: int) -> list[float]:
     timings = []
     for number in range(count + 2):
         started = time.perf_counter()
-        response = client.get("/api/margins")
+        response = client.get(path)
         elapsed = time.perf_counter() - started
         if response.status_code != 200:
-            raise SystemExit(f"GET /api/margins answered {response.status_code}: {response.content[:300]!r}")
+            raise SystemExit(f"GET {path} answered {response.status_code}: {response.content[:300]!r}")
         if number >= 2:  # two warm-up requests
             timings.append(elapsed * 1000)
-    rows = len(response.json()["data"]["customers"])
-    print(f"  {organization.name}: {rows} table rows")
+    if path == "/api/margins":
+        rows = len(response.json()["data"]["customers"])
+        print(f"  {organization.name}: {rows} table rows")
     return timings
 
 
@@ -178,6 +183,13 @@ def main() -> None:
     print(f"ratio p95 large / small = {ratio:.2f} (target <= 1.5) {'PASS' if ratio <= 1.5 else 'FAIL'}")
     sanity = p95(large)
     print(f"large p95 = {sanity:.1f} ms (sanity line <= 100 ms) {'PASS' if sanity <= 100 else 'FAIL'}")
+    for page, path in (("usage page", "/dashboard/usage"), ("customer page", "/dashboard/customers/cust-000000")):
+        small = timed_requests(organizations["small"], args.requests, path)
+        large = timed_requests(organizations["large"], args.requests, path)
+        print(
+            f"{page}: small p95 {p95(small):.1f} ms, large p95 {p95(large):.1f} ms, "
+            f"ratio {p95(large) / p95(small):.2f} (information: rollup rows grow with customers, not events)"
+        )
 
 
 if __name__ == "__main__":

@@ -202,6 +202,9 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not IS_PRODUCTION
+# Files served at the site's root: /favicon.ico, which browsers ask for on pages that name no icon
+# (Swagger UI, error pages); the project's pages and admin link the SVG icon in static files.
+WHITENOISE_ROOT = BASE_DIR / "config" / "root"
 if not IS_PRODUCTION:  # no collectstatic outside production, so no STATIC_ROOT to warn about
     warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
 
@@ -216,6 +219,8 @@ API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 UPGRADE_URL = env.str("UPGRADE_URL", default="/admin/accounts/organization/")
 # The dashboard's sign-in page (members who are not staff cannot use the admin's).
+# Sign-ins refused per client address over the failed-authentication limit (accounts.signin).
+AUTHENTICATION_BACKENDS = ["accounts.signin.ThrottledModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard-margins"
 LOGOUT_REDIRECT_URL = "login"
@@ -245,7 +250,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["accounts.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["accounts.api.renderers.JSONRenderer"],
     "DEFAULT_METADATA_CLASS": "accounts.api.metadata.EndpointMetadata",
-    "DEFAULT_THROTTLE_CLASSES": ["accounts.api.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.api.throttling.CallerRateThrottle"],
     # Proxies in front that append to X-Forwarded-For; the client address of the per-address limit.
     "NUM_PROXIES": env.int("NUM_PROXIES", default=None),
     "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",

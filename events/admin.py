@@ -54,7 +54,10 @@ class VendorResponseInline(admin.TabularInline):
 
 @admin.register(UsageEvent)
 class UsageEventAdmin(TotalsMixin, admin.ModelAdmin):
-    """The ledger is append-only: events are read here, never edited."""
+    """The ledger is append-only: events are read here, never edited nor deleted (a deleted event would
+    leave events' daily rollups and billing's hourly rollups counting it, and a finalized invoice
+    billed for it). To take usage out anyway, delete it in SQL, then run `rebuild_usage_rollups
+    --organization ID` and `billing_rebuild_rollups --organization ID` (README, "Usage rollups")."""
 
     cost = money_column("cost_microdollars", "cost")
     revenue = money_column("revenue_microdollars", "revenue")
@@ -70,6 +73,9 @@ class UsageEventAdmin(TotalsMixin, admin.ModelAdmin):
         return False
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # also takes away the bulk delete action
         return False
 
 

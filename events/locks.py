@@ -50,6 +50,16 @@ def ledger_lock_key(organization_id) -> int:
     return key - (1 << 64) if key >= 1 << 63 else key
 
 
+def organization_lock_key(organization_id, namespace: int) -> int:
+    """The key of another per-organization lock (margins' health recompute, budget evaluation): the
+    ledger lock key XOR a 32-bit ``namespace`` naming the lock (in SQL: `events_ledger_lock_key(id) #
+    namespace`). One organization's locks differ from each other, and two organizations share one only
+    as rarely as they would share the ledger lock."""
+    if not 0 < namespace < 1 << 32:
+        raise ValueError("A lock namespace is a non-zero 32-bit integer (0 is the ledger lock itself).")
+    return ledger_lock_key(organization_id) ^ namespace
+
+
 def ledger_lock_shared(organization_id) -> None:
     with connection.cursor() as cursor:
         cursor.execute(LEDGER_LOCK_SHARED_SQL, {"organization": organization_id})

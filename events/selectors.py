@@ -4,15 +4,15 @@ blocklist, always scoped to an organization."""
 import contextlib
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import orjson
 from django.db import connection
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Prefetch, Q, QuerySet
 
 from costcalc.models import ModelPrice, OrganizationPriceOverride
 
+from . import usage
 from .budgeting import EMPTY_BLOCKED
 from .dialects import KEY_PREFIXES
 from .hooks import RecordedCall, RecordedEvent
@@ -21,11 +21,14 @@ from .usage import (  # noqa: F401  (the rollup reads are part of this read API)
     DayUsage,
     ModelUsage,
     UsageAmounts,
+    UsageSummary,
+    UsageTotals,
     customers_with_revenue,
     model_usage,
     revenue_in_window,
     usage_by_customer_month,
     usage_by_day,
+    usage_in_window,
     usage_totals_by_customer,
 )
 
@@ -99,8 +102,12 @@ def metered_event_rows(
 def late_event_rows(*, customer_id: int, occurred_from, occurred_before, received_from) -> list[RecordedEvent]:
     """The customer's events that occurred in [occurred_from, occurred_before) and arrived at or after
     ``received_from`` (late usage), as `metered_event_rows` gives them."""
+    # The organization (from the customer row) makes it an index range on (organization, customer,
+    # occurred_at) over the window, instead of every event of the customer (the (customer, id) index).
+    customers = Customer._meta.db_table
     where = (
-        "e.customer_id = %(customer)s AND e.occurred_at >= %(start)s AND e.occurred_at < %(end)s "
+        f"e.organization_id = (SELECT organization_id FROM {customers} WHERE id = %(customer)s) "  # noqa: S608
+        "AND e.customer_id = %(customer)s AND e.occurred_at >= %(start)s AND e.occurred_at < %(end)s "
         "AND e.received_at >= %(received)s"
     )
     params = {
@@ -228,73 +235,18 @@ def blocklist_get(*, organization) -> Blocklist:
     return Blocklist(version, {**EMPTY_BLOCKED, **(blocked or {})})
 
 
-@dataclass(frozen=True, slots=True)
-class UsageTotals:
-    key: str  # a day (YYYY-MM-DD, UTC), a model slug or a customer external id
-    cost_microdollars: int
-    revenue_microdollars: int
-    requests: int  # events (days, customers) or model calls (models)
-    input_tokens: int = 0
-    output_tokens: int = 0
-    name: str = ""  # the customer's name (customers)
-
-
-@dataclass(frozen=True, slots=True)
-class UsageSummary:
-    days: list[UsageTotals]  # every day of the range, oldest first, zeros included
-    models: list[UsageTotals]  # most expensive first; revenue is 0 (events carry revenue, not model calls)
-    customers: list[UsageTotals]  # most expensive first
-
-
 def usage_summary(*, organization, start: datetime, end: datetime) -> UsageSummary:
-    """Cost and revenue recorded on the ledger's events in [start, end) (UTC days), by day, by model
-    and by customer: three aggregate queries, none returning a row per event."""
-    events = UsageEvent.objects.filter(organization=organization, occurred_at__gte=start, occurred_at__lt=end)
-    sums = {
-        "cost": Coalesce(Sum("cost_microdollars"), 0),
-        "revenue": Coalesce(Sum("revenue_microdollars"), 0),
-        "requests": Count("id"),
-    }
-    by_day = {
-        row["day"]: row
-        for row in events.annotate(day=TruncDate("occurred_at", tzinfo=UTC)).values("day").annotate(**sums)
-    }
-    days = []
-    day = start.astimezone(UTC).date()
-    while datetime(day.year, day.month, day.day, tzinfo=UTC) < end:
-        row = by_day.get(day, {"cost": 0, "revenue": 0, "requests": 0})
-        days.append(UsageTotals(day.isoformat(), row["cost"], row["revenue"], row["requests"]))
-        day += timedelta(days=1)
-    models = [
-        UsageTotals(row["model"], row["cost"], 0, row["requests"], row["input_tokens"], row["output_tokens"])
-        for row in VendorResponse.objects.filter(
-            organization=organization, event__occurred_at__gte=start, event__occurred_at__lt=end
-        )
-        .values("model")
-        .annotate(
-            cost=Coalesce(Sum("cost_microdollars"), 0),
-            requests=Count("id"),
-            input_tokens=Coalesce(Sum("input_tokens"), 0),
-            output_tokens=Coalesce(Sum("output_tokens"), 0),
-        )
-        .order_by("-cost", "model")
-    ]
-    customers = [
-        UsageTotals(row["customer__external_id"], row["cost"], row["revenue"], row["requests"],
-                    name=row["customer__name"])
-        for row in events.values("customer__external_id", "customer__name")
-        .annotate(**sums)
-        .order_by("-cost", "customer__external_id")
-    ]
-    return UsageSummary(days, models, customers)
+    """Cost and revenue of the organization's usage in [start, end) by day, by model and by customer,
+    from the daily rollups (`events.usage.usage_summary`; the edges of a window that starts or ends
+    inside a day from the ledger)."""
+    return usage.usage_summary(organization_id=organization.pk, start=start, end=end)
 
 
 def customer_cost(*, organization, customer: Customer, start: datetime, end: datetime) -> int:
-    """The cost of a customer's usage in [start, end), in microdollars (budgets' spend to date)."""
-    total = UsageEvent.objects.filter(
-        organization=organization, customer=customer, occurred_at__gte=start, occurred_at__lt=end
-    ).aggregate(total=Sum("cost_microdollars"))["total"]
-    return total or 0
+    """The cost of a customer's usage in [start, end), in microdollars (budgets' spend to date), from
+    the daily rollups (`events.usage.usage_in_window`)."""
+    amounts = usage.usage_in_window(organization_id=organization.pk, customer_ids=[customer.pk], start=start, end=end)
+    return amounts.get(customer.pk, usage.UsageAmounts()).cost
 
 
 def budgets_of_customer(*, organization, customer: Customer) -> list[Budget]:

@@ -5,7 +5,8 @@ OrganizationUsageDay), never from the ledger for a whole period. Re-exported by 
 A rollup row covers one UTC day. A window that starts or ends inside a day (a spending limit's
 rolling window, say) is answered exactly: its whole days from the rollups, its partial first and
 last day from the ledger (an index range on the customer and `occurred_at`, at most two days per
-customer). Budgets and margins use whole days and months only, so they read rollups alone.
+customer). Budgets, margins and the dashboard's usage and customer pages use whole days and months
+only, so they read rollups alone.
 """
 
 from collections.abc import Iterable
@@ -14,13 +15,14 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connection
 
-from .models import Customer, ModelUsageDay, OrganizationUsageDay, UsageDay, UsageEvent
+from .models import Customer, ModelUsageDay, OrganizationUsageDay, UsageDay, UsageEvent, VendorResponse
 
 _DAYS = UsageDay._meta.db_table
 _MODEL_DAYS = ModelUsageDay._meta.db_table
 _ORGANIZATION_DAYS = OrganizationUsageDay._meta.db_table
 _CUSTOMERS = Customer._meta.db_table
 _EVENTS = UsageEvent._meta.db_table
+_CALLS = VendorResponse._meta.db_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,41 +161,162 @@ def usage_by_day(*, organization_id, start: date, end: date, customer_id: int | 
     return [DayUsage(day, int(events), int(cost), int(revenue)) for day, events, cost, revenue in rows if events]
 
 
-# --- Exact windows (spending limits) -------------------------------------------------------------
+# --- Exact windows (spending limits, budgets on the customer page, the usage page) ---------------
+
+
+def _split(start: datetime, end: datetime) -> tuple[tuple[date, date] | None, list[tuple[datetime, datetime]]]:
+    """[start, end) as its whole UTC days [first, last) (None when it holds none), read from the
+    rollups, and the partial days at its edges (empty intervals left out), read from the ledger."""
+    if end <= start:
+        return None, []
+    first_whole = _day(start) if _midnight(_day(start)) == start else _day(start) + timedelta(days=1)
+    last_whole = _day(end)  # exclusive
+    if first_whole < last_whole:
+        edges = [(start, _midnight(first_whole)), (_midnight(last_whole), end)]
+        whole = (first_whole, last_whole)
+    else:
+        edges, whole = [(start, end)], None  # inside one day, or across one midnight with no whole day
+    return whole, [(edge_start, edge_end) for edge_start, edge_end in edges if edge_start < edge_end]
+
+
+def _union(rollup_select: str, ledger_select: str, start: datetime, end: datetime, params: dict) -> str | None:
+    """`rollup_select` over the window's whole days (it filters on `%(first)s <= day < %(last)s`) UNION ALL
+    `ledger_select` over each edge (`%(edge_startN)s <= occurred_at < %(edge_endN)s`, written with the
+    placeholders `{edge_start}` / `{edge_end}`); fills ``params``. None when the window is empty."""
+    whole, edges = _split(start, end)
+    parts = []
+    if whole is not None:
+        parts.append(rollup_select)
+        params["first"], params["last"] = whole
+    for number, (edge_start, edge_end) in enumerate(edges):
+        parts.append(ledger_select.format(edge_start=f"%(edge_start{number})s", edge_end=f"%(edge_end{number})s"))
+        params[f"edge_start{number}"], params[f"edge_end{number}"] = edge_start, edge_end
+    return " UNION ALL ".join(parts) or None
+
+
+def usage_in_window(
+    *, organization_id, customer_ids: Iterable[int], start: datetime, end: datetime
+) -> dict[int, UsageAmounts]:
+    """Customer id → events, cost and revenue of its usage that occurred in [start, end), exact to the
+    microsecond: the whole UTC days inside the window from the rollups, the partial days at its
+    edges from the ledger (at most two days per customer). Customers without usage are left out."""
+    customer_ids = sorted(set(customer_ids))
+    if not customer_ids:
+        return {}
+    params: dict = {"organization": organization_id, "customers": customer_ids}
+    union = _union(
+        f"SELECT customer_id, event_count, cost_microdollars, revenue_microdollars FROM {_DAYS} "
+        "WHERE organization_id = %(organization)s AND customer_id = ANY(%(customers)s) "
+        "AND day >= %(first)s AND day < %(last)s",
+        f"SELECT customer_id, 1, cost_microdollars, revenue_microdollars FROM {_EVENTS} "
+        "WHERE organization_id = %(organization)s AND customer_id = ANY(%(customers)s) "
+        "AND occurred_at >= {edge_start} AND occurred_at < {edge_end}",
+        start, end, params,
+    )
+    if union is None:
+        return {}
+    rows = _rows(
+        "SELECT customer_id, sum(event_count), sum(cost_microdollars), sum(revenue_microdollars) "
+        f"FROM ({union}) AS u (customer_id, event_count, cost_microdollars, revenue_microdollars) GROUP BY 1",
+        params,
+    )
+    return {
+        customer_id: UsageAmounts(int(events), int(cost), int(revenue)) for customer_id, events, cost, revenue in rows
+    }
 
 
 def revenue_in_window(
     *, organization_id, customer_ids: Iterable[int], start: datetime, end: datetime
 ) -> dict[int, int]:
     """Customer id → revenue carried on its events that occurred in [start, end), exact to the
-    microsecond: the whole UTC days inside the window from the rollups, the partial days at its
-    edges from the ledger (at most two days per customer)."""
-    customer_ids = sorted(set(customer_ids))
-    if not customer_ids or end <= start:
-        return {}
-    first_whole = _day(start) if _midnight(_day(start)) == start else _day(start) + timedelta(days=1)
-    last_whole = _day(end)  # exclusive
-    parts: list[str] = []
-    params: dict = {"organization": organization_id, "customers": customer_ids}
-    if first_whole < last_whole:
-        parts.append(
-            f"SELECT customer_id, revenue_microdollars FROM {_DAYS} WHERE organization_id = %(organization)s "
-            "AND customer_id = ANY(%(customers)s) AND day >= %(first)s AND day < %(last)s"
-        )
-        params.update(first=first_whole, last=last_whole)
-        edges = [(start, _midnight(first_whole)), (_midnight(last_whole), end)]
-    else:
-        edges = [(start, end)]  # inside one day, or across one midnight with no whole day
-    for number, (edge_start, edge_end) in enumerate(edges):
-        if edge_end <= edge_start:
-            continue
-        parts.append(
-            f"SELECT customer_id, revenue_microdollars FROM {_EVENTS} WHERE organization_id = %(organization)s "
-            f"AND customer_id = ANY(%(customers)s) AND occurred_at >= %(edge_start{number})s "
-            f"AND occurred_at < %(edge_end{number})s"
-        )
-        params[f"edge_start{number}"], params[f"edge_end{number}"] = edge_start, edge_end
-    rows = _rows(
-        f"SELECT customer_id, sum(revenue_microdollars) FROM ({' UNION ALL '.join(parts)}) AS u GROUP BY 1", params
+    microsecond (`usage_in_window`)."""
+    usage = usage_in_window(organization_id=organization_id, customer_ids=customer_ids, start=start, end=end)
+    return {customer_id: amounts.revenue for customer_id, amounts in usage.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    key: str  # a day (YYYY-MM-DD, UTC), a model slug or a customer external id
+    cost_microdollars: int
+    revenue_microdollars: int
+    requests: int  # events (days, customers) or model calls (models)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    name: str = ""  # the customer's name (customers)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSummary:
+    days: list[UsageTotals]  # every day of the range, oldest first, zeros included
+    models: list[UsageTotals]  # most expensive first; revenue is 0 (events carry revenue, not model calls)
+    customers: list[UsageTotals]  # most expensive first
+
+
+def usage_summary(*, organization_id, start: datetime, end: datetime) -> UsageSummary:
+    """An organization's usage that occurred in [start, end), by UTC day, by model (the calls' model as
+    sent; unpriced calls count with zero cost) and by customer (those with usage), exact to the
+    microsecond like `usage_in_window`: whole days from the rollups (`OrganizationUsageDay`,
+    `ModelUsageDay`, `UsageDay`), partial edge days from the ledger. Three grouped queries."""
+    organization = {"organization": organization_id}
+    day_params, model_params, customer_params = dict(organization), dict(organization), dict(organization)
+    by_day = _union(
+        f"SELECT day, event_count, cost_microdollars, revenue_microdollars FROM {_ORGANIZATION_DAYS} "
+        "WHERE organization_id = %(organization)s AND day >= %(first)s AND day < %(last)s",
+        "SELECT (occurred_at AT TIME ZONE 'UTC')::date, 1, cost_microdollars, revenue_microdollars "
+        f"FROM {_EVENTS} WHERE organization_id = %(organization)s "
+        "AND occurred_at >= {edge_start} AND occurred_at < {edge_end}",
+        start, end, day_params,
     )
-    return {customer_id: int(amount) for customer_id, amount in rows}
+    by_model = _union(
+        f"SELECT model, request_count, cost_microdollars, input_tokens, output_tokens FROM {_MODEL_DAYS} "
+        "WHERE organization_id = %(organization)s AND day >= %(first)s AND day < %(last)s",
+        "SELECT c.model, 1, coalesce(c.cost_microdollars, 0), c.input_tokens, c.output_tokens "
+        f"FROM {_EVENTS} e JOIN {_CALLS} c ON c.event_id = e.id WHERE e.organization_id = %(organization)s "
+        "AND e.occurred_at >= {edge_start} AND e.occurred_at < {edge_end}",
+        start, end, model_params,
+    )
+    by_customer = _union(
+        f"SELECT customer_id, event_count, cost_microdollars, revenue_microdollars FROM {_DAYS} "
+        "WHERE organization_id = %(organization)s AND day >= %(first)s AND day < %(last)s",
+        f"SELECT customer_id, 1, cost_microdollars, revenue_microdollars FROM {_EVENTS} "
+        "WHERE organization_id = %(organization)s AND occurred_at >= {edge_start} AND occurred_at < {edge_end}",
+        start, end, customer_params,
+    )
+    days: list[UsageTotals] = []
+    if by_day is None:  # an empty window (still listing the day it is in, as the ledger read did)
+        day_sums, models, customers = {}, [], []
+    else:
+        day_sums = {
+            day: (int(events), int(cost), int(revenue))
+            for day, events, cost, revenue in _rows(
+                "SELECT day, sum(event_count), sum(cost_microdollars), sum(revenue_microdollars) "
+                f"FROM ({by_day}) AS u (day, event_count, cost_microdollars, revenue_microdollars) GROUP BY 1",
+                day_params,
+            )
+        }
+        models = [
+            UsageTotals(model, int(cost), 0, int(requests), int(input_tokens), int(output_tokens))
+            for model, requests, cost, input_tokens, output_tokens in _rows(
+                "SELECT model, sum(request_count), sum(cost_microdollars), sum(input_tokens), sum(output_tokens) "
+                f"FROM ({by_model}) AS u (model, request_count, cost_microdollars, input_tokens, output_tokens) "
+                "GROUP BY 1 ORDER BY 3 DESC, 1",
+                model_params,
+            )
+        ]
+        customers = [
+            UsageTotals(external_id, int(cost), int(revenue), int(events), name=name)
+            for external_id, name, events, cost, revenue in _rows(
+                "SELECT c.external_id, c.name, sum(u.event_count), sum(u.cost_microdollars), "
+                f"sum(u.revenue_microdollars) FROM ({by_customer}) "
+                "AS u (customer_id, event_count, cost_microdollars, revenue_microdollars) "
+                f"JOIN {_CUSTOMERS} c ON c.id = u.customer_id GROUP BY c.id HAVING sum(u.event_count) > 0 "
+                "ORDER BY 4 DESC, 1",
+                customer_params,
+            )
+        ]
+    day = _day(start)
+    while _midnight(day) < end:
+        events, cost, revenue = day_sums.get(day, (0, 0, 0))
+        days.append(UsageTotals(day.isoformat(), cost, revenue, events))
+        day += timedelta(days=1)
+    return UsageSummary(days, models, customers)

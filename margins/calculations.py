@@ -141,21 +141,23 @@ def _round_half_up(value: Fraction) -> int:
 def project_next(values: Sequence[int]) -> int:
     """Next value of an evenly spaced series by its least-squares linear trend, clamped at zero.
 
-    One point projects itself; an empty series projects 0. Exact (Fraction) arithmetic, then one
-    half-up rounding to a whole microdollar.
+    One point projects itself; an empty series projects 0. Exact, in integers: for x = 0..n-1 the
+    trend's value at x = n is (6·Σxy - 2(n-1)·Σy) / (n(n-1)), rounded half up once to a whole
+    microdollar (the margin table projects every row, so this runs thousands of times per page;
+    the same formula in Fractions was most of the table's time).
     """
     n = len(values)
     if n == 0:
         return 0
     if n == 1:
         return max(0, int(values[0]))
-    mean_x = Fraction(n - 1, 2)
-    mean_y = Fraction(sum(values), n)
-    covariance = sum((Fraction(x) - mean_x) * (Fraction(y) - mean_y) for x, y in enumerate(values))
-    variance = sum((Fraction(x) - mean_x) ** 2 for x in range(n))
-    slope = covariance / variance
-    projected = mean_y + slope * (n - mean_x)
-    return max(0, _round_half_up(projected))
+    total = sum(values)
+    weighted = sum(x * y for x, y in enumerate(values))
+    numerator = 6 * weighted - 2 * (n - 1) * total
+    denominator = n * (n - 1)
+    if numerator <= 0:
+        return 0  # a trend at or below zero is clamped (a negative half rounds to 0 as well)
+    return (2 * numerator + denominator) // (2 * denominator)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.api.errors import Forbidden
 from accounts.models import Role
-from accounts.tenancy import resolve_tenant
+from accounts.tenancy import resolve_tenant, user_memberships
 from billing import selectors as billing_selectors
 from billing import services as billing_services
 from billing.credits.selectors import credit_balance
@@ -85,6 +85,7 @@ def _context(request, page: str, **extra) -> dict:
         "organization": tenant.organization,
         "role": tenant.role,
         "can_write": tenant.has_role(Role.MEMBER),
+        "memberships": user_memberships(request.user),  # the organization switcher, with two or more
         **extra,
     }
 

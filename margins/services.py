@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.api.errors import ApiError, Conflict
 from accounts.crypto import DecryptionError
 from accounts.models import Organization
+from events.locks import organization_lock_key
 from events.models import Customer
 
 from . import calculations, matching, stripe_api
@@ -463,7 +464,8 @@ def margin_settings_update(*, organization: Organization, **values: Decimal) -> 
 
 # --- Health tiers and threshold webhooks -------------------------------------------------------
 
-HEALTH_LOCK_NAMESPACE = 0x4D52474E  # "MRGN": first key of pg_advisory_xact_lock(int, int) for tier tracking
+# "MRGN": tier tracking's lock, a 64-bit key from the organization's UUID (events.locks.organization_lock_key)
+HEALTH_LOCK_NAMESPACE = 0x4D52474E
 
 
 @transaction.atomic
@@ -483,7 +485,7 @@ def health_recompute(*, organization: Organization, now: datetime | None = None)
 
     with db_connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [HEALTH_LOCK_NAMESPACE, str(organization.pk)]
+            "SELECT pg_advisory_xact_lock(%s)", [organization_lock_key(organization.pk, HEALTH_LOCK_NAMESPACE)]
         )
     period = calculations.period_of(now or timezone.now())
     # Only the rows: the table's summary (sync status, skipped currencies) would be two queries for nothing.

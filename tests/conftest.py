@@ -122,8 +122,10 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker):
-    """Start a real Celery worker (all queues) against REDIS_URL and the test database; stop it after."""
+def celery_worker_process(django_db_setup, django_db_blocker, localstripe_url):
+    """Start a real Celery worker (all queues) against REDIS_URL and the test database, with Stripe's
+    API at this run's localstripe (tasks that call Stripe reach it as the tests' own code does); stop
+    it after."""
     from config.celery import app
 
     redis_url = os.environ.get("REDIS_URL")
@@ -134,6 +136,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         "DATABASE_NAME": connection.settings_dict["NAME"],
         "REDIS_URL": redis_url,
         "CONN_MAX_AGE": "0",
+        "STRIPE_API_BASE": localstripe_url,
     }
     hostname = f"test-worker-{os.getpid()}@%h"
     log_path = REPO_ROOT / ".data" / f"celery-worker-{os.getpid()}.log"

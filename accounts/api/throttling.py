@@ -1,10 +1,12 @@
 """Rate limits, with DRF's throttling on the default cache (Redis when REDIS_URL is set, so every
 process shares the counts; otherwise per process).
 
-- Per API key: `ingest` (the ingest dialects and the SDK blocklist), `read` (other GETs) and
-  `write` (other writes), each its own budget (API_RATE_LIMIT_INGEST / _READ / _WRITE).
-- Per client address: failed API-key authentications (API_RATE_LIMIT_AUTH_FAILURES); past the
-  limit, that address gets 429 before any key is looked up, until the window has room again.
+- Per caller: `ingest` (the ingest dialects and the SDK blocklist), `read` (other GETs) and
+  `write` (other writes), each its own budget (API_RATE_LIMIT_INGEST / _READ / _WRITE). A caller is
+  an API key, or a signed-in person (session) calling the API: each has budgets of their own.
+- Per client address: failed API-key authentications and failed sign-ins (API_RATE_LIMIT_AUTH_FAILURES,
+  one count for both); past the limit, that address gets 429 before any key is looked up, and its
+  sign-ins are refused (accounts.signin), until the window has room again.
 
 An exhausted budget is a 429 `rate_limited` with `Retry-After` (seconds) and
 `details.retry_after_seconds`. A rate is `N/second|minute|hour|day`; an empty one turns the limit off.
@@ -36,18 +38,23 @@ class _Throttle(SimpleRateThrottle):
         return self.history
 
 
-class ApiKeyRateThrottle(_Throttle):
-    """Per-key budgets; session callers and unauthenticated requests are not counted here."""
+class CallerRateThrottle(_Throttle):
+    """Per-caller budgets: an API key's, or a signed-in user's (session). Unauthenticated requests
+    are not counted here (they are refused, and failed authentications count per address)."""
 
     def allow_request(self, request, view) -> bool:
         api_key = request.auth
-        if not isinstance(api_key, ApiKey):
+        if isinstance(api_key, ApiKey):
+            caller = str(api_key.pk)
+        elif getattr(request.user, "is_authenticated", False) and request.user.pk is not None:
+            caller = f"user:{request.user.pk}"
+        else:
             return True
         if ApiKeyScope.INGEST in required_scopes(view, request.method):
             bucket = "ingest"
         else:
             bucket = "read" if request.method in ("GET", "HEAD", "OPTIONS") else "write"
-        if not self.configure(bucket, str(api_key.pk)):
+        if not self.configure(bucket, caller):
             return True
         if len(self.history_now()) >= self.num_requests:
             return self.throttle_failure()
@@ -55,7 +62,7 @@ class ApiKeyRateThrottle(_Throttle):
 
 
 class FailedAuthenticationThrottle(_Throttle):
-    """Counts failed API-key authentications per client address (`REST_FRAMEWORK["NUM_PROXIES"]`
+    """Counts failed API-key authentications and sign-ins per client address (`REST_FRAMEWORK["NUM_PROXIES"]`
     decides whether X-Forwarded-For is trusted, as for every DRF throttle)."""
 
     def __init__(self, request) -> None:

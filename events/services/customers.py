@@ -11,10 +11,12 @@ from django.utils import timezone
 from accounts.api.errors import Conflict
 
 from ..drafts import CustomerRef
+from ..locks import organization_lock_key
 from ..models import Customer
 from .sql import fetch_all
 
-_CUSTOMER_CREATE_LOCK_NAMESPACE = 0x43555354  # "CUST": first key of pg_advisory_xact_lock(int, int)
+# "CUST": customer creation's lock, a 64-bit key from the organization's UUID (locks.organization_lock_key)
+_CUSTOMER_CREATE_LOCK_NAMESPACE = 0x43555354
 
 _TABLE = Customer._meta.db_table
 
@@ -173,10 +175,8 @@ def customer_create(
     identifiers = list(dict.fromkeys([external_id, *aliases]))
     # One creation at a time per organization: alias uniqueness is not a database constraint.
     with connection.cursor() as cursor:
-        # Two-key form: the one-key (bigint) space holds the ledger locks (events.locks).
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_CUSTOMER_CREATE_LOCK_NAMESPACE, str(organization.pk)]
-        )
+        key = organization_lock_key(organization.pk, _CUSTOMER_CREATE_LOCK_NAMESPACE)
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
     clash = Q(external_id__in=identifiers) | Q(ingest_aliases__overlap=identifiers)
     if stripe_customer_id:
         clash |= Q(stripe_customer_id=stripe_customer_id)

@@ -78,3 +78,11 @@ def test_a_bad_cursor_is_a_400_not_a_404(api_client):
 
 def test_a_large_limit_is_capped(api_client, organization):
     assert api_client.get("/api/v1/customers", {"limit": "100000"}).status_code == 200
+
+
+@pytest.mark.parametrize("name", [1.5e-194, 7, True, ["ci"]])
+def test_a_key_name_that_is_not_a_string_is_a_400(member_client, name):
+    response = member_client(role="admin").post("/api/v1/api-keys", {"name": name}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["fields"]["name"] == ["Must be a string."]

@@ -45,3 +45,22 @@ def test_api_docs_use_local_assets_only(client_without_debug, path):
     assert assets, html[:500]
     for asset in assets:
         assert client_without_debug.get(asset).status_code == 200, asset
+
+
+def test_favicon_ico_is_served_at_the_root(client_without_debug):
+    response = client_without_debug.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] in ("image/x-icon", "image/vnd.microsoft.icon")
+    assert body_of(response)[:4] == b"\x00\x00\x01\x00"  # an ICO header: one image follows
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/login/", "/admin/login/", "/api/redoc/"])
+def test_pages_and_admin_link_the_svg_icon(client_without_debug, path):
+    html = client_without_debug.get(path).content.decode()
+    (icon,) = re.findall(r'<link rel="icon" href="([^"]+)"', html)
+    assert icon == "/static/tokenledger/favicon.svg"
+    response = client_without_debug.get(icon)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("image/svg+xml")
+    assert b"<svg" in body_of(response)

@@ -88,3 +88,28 @@ def test_an_organization_budget_with_a_scope_value_is_refused_in_admin(admin_cli
     assert response.status_code == 200  # the form again, with the error
     assert "budget_organization_scope_has_no_value" in response.content.decode()
     assert not Budget.objects.exists()
+
+
+def test_the_ledger_cannot_be_deleted_in_admin_one_event_or_in_bulk(admin_client_logged_in, ledger, organization):
+    """Deleting would leave the usage rollups (events' and billing's) counting the events."""
+    from events.models import UsageDay
+
+    events = list(UsageEvent.objects.order_by("pk"))
+    before = {(row.customer_id, row.day): row.event_count for row in UsageDay.objects.filter(organization=organization)}
+
+    single = admin_client_logged_in.post(f"/admin/events/usageevent/{events[0].pk}/delete/", {"post": "yes"})
+    listing = admin_client_logged_in.get("/admin/events/usageevent/")
+    bulk = admin_client_logged_in.post(
+        "/admin/events/usageevent/",
+        {"action": "delete_selected", "_selected_action": [e.pk for e in events], "post": "yes"},
+    )
+    change = admin_client_logged_in.get(f"/admin/events/usageevent/{events[0].pk}/change/")
+
+    assert single.status_code == 403
+    assert "delete_selected" not in listing.content.decode()
+    assert bulk.status_code in (200, 302)  # the unknown action is refused ("No action selected")
+    assert f"/admin/events/usageevent/{events[0].pk}/delete/" not in change.content.decode()
+    assert UsageEvent.objects.count() == len(events) == 3
+    assert {
+        (row.customer_id, row.day): row.event_count for row in UsageDay.objects.filter(organization=organization)
+    } == before

@@ -5,10 +5,10 @@ import threading
 import uuid
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import OperationalError, connection, connections, transaction
 
 from accounts.models import Organization
-from events.locks import ledger_lock_exclusive, ledger_lock_key
+from events.locks import ledger_lock_exclusive, ledger_lock_key, organization_lock_key
 
 # Two organization ids with the same hashtext(id::text): they shared one ledger lock before.
 SHARED_BEFORE = ("9157b203-a4ba-43ce-a584-389932fc2b5a", "16392d77-9a50-442b-8116-4d8e0d4ebb70")
@@ -65,3 +65,56 @@ def test_one_organizations_exclusive_lock_does_not_stop_the_other():
         thread.join(30)
 
     assert result == {"second": True, "first": False}
+
+
+def held_by_another_connection(key: int, run) -> dict:
+    """Run ``run()`` (in a transaction with a 2 s lock timeout) while another connection holds ``key``."""
+    held, release, result = threading.Event(), threading.Event(), {}
+
+    def holder():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+                held.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(30)
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '2s'")
+                run()
+            result["ran"] = True
+        except OperationalError as error:
+            result["ran"] = False
+            result["error"] = str(error)
+    finally:
+        release.set()
+        thread.join(30)
+    return result
+
+
+@pytest.mark.django_db(transaction=True)
+def test_customer_creation_takes_its_own_64_bit_key():
+    """One creation at a time per organization, keyed like the ledger lock (it was hashtext)."""
+    from events.services import customer_create
+    from events.services.customers import _CUSTOMER_CREATE_LOCK_NAMESPACE
+
+    first, second = (Organization.objects.create(id=uuid.UUID(i), name=f"org {n}") for n, i in enumerate(SHARED_BEFORE))
+
+    busy_first = held_by_another_connection(
+        organization_lock_key(first.pk, _CUSTOMER_CREATE_LOCK_NAMESPACE),
+        lambda: customer_create(organization=second, external_id="acme"),
+    )
+    busy_itself = held_by_another_connection(
+        organization_lock_key(second.pk, _CUSTOMER_CREATE_LOCK_NAMESPACE),
+        lambda: customer_create(organization=second, external_id="globex"),
+    )
+
+    assert busy_first == {"ran": True}
+    assert busy_itself["ran"] is False and "lock timeout" in busy_itself["error"]

@@ -132,6 +132,22 @@ def test_projection_is_exact_on_increasing_lines(start, step, n):
     assert calculations.project_next([start + step * i for i in range(n)]) == start + step * n
 
 
+def _least_squares_next(values) -> Fraction:
+    """The textbook least-squares line through (x, values[x]), evaluated at x = n, in Fractions."""
+    n = len(values)
+    mean_x, mean_y = Fraction(n - 1, 2), Fraction(sum(values), n)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(values)) / sum((x - mean_x) ** 2 for x in range(n))
+    return mean_y + slope * (n - mean_x)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**15), min_size=2, max_size=12))
+def test_projection_is_the_least_squares_trend_rounded_half_up_once(values):
+    exact = _least_squares_next(values)
+    expected = max(0, int((exact + Fraction(1, 2)).__floor__())) if exact > 0 else 0
+
+    assert calculations.project_next(values) == expected
+
+
 @given(st.lists(amounts, min_size=1, max_size=6))
 def test_projection_is_never_negative_and_constant_series_stay_put(values):
     assert calculations.project_next(values) >= 0

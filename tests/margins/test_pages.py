@@ -219,3 +219,45 @@ def test_customer_page_lists_only_the_budgets_that_count_its_cost(data, organiza
     assert "Acme monthly" in page and "Org" in page and "Each customer" in page
     assert "Beta only" not in page and "Chat" not in page
     assert "whole organization: this customer's share" in page
+
+
+LEDGER_TABLES = ("events_usageevent", "events_vendorresponse")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/dashboard/usage?start=2026-02-01&end=2026-04-20", "/dashboard/usage", "/dashboard/customers/acme-corp",
+     "/dashboard/customers/beta?period=2026-03"],
+)
+def test_usage_and_customer_pages_read_the_rollups_and_show_what_the_ledger_sums_showed(
+    data, organization, monkeypatch, path
+):
+    """No query on the ledger; the same page as when the selectors summed the ledger (their former
+    code, tests/events/test_usage_summary.py, patched in for the comparison)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from events import selectors
+    from tests.events.test_usage_summary import ledger_cost, ledger_summary
+
+    for name, scope, value in [("Org", "organization", ""), ("Each customer", "customer", "")]:
+        from events.services import budget_create
+
+        budget_create(organization=organization, name=name, scope=scope, scope_value=value,
+                      limit_microdollars=1_000_000, period="day", action="alert")
+    client = login(organization, Role.VIEWER)  # a viewer gets no invoice link (a fresh token each time)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path)
+    assert response.status_code == 200
+    assert [q["sql"] for q in captured.captured_queries if any(t in q["sql"] for t in LEDGER_TABLES)] == []
+
+    monkeypatch.setattr(selectors, "usage_summary", lambda *, organization, start, end: ledger_summary(
+        organization, start, end))
+    monkeypatch.setattr(selectors, "customer_cost", lambda *, organization, customer, start, end: ledger_cost(
+        organization, customer, start, end))
+    assert unmasked(client.get(path)) == unmasked(response)
+
+
+def unmasked(response) -> str:
+    """The page without its CSRF token (masked afresh at each render)."""
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", response.content.decode())

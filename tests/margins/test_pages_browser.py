@@ -219,6 +219,30 @@ def test_a_viewer_sees_no_actions(data, session):
     assert browser_session.errors == []
 
 
+def test_the_organization_switcher_moves_the_pages_to_the_chosen_organization(
+    data, browser, live_server, organization
+):
+    from django.contrib.auth import get_user_model
+
+    from tests.factories import OrganizationFactory
+
+    username = user_with(organization, Role.OWNER)
+    other = OrganizationFactory(name="Birch Labs")
+    MembershipFactory(organization=other, user=get_user_model().objects.get(username=username), role=Role.VIEWER)
+    browser_session = Session(browser, live_server.url, username)
+    page = browser_session.open(PAGES["usage"])
+    browser_session.shot("organization-switcher")
+
+    with page.expect_navigation():
+        page.select_option("#organization-switch", str(other.pk))
+
+    assert page.url.endswith(PAGES["usage"])  # back on the same page, for the other organization
+    assert page.locator("#organization-switch option:checked").inner_text() == "Birch Labs"
+    assert "(viewer)" in page.locator("nav.top .who").inner_text()
+    assert browser_session.errors == []
+    browser_session.close()
+
+
 def test_sync_now_shows_progress_then_the_result(organization, connected, stripe_account, session):
     customer = stripe_account.customer(name="Paying Co")
     stripe_account.paid_invoices(customer, amount=2500)
