@@ -92,6 +92,9 @@ def test_the_events_list_with_a_time_range_reads_its_months_only(ledger, api_cli
 
 def test_late_events_customer_cost_and_usage_summary_read_their_range(ledger, organization):
     february = (datetime(2024, 2, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC))
+    # Windows that start and end inside a day: their whole days come from the rollups, the partial
+    # edge days from the ledger.
+    inside = (datetime(2024, 2, 10, 6, tzinfo=UTC), datetime(2024, 2, 29, 21, tzinfo=UTC))
 
     assert ledger_partitions_read(
         lambda: selectors.late_event_rows(
@@ -99,18 +102,22 @@ def test_late_events_customer_cost_and_usage_summary_read_their_range(ledger, or
         )
     ) == {FEB}
     assert ledger_partitions_read(
-        lambda: selectors.customer_cost(organization=organization, customer=ledger, start=february[0], end=february[1])
+        lambda: selectors.customer_cost(organization=organization, customer=ledger, start=inside[0], end=inside[1])
     ) == {FEB}
     assert ledger_partitions_read(
-        lambda: selectors.usage_summary(organization=organization, start=february[0], end=february[1])
+        lambda: selectors.usage_summary(organization=organization, start=inside[0], end=inside[1])
     ) == {FEB}
+    across = (datetime(2024, 2, 29, 12, tzinfo=UTC), datetime(2024, 3, 20, 12, tzinfo=UTC))
+    assert ledger_partitions_read(
+        lambda: selectors.usage_summary(organization=organization, start=across[0], end=across[1])
+    ) == {FEB, MAR}
 
 
 def test_a_range_past_the_partitions_reads_the_default_partition_too(ledger, organization):
     """Back-dated rows a month without a partition would hold live in DEFAULT: a range that reaches
     past the partitioned months must read it (and still no other month)."""
-    read = lambda: selectors.customer_cost(  # noqa: E731
-        organization=organization, customer=ledger,
-        start=datetime(2023, 12, 15, tzinfo=UTC), end=datetime(2024, 1, 15, tzinfo=UTC),
+    read = lambda: selectors.late_event_rows(  # noqa: E731
+        customer_id=ledger.pk, occurred_from=datetime(2023, 12, 15, tzinfo=UTC),
+        occurred_before=datetime(2024, 1, 15, tzinfo=UTC), received_from=datetime(2023, 12, 15, tzinfo=UTC),
     )
     assert ledger_partitions_read(read) == {"events_usageevent_p2024_01", "events_usageevent_default"}
