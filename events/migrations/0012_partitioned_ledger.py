@@ -41,6 +41,8 @@ DECLARE
     partition_name text := 'events_usageevent_p' || to_char(first_day, 'YYYY_MM');
     moved bigint;
 BEGIN
+    -- One ensure at a time (two beat runs, a command): the second then finds the table made.
+    PERFORM pg_advisory_xact_lock(hashtext('events_ledger_month_ensure'));
     IF to_regclass(partition_name) IS NOT NULL THEN
         RETURN NULL;
     END IF;
