@@ -250,3 +250,34 @@ def test_created_and_duplicate_outcomes_are_unchanged(api_client, price_catalog)
     (second,) = _post(api_client, md_event(key="same", occurred_at=earlier.isoformat()))
     assert (first["status"], second["status"]) == (CREATED, DUPLICATE)
     assert first["id"] == second["id"]  # a resend with another occurred_at is still the same event
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_ensures_of_one_month_at_once_create_it_once():
+    import threading
+
+    from django.db import connections
+
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def ensure():
+        try:
+            barrier.wait(timeout=30)
+            results.append(ledger_month_ensure(month=date(2033, 4, 1)))
+        except Exception as error:  # surfaced below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=ensure) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert not errors, errors
+        assert sorted(results, key=str) == [0, None]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS events_usageevent_p2033_04")
