@@ -12,8 +12,10 @@
    unique events (1 or 2 vendor responses each, 500 customers, real model slugs) for `--seconds`.
 4. COPYs the same number of equivalent rows (events and their vendor responses referencing their
    customers and price rows, formatted in Python as a COPY-based ingest would) into scratch tables
-   shaped like the ledger (its columns, defaults, checks, indexes, unique constraint and the foreign
-   keys it keeps), and prints both rates and their ratio (target >= 0.3). It also prints the ratio
+   shaped like the ledger (its columns, defaults, checks, indexes and the foreign keys it keeps;
+   the events table partitioned by month like the ledger, with this month's partition and a
+   DEFAULT one; and the idempotency keys, COPYed into a table shaped like the keys table, which
+   holds the ledger's dedupe), and prints both rates and their ratio (target >= 0.3). It also prints the ratio
    to the same COPY into tables without any foreign key. Each COPY rate is the median of three runs
    (one COPY of a few seconds is noisy on a shared machine).
 5. Duplicate storm: replays the stored batches for `--seconds`; prints its rate relative to fresh
@@ -183,8 +185,10 @@ def prepare() -> str:
     from costcalc.loaders import load_source
     from costcalc.models import ModelPrice
     from costcalc.services import sync_model_prices
+    from events.services.partitions import ledger_partitions_ensure
 
     call_command("migrate", verbosity=0, interactive=False)
+    ledger_partitions_ensure()  # this month's partition, as the beat task keeps it
     if not ModelPrice.objects.exists():
         sync_model_prices(result=load_source("genai-prices"))
     organization, _ = organization_get_or_create(name="Bench Co", plan=Organization.Plan.PRO)
@@ -250,10 +254,11 @@ def reset_ledger() -> None:
         OrganizationUsageDay,
         UsageDay,
         UsageEvent,
+        UsageEventKey,
         VendorResponse,
     )
 
-    models = (VendorResponse, UsageEvent, UsageRollup, UniqueValueRollup, UsageDay, ModelUsageDay,
+    models = (VendorResponse, UsageEvent, UsageEventKey, UsageRollup, UniqueValueRollup, UsageDay, ModelUsageDay,
               OrganizationUsageDay, BudgetPendingCustomer)
     tables = [model._meta.db_table for model in models]
     with connection.cursor() as cursor:
@@ -282,12 +287,25 @@ def copy_once(events: int, *, foreign_keys: bool) -> float:
     from django.db import connection
 
     from costcalc.models import ModelPrice
-    from events.models import UsageEvent, VendorResponse
+    from events.models import UsageEvent, UsageEventKey, VendorResponse
+    from events.services.partitions import month_bounds
 
     events_table, responses_table = UsageEvent._meta.db_table, VendorResponse._meta.db_table
+    keys_table = UsageEventKey._meta.db_table
+    now = datetime.now(UTC)
+    month_from, month_to = month_bounds(now.date())
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS bench_copy_responses, bench_copy_events")
-        cursor.execute(f"CREATE TABLE bench_copy_events (LIKE {events_table} INCLUDING ALL)")
+        cursor.execute("DROP TABLE IF EXISTS bench_copy_responses, bench_copy_events, bench_copy_keys")
+        # Partitioned like the ledger: this month's partition (every row's) and a DEFAULT one.
+        cursor.execute(
+            f"CREATE TABLE bench_copy_events (LIKE {events_table} INCLUDING ALL) PARTITION BY RANGE (occurred_at)"
+        )
+        cursor.execute(
+            "CREATE TABLE bench_copy_events_month PARTITION OF bench_copy_events FOR VALUES FROM (%s) TO (%s)",
+            [month_from, month_to],
+        )
+        cursor.execute("CREATE TABLE bench_copy_events_default PARTITION OF bench_copy_events DEFAULT")
+        cursor.execute(f"CREATE TABLE bench_copy_keys (LIKE {keys_table} INCLUDING ALL)")
         cursor.execute(f"CREATE TABLE bench_copy_responses (LIKE {responses_table} INCLUDING ALL)")
         if foreign_keys:  # LIKE copies indexes and checks but not foreign keys: add the ledger's
             for scratch, table in (("bench_copy_events", events_table), ("bench_copy_responses", responses_table)):
@@ -300,10 +318,14 @@ def copy_once(events: int, *, foreign_keys: bool) -> float:
         customer_id = cursor.fetchone()[0] or 1
     prices = dict(ModelPrice.objects.filter(slug__in=MODELS).values_list("slug", "id"))
     raw = connection.connection  # the psycopg connection
-    now = datetime.now(UTC)
     run = uuid.uuid4().hex[:8]
     started = time.perf_counter()
     with raw.transaction(), raw.cursor() as cursor:
+        with cursor.copy(
+            "COPY bench_copy_keys (organization_id, idempotency_key, event_id, occurred_at) FROM STDIN"
+        ) as copy:
+            for n in range(events):
+                copy.write_row((organization_id, f"md:{run}-{n}", n + 1, now))
         with cursor.copy(
             "COPY bench_copy_events (id, organization_id, customer_id, event_type, occurred_at, received_at, "
             "idempotency_key, source, properties, flow_id, feature_key, usage_units, cost_microdollars, "
@@ -328,7 +350,7 @@ def copy_once(events: int, *, foreign_keys: bool) -> float:
                                     None))
     elapsed = time.perf_counter() - started
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE bench_copy_responses, bench_copy_events")
+        cursor.execute("DROP TABLE bench_copy_responses, bench_copy_events, bench_copy_keys")
     return events / elapsed
 
 
@@ -416,7 +438,15 @@ def _load_ledger(organization, events: int) -> None:
             copy.write_row((organization.pk, ids[n % len(ids)], "summarize", at, at, f"load-{n}", "internal", "{}",
                             "", "", 6400, 0, False, "{}"))
     with connection.cursor() as cursor:
+        # The keys ingest would have written with them (the ledger's dedupe).
+        cursor.execute(
+            "INSERT INTO events_usageeventkey (organization_id, idempotency_key, event_id, occurred_at) "
+            "SELECT organization_id, idempotency_key, id, occurred_at FROM events_usageevent "
+            "WHERE organization_id = %s AND source = 'internal' ON CONFLICT DO NOTHING",
+            [organization.pk],
+        )
         cursor.execute("ANALYZE events_usageevent")
+        cursor.execute("ANALYZE events_usageeventkey")
     usage_rollups_rebuild(organization_id=organization.pk)
 
 
@@ -538,7 +568,8 @@ def main() -> None:
             copy_rate = copy_baseline(created, foreign_keys=True)
             bare_rate = copy_baseline(created, foreign_keys=False)
             print(f"COPY baseline: {created} events + vendor responses into tables shaped like the ledger "
-                  f"(its indexes, unique constraint and foreign keys), median of 3: {copy_rate:,.0f} events/s")
+                  "(monthly partitions, indexes, idempotency keys table, foreign keys), "
+                  f"median of 3: {copy_rate:,.0f} events/s")
             ratio = fresh_rate / copy_rate
             print(f"ratio HTTP ingest / COPY = {ratio:.2f} (target >= 0.3) {'OK' if ratio >= 0.3 else 'BELOW TARGET'}")
             bare = fresh_rate / bare_rate

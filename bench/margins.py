@@ -68,6 +68,7 @@ def load(name: str, customers: int, events: int, mapped: int, now: datetime):
 
     from accounts.models import Organization
     from events.models import Customer, UsageEvent
+    from events.services.partitions import ledger_month_ensure
     from events.services.rollups import usage_rollups_rebuild
     from margins import services
     from margins.models import StripeConnection, StripeCustomer, StripeInvoice
@@ -81,6 +82,8 @@ def load(name: str, customers: int, events: int, mapped: int, now: datetime):
     ids = list(Customer.objects.filter(organization=organization).order_by("pk").values_list("pk", flat=True))
     start = months_back(now, 2)
     span = (now - start).total_seconds()
+    for back in range(3):  # the ledger's partitions of the months loaded, as the beat task made them
+        ledger_month_ensure(month=months_back(now, back).date())
     raw = connection.connection
     with raw.transaction(), raw.cursor() as cursor, cursor.copy(
         "COPY events_usageevent (organization_id, customer_id, event_type, occurred_at, received_at, "

@@ -72,7 +72,11 @@ def fill_ledger(organization, customer, count: int, rng: random.Random) -> None:
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from events.services.partitions import ledger_month_ensure
+
     now = timezone.now()
+    for month in ((now - timedelta(days=30)).date(), now.date()):  # the partitions of the months filled
+        ledger_month_ensure(month=month)
     done = 0
     while done < count:
         size = min(COPY_BATCH, count - done)

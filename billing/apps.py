@@ -8,14 +8,16 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
-        from events.hooks import register_ingest_hook
+        from events.hooks import register_ingest_hook, register_ledger_month_guard
 
         from . import tasks  # noqa: F401  (registers the tasks that services queue by name, in every process)
         from .collection.hooks import connect as connect_collection
         from .credits.hooks import connect as connect_credits
-        from .metering import INGEST_PRELUDE, aggregate_usage
+        from .metering import INGEST_PRELUDE, aggregate_usage, ledger_month_holds
 
         # Rolls usage up inside the ingest transaction and, on commit, queues the drafts' recompute.
         register_ingest_hook(aggregate_usage, prelude=INGEST_PRELUDE)
+        # Months of the ledger with open billing periods (or while a rebuild reads it) stay attached.
+        register_ledger_month_guard(ledger_month_holds)
         connect_credits()  # prepaid credits: spending-limit block source, tasks, admin
         connect_collection()  # collection through Stripe: push at finalization, invoice webhooks, admin

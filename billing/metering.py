@@ -327,6 +327,23 @@ def rebuild_running(organization_id) -> bool:
     return RollupRebuild.objects.filter(organization_id=organization_id, status__in=active).exists()
 
 
+def ledger_month_holds(*, start: datetime, end: datetime) -> list[str]:
+    """Why billing needs the ledger's month [start, end) attached (events' ledger month guard):
+    draft invoices whose period overlaps it (open billing periods: their late events and correction
+    invoices are read from the ledger), and any metric rollup rebuild queued or running (it reads the
+    ledger by event id; one started after the detach counts only the attached months)."""
+    reasons = []
+    drafts = Invoice.objects.filter(status=Invoice.Status.DRAFT, period_start__lt=end, period_end__gt=start)
+    count = drafts.count()
+    if count:
+        reasons.append(f"{count} draft invoice(s) have a billing period in this month")
+    active = (RollupRebuild.Status.QUEUED, RollupRebuild.Status.RUNNING)
+    rebuilds = RollupRebuild.objects.filter(status__in=active).count()
+    if rebuilds:
+        reasons.append(f"{rebuilds} metric rollup rebuild(s) are queued or running")
+    return reasons
+
+
 def metric_rollups_rebuild(*, metric: BillableMetric, batch_size: int = 1000, after_chunk=None) -> int:
     """Rebuild one metric's rollups from the ledger now (the task, the command). Returns matched measurements."""
     rebuild = RollupRebuild.objects.create(organization_id=metric.organization_id, metric=metric)

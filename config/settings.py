@@ -300,6 +300,9 @@ BLOCKLIST_TTL_SECONDS = env.int("BLOCKLIST_TTL_SECONDS", default=30)
 BUDGET_EVALUATION_DEBOUNCE_SECONDS = env.float("BUDGET_EVALUATION_DEBOUNCE_SECONDS", default=2.0)
 # Safety expiry of the debounce lock, should a worker die between queueing and running the task.
 BUDGET_EVALUATION_LOCK_SECONDS = env.int("BUDGET_EVALUATION_LOCK_SECONDS", default=60)
+# The ledger is partitioned by month (events.services.partitions): the daily beat task keeps a
+# partition for the current UTC month and this many months ahead.
+LEDGER_PARTITION_MONTHS_AHEAD = env.int("LEDGER_PARTITION_MONTHS_AHEAD", default=3)
 
 LOGGING = {
     "version": 1,

@@ -20,6 +20,7 @@ from .models import (
     Customer,
     Feature,
     IngestSettings,
+    LedgerMonth,
     UsageEvent,
     VendorResponse,
 )
@@ -163,4 +164,20 @@ class BlocklistStateAdmin(admin.ModelAdmin):
     readonly_fields = ["organization", "version", "blocked", "changed_at", "computed_at"]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(LedgerMonth)
+class LedgerMonthAdmin(admin.ModelAdmin):
+    """Months detached from the ledger (`manage.py ledger_partitions --detach`). Delete a row only
+    after re-attaching its table (README, "Ledger partitions"): rollup rebuilds then reach it again."""
+
+    list_display = ["month", "table_name", "event_count", "detached_at"]
+    readonly_fields = list_display
+    fields = list_display
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

@@ -156,3 +156,24 @@ def blocked_by_sources(*, organization, watching: Sequence[bool] | None = None) 
             continue
         blocked = blocked.union(source(organization=organization))
     return blocked
+
+
+# --- Ledger retention ----------------------------------------------------------------------------
+
+LedgerMonthGuard = Callable[..., list[str]]  # called as guard(start=..., end=...): reasons to keep it
+
+_ledger_month_guards: list[LedgerMonthGuard] = []
+
+
+def register_ledger_month_guard(guard: LedgerMonthGuard) -> LedgerMonthGuard:
+    """A guard says why a month of the ledger ([start, end), UTC) must stay attached: billing's
+    refuses a month with draft invoices in it, say. Detaching a month
+    (events.services.partitions.ledger_month_detach) asks every guard and refuses on any reason."""
+    if guard not in _ledger_month_guards:
+        _ledger_month_guards.append(guard)
+    return guard
+
+
+def ledger_month_holds(*, start: datetime, end: datetime) -> list[str]:
+    """Every registered guard's reasons to keep the ledger's month [start, end) attached."""
+    return [reason for guard in _ledger_month_guards for reason in guard(start=start, end=end)]

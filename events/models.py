@@ -41,7 +41,16 @@ class Customer(models.Model):
 
 
 class UsageEvent(models.Model):
-    """One usage event in the ledger, whatever dialect it arrived in. Unique per (organization, idempotency key)."""
+    """One usage event in the ledger, whatever dialect it arrived in. Unique per (organization,
+    idempotency key): `UsageEventKey` holds the keys, written by ingest in the statement that inserts
+    the events.
+
+    The table is range-partitioned by month on `occurred_at` (migration 0012; `events_usageevent_pYYYY_MM`
+    plus a DEFAULT partition, managed by events.services.partitions). In the database its primary key
+    is (id, occurred_at), as PostgreSQL requires the partition key in every unique constraint; `id`
+    alone comes from one sequence and stays unique, and Django keeps treating it as the primary key.
+    A read that knows the time of the rows it wants bounds `occurred_at`, so it touches only their
+    partitions."""
 
     class Source(models.TextChoices):
         MARGINDASH = "margindash", "MarginDash /api/v1/events"
@@ -78,7 +87,6 @@ class UsageEvent(models.Model):
     class Meta:
         ordering = ["-occurred_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "idempotency_key"], name="usage_event_unique_idempotency"),
             models.CheckConstraint(condition=Q(cost_microdollars__gte=0), name="usage_event_cost_not_negative"),
             models.CheckConstraint(condition=Q(revenue_microdollars__gte=0), name="usage_event_revenue_not_negative"),
         ]
@@ -91,6 +99,43 @@ class UsageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} for {self.customer_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class UsageEventKey(models.Model):
+    """An idempotency key taken in an organization's ledger, with the event stored under it: the
+    ledger's dedupe. Its own table because a partitioned ledger cannot hold a unique constraint
+    without the partition key, and (organization, key, occurred_at) would not stop a resend whose
+    `occurred_at` differs. Ingest inserts the keys and the events in one statement
+    (events.services.ingest), so a key exists exactly when its event was stored. Keys stay when
+    their month is detached (a resend is still a duplicate); deleting a customer frees its keys
+    (events.receivers). `occurred_at` lets a lookup by key read the event from its partition only."""
+
+    pk = models.CompositePrimaryKey("organization_id", "idempotency_key")
+    organization_id = models.UUIDField()
+    idempotency_key = models.CharField(max_length=255)
+    event_id = models.BigIntegerField()
+    occurred_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.idempotency_key} -> event {self.event_id}"
+
+
+class LedgerMonth(models.Model):
+    """A month of the ledger whose partition was detached (events.services.partitions): its events
+    left the ledger, the usage rollups keep their sums. A rebuild of the usage rollups does not reach
+    back past the newest one (`ledger_horizon`)."""
+
+    month = models.DateField(primary_key=True, help_text="First day of the month (UTC)")
+    table_name = models.CharField(max_length=63, help_text="The detached table, kept for archiving")
+    event_count = models.BigIntegerField(default=0)
+    detached_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["month"]
+        verbose_name = "detached ledger month"
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} detached ({self.table_name})"
 
 
 class VendorResponse(models.Model):

@@ -16,7 +16,7 @@ from . import usage
 from .budgeting import EMPTY_BLOCKED
 from .dialects import KEY_PREFIXES
 from .hooks import RecordedCall, RecordedEvent
-from .models import BlocklistState, Budget, Customer, UsageEvent, VendorResponse
+from .models import BlocklistState, Budget, Customer, UsageEvent, UsageEventKey, VendorResponse
 from .usage import (  # noqa: F401  (the rollup reads are part of this read API)
     DayUsage,
     ModelUsage,
@@ -206,7 +206,16 @@ def usage_event_list(
     if occurred_before is not None:
         events = events.filter(occurred_at__lt=occurred_before)
     if idempotency_key:
-        events = events.filter(idempotency_key__in=[prefix + idempotency_key for prefix in KEY_PREFIXES])
+        # Through the keys table (the ledger has no index on the key): the event's id and time, so
+        # the read touches only the partition that holds it.
+        stored = UsageEventKey.objects.filter(
+            organization_id=getattr(organization, "pk", organization),
+            idempotency_key__in=[prefix + idempotency_key for prefix in KEY_PREFIXES],
+        ).values_list("event_id", "occurred_at")
+        match = Q()
+        for event_id, occurred_at in stored:
+            match |= Q(pk=event_id, occurred_at=occurred_at)
+        events = events.filter(match) if match else events.none()
     return events.select_related("customer").prefetch_related(
         Prefetch("vendor_responses", queryset=VendorResponse.objects.order_by("id"))
     )

@@ -10,12 +10,14 @@ responses, and the upserts of the usage rollups over those rows (events.services
 → ingest hooks (inside the transaction, new events only) → on commit: `usage_recorded`
 and the debounced budget evaluation.
 
-Exactly once: the unique constraint on (organization, idempotency_key) decides. A request that
-races another with the same keys waits on the conflicting row until the other commits; its plain
-INSERT then fails on the constraint, and the whole transaction runs again once, with
-`ON CONFLICT DO NOTHING`: it skips the keys taken and reads their ids, so every client gets the
-same id for the same key ("created" for exactly one of them, "duplicate" for the rest). Rows are
-inserted in key order so two such requests cannot deadlock.
+Exactly once: the primary key of the keys table (`UsageEventKey`: organization, idempotency_key)
+decides; the ledger itself is partitioned by month and cannot hold that constraint. The write
+statement inserts the keys first, each with the id its event will get, then the events of the keys
+it inserted. A request that races another with the same keys waits on the conflicting key row
+until the other commits; its plain INSERT then fails on the constraint, and the whole transaction
+runs again once, with `ON CONFLICT DO NOTHING`: it skips the keys taken and reads their ids, so
+every client gets the same id for the same key ("created" for exactly one of them, "duplicate" for
+the rest). Rows are inserted in key order so two such requests cannot deadlock.
 """
 
 import logging
@@ -45,7 +47,7 @@ from ..drafts import (
     IngestResult,
 )
 from ..locks import INGEST_LOCKS_SQL
-from ..models import BlocklistState, Budget, Feature, IngestSettings, UsageEvent, VendorResponse
+from ..models import BlocklistState, Budget, Feature, IngestSettings, UsageEvent, UsageEventKey, VendorResponse
 from .customers import customers_lookup_statement, customers_resolve
 from .pricing import price_calls, pricing_error, record_unpriced
 from .rollups import NEW_CALL_COLUMNS, NEW_EVENT_COLUMNS, ROLLUP_CTES
@@ -55,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 MAX_MICRODOLLARS = 2**63 - 1  # a bigint column
 _EVENTS = UsageEvent._meta.db_table
+_KEYS = UsageEventKey._meta.db_table
 _RESPONSES = VendorResponse._meta.db_table
 
 
@@ -81,9 +84,9 @@ def _state_sql(sql: str = _STATE_SQL) -> str:
 
 
 # The keys travel as one JSON array: formatting a text[] parameter costs the client a quoting
-# check per element.
+# check per element. Read from the keys table (the ledger's dedupe), which holds the event's id.
 _STORED_SQL = (
-    f"SELECT idempotency_key, id FROM {_EVENTS} "  # noqa: S608
+    f"SELECT idempotency_key, event_id FROM {_KEYS} "  # noqa: S608
     "WHERE organization_id = %s AND idempotency_key = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
 )
 
@@ -430,19 +433,28 @@ def _per_unit(price: Decimal | None, units: Decimal | None) -> int:
         return usd_to_microdollars(amount)
 
 
-_KEY_CONSTRAINT = "usage_event_unique_idempotency"
+_KEY_CONSTRAINT = "events_usageeventkey_pkey"
+# The ids come from the ledger's sequence here, in key order, so the key row and the event share one.
+_ID_SEQUENCE = f"{_EVENTS}_id_seq"
 _WRITE_SQL = f"""
-WITH new_events AS (
-    INSERT INTO {_EVENTS} (organization_id, customer_id, event_type, occurred_at, received_at, idempotency_key,
-        source, properties, flow_id, feature_key, usage_units, cost_microdollars, revenue_microdollars, unpriced, meta)
-    SELECT %(organization)s, e.customer, e.event_type, e.occurred_at, %(received_at)s, e.key, %(source)s,
-        coalesce(e.properties, '{{}}'), coalesce(e.flow_id, ''), coalesce(e.feature_key, ''), e.usage_units, e.cost,
-        e.revenue, coalesce(e.unpriced, false), coalesce(e.meta, '{{}}')
-    FROM json_to_recordset(%(events)s::json) AS e(customer bigint, event_type text, occurred_at timestamptz,
+WITH batch AS (
+    SELECT * FROM json_to_recordset(%(events)s::json) AS e(customer bigint, event_type text, occurred_at timestamptz,
         key text, properties jsonb, flow_id text, feature_key text, usage_units numeric, cost bigint, revenue bigint,
         unpriced boolean, meta jsonb)
-    ORDER BY e.key
+), new_keys AS (
+    INSERT INTO {_KEYS} (organization_id, idempotency_key, event_id, occurred_at)
+    SELECT %(organization)s, k.key, nextval('{_ID_SEQUENCE}'), k.occurred_at
+    FROM (SELECT key, occurred_at FROM batch ORDER BY key) AS k
     ON CONFLICT (organization_id, idempotency_key) DO NOTHING
+    RETURNING idempotency_key, event_id
+), new_events AS (
+    INSERT INTO {_EVENTS} (id, organization_id, customer_id, event_type, occurred_at, received_at, idempotency_key,
+        source, properties, flow_id, feature_key, usage_units, cost_microdollars, revenue_microdollars, unpriced, meta)
+    SELECT k.event_id, %(organization)s, e.customer, e.event_type, e.occurred_at, %(received_at)s, e.key, %(source)s,
+        coalesce(e.properties, '{{}}'), coalesce(e.flow_id, ''), coalesce(e.feature_key, ''), e.usage_units, e.cost,
+        e.revenue, coalesce(e.unpriced, false), coalesce(e.meta, '{{}}')
+    FROM batch e JOIN new_keys k ON k.idempotency_key = e.key
+    ORDER BY e.key
     RETURNING {NEW_EVENT_COLUMNS}
 ), new_calls AS (
     INSERT INTO {_RESPONSES} (organization_id, event_id, model, input_tokens, output_tokens, cached_input_tokens,
@@ -468,15 +480,16 @@ assert _INSERT_SQL != _WRITE_SQL
 def _write(
     organization_id, source: str, rows: list[_Row], received_at, *, race_safe: bool, watched: bool
 ) -> dict[str, int]:
-    """Events and their vendor responses in one statement (two data-modifying CTEs): the events are
-    inserted in key order (a stable lock order between concurrent requests), then the vendor
-    responses of the inserted ones. The batch travels as two JSON documents, which PostgreSQL
+    """Keys, events and their vendor responses in one statement (data-modifying CTEs): the keys are
+    inserted in key order (a stable lock order between concurrent requests), each drawing its event's
+    id from the ledger's sequence, then the events of the keys inserted, then their vendor
+    responses. The batch travels as two JSON documents, which PostgreSQL
     expands with `json_to_recordset` (read once, as `json`: converting the whole document to `jsonb`
     first cost ~0.6 ms of a 100-event batch; the properties column still arrives as `jsonb`).
     Returns {key: id} of the new rows.
 
     First attempt (`race_safe` false): a plain INSERT, as the keys were not stored when this
-    transaction read them. Should a concurrent request have stored one since, the unique constraint
+    transaction read them. Should a concurrent request have stored one since, the keys' primary key
     fails the statement (after that request commits: until then this one waits on its row) and
     `ingest_events` runs the transaction again with `race_safe`: `ON CONFLICT DO NOTHING`, and the
     keys it skips are answered with the other request's ids.

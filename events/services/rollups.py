@@ -16,13 +16,16 @@ Rebuild. `usage_rollups_rebuild` recomputes an organization's rollups from the l
 customers, each slice in its own transaction under the organization's exclusive ledger lock (so no
 ingest adds to those customers meanwhile, and ingest waits for one slice at a time, never for the
 whole rebuild); the organization-level rows are then summed from the customer rows, in one more
-short slice.
+short slice. Once a month of the ledger was detached (events.services.partitions), a rebuild
+recomputes only the days from the ledger's horizon on and keeps the rows before it: their events
+are no longer in the ledger, and the rollups are what still holds their sums.
 """
 
 from django.db import connection, transaction
 
 from ..locks import ledger_lock_exclusive
 from ..models import BudgetPendingCustomer, Customer, ModelUsageDay, OrganizationUsageDay, UsageDay
+from .partitions import ledger_horizon
 
 USAGE_DAY = UsageDay._meta.db_table
 MODEL_USAGE_DAY = ModelUsageDay._meta.db_table
@@ -80,11 +83,13 @@ ROLLUP_CTES = f"""
 # --- Rebuild -------------------------------------------------------------------------------------
 
 # Two statements: deleting and inserting the same keys in one statement is not allowed.
+# `{days}` / `{events}`: nothing, or the bound at the ledger's horizon (the end of the newest
+# detached month, events.services.partitions): rollup days before it are kept, not recomputed.
 _DELETE_CUSTOMERS_SQL = f"""
 WITH gone_days AS (
-    DELETE FROM {USAGE_DAY} WHERE organization_id = %(organization)s AND customer_id = ANY(%(customers)s)
+    DELETE FROM {USAGE_DAY} WHERE organization_id = %(organization)s AND customer_id = ANY(%(customers)s){{days}}
 )
-DELETE FROM {MODEL_USAGE_DAY} WHERE organization_id = %(organization)s AND customer_id = ANY(%(customers)s)
+DELETE FROM {MODEL_USAGE_DAY} WHERE organization_id = %(organization)s AND customer_id = ANY(%(customers)s){{days}}
 """
 _INSERT_CUSTOMERS_SQL = f"""
 WITH days AS (
@@ -92,7 +97,7 @@ WITH days AS (
         revenue_microdollars)
     SELECT organization_id, customer_id, (occurred_at AT TIME ZONE 'UTC')::date, event_type, count(*),
         sum(cost_microdollars), sum(revenue_microdollars)
-    FROM events_usageevent WHERE organization_id = %(organization)s AND customer_id = ANY(%(customers)s)
+    FROM events_usageevent WHERE organization_id = %(organization)s AND customer_id = ANY(%(customers)s){{events}}
     GROUP BY 1, 2, 3, 4
 )
 INSERT INTO {MODEL_USAGE_DAY} (organization_id, customer_id, day, model, request_count, cost_microdollars,
@@ -100,7 +105,7 @@ INSERT INTO {MODEL_USAGE_DAY} (organization_id, customer_id, day, model, request
 SELECT e.organization_id, e.customer_id, (e.occurred_at AT TIME ZONE 'UTC')::date, c.model, count(*),
     coalesce(sum(c.cost_microdollars), 0), sum(c.input_tokens), sum(c.output_tokens), sum(c.cached_input_tokens)
 FROM events_usageevent e JOIN events_vendorresponse c ON c.event_id = e.id
-WHERE e.organization_id = %(organization)s AND e.customer_id = ANY(%(customers)s)
+WHERE e.organization_id = %(organization)s AND e.customer_id = ANY(%(customers)s){{events_e}}
 GROUP BY 1, 2, 3, 4
 """
 
@@ -125,14 +130,25 @@ def usage_rollups_rebuild(*, organization_id, slice_customers: int = REBUILD_SLI
     customer rows, under the lock again."""
     customers = Customer.objects.filter(organization_id=organization_id).order_by("pk")
     customer_ids = list(customers.values_list("pk", flat=True))
+    horizon = ledger_horizon()
+    if horizon is None:
+        delete_sql = _DELETE_CUSTOMERS_SQL.format(days="")
+        insert_sql = _INSERT_CUSTOMERS_SQL.format(events="", events_e="")
+    else:  # only what the attached ledger still holds: the days from the horizon on
+        delete_sql = _DELETE_CUSTOMERS_SQL.format(days=" AND day >= %(horizon_day)s")
+        insert_sql = _INSERT_CUSTOMERS_SQL.format(
+            events=" AND occurred_at >= %(horizon)s", events_e=" AND e.occurred_at >= %(horizon)s"
+        )
     for start in range(0, len(customer_ids), slice_customers):
         chunk = customer_ids[start : start + slice_customers]
         with transaction.atomic():
             ledger_lock_exclusive(organization_id)
             params = {"organization": organization_id, "customers": chunk}
+            if horizon is not None:
+                params.update(horizon=horizon, horizon_day=horizon.date())
             with connection.cursor() as cursor:
-                cursor.execute(_DELETE_CUSTOMERS_SQL, params)
-                cursor.execute(_INSERT_CUSTOMERS_SQL, params)
+                cursor.execute(delete_sql, params)
+                cursor.execute(insert_sql, params)
     with transaction.atomic():
         ledger_lock_exclusive(organization_id)
         with connection.cursor() as cursor:
