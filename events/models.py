@@ -95,6 +95,8 @@ class UsageEvent(models.Model):
             models.Index(fields=["organization", "occurred_at"], name="usage_event_org_time"),
             models.Index(fields=["organization", "event_type", "occurred_at"], name="usage_event_type_time"),
             models.Index(fields=["customer", "id"], name="usage_event_customer_id"),
+            # A rebuild's id-keyed chunks of one organization (migration 0014 says why).
+            models.Index(fields=["organization", "id"], name="usage_event_org_id"),
         ]
 
     def __str__(self) -> str:

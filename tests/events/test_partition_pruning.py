@@ -121,3 +121,50 @@ def test_a_range_past_the_partitions_reads_the_default_partition_too(ledger, org
         occurred_before=datetime(2024, 1, 15, tzinfo=UTC), received_from=datetime(2023, 12, 15, tzinfo=UTC),
     )
     assert ledger_partitions_read(read) == {"events_usageevent_p2024_01", "events_usageevent_default"}
+
+
+def test_a_rebuild_chunk_of_a_small_organization_reads_none_of_a_big_ones_rows(api_client, price_catalog, organization):
+    """Billing's rebuild pages the ledger by id (`metered_event_rows`). In a month where another
+    organization has many events and this one none past the cursor, the chunk's scan of that month
+    must not walk the other organization's rows (through the primary key it read them all, per chunk)."""
+    from accounts.models import Organization
+    from events.models import UsageEvent
+
+    for month in (1, 2, 3):
+        ledger_month_ensure(month=datetime(2024, month, 1).date())
+    with time_machine.travel(datetime(2024, 1, 10, tzinfo=UTC), tick=False):
+        body = {"events": [md_event("small-1", key=f"small-{n}") for n in range(3)]}
+        assert api_client.post("/api/v1/events", body, format="json").status_code == 200
+    big = Organization.objects.create(name="Big Co", plan=Organization.Plan.PRO)
+    other = Customer.objects.create(organization=big, external_id="big-1")
+    UsageEvent.objects.bulk_create(
+        UsageEvent(
+            organization=big, customer=other, event_type="chat", occurred_at=datetime(2024, month, 15, tzinfo=UTC),
+            received_at=datetime(2024, 3, 20, tzinfo=UTC), idempotency_key=f"big-{month}-{n}", source="internal",
+        )
+        for month in (2, 3)
+        for n in range(400)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE events_usageevent")
+    first = selectors.metered_event_rows(organization=organization, limit=2)
+
+    with CaptureQueriesContext(connection) as captured:
+        rows = selectors.metered_event_rows(organization=organization, after_id=first[-1].id, limit=2)
+
+    assert [row.id for row in rows] == [selectors.latest_event_id(organization=organization)]
+    (sql,) = [query["sql"] for query in captured.captured_queries if "events_usageevent" in query["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
+        plan = cursor.fetchone()[0]
+    plan = orjson.loads(plan) if isinstance(plan, str) else plan
+    assert _rows_removed(plan) == 0, "the chunk skipped rows of another organization"
+
+
+def _rows_removed(plan) -> int:
+    if isinstance(plan, dict):
+        own = int(plan.get("Rows Removed by Filter", 0)) + int(plan.get("Rows Removed by Index Recheck", 0))
+        return own + sum(_rows_removed(value) for value in plan.values())
+    if isinstance(plan, list):
+        return sum(_rows_removed(value) for value in plan)
+    return 0
