@@ -155,15 +155,22 @@ def test_a_rebuild_chunk_of_a_small_organization_reads_none_of_a_big_ones_rows(a
     assert [row.id for row in rows] == [selectors.latest_event_id(organization=organization)]
     (sql,) = [query["sql"] for query in captured.captured_queries if "events_usageevent" in query["sql"]]
     with connection.cursor() as cursor:
+        # The plan PostgreSQL takes on a large ledger (a few rows wanted, in id order): one id-ordered
+        # index scan per partition, merged. On these small tables it could sort instead; forbid that.
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
         cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
         plan = cursor.fetchone()[0]
     plan = orjson.loads(plan) if isinstance(plan, str) else plan
-    assert _rows_removed(plan) == 0, "the chunk skipped rows of another organization"
+    assert _rows_removed(plan) == 0, "the chunk walked rows of another organization"
 
 
 def _rows_removed(plan) -> int:
+    """Rows the plan's scans of ledger partitions read and dropped (other tables' scans not counted)."""
     if isinstance(plan, dict):
-        own = int(plan.get("Rows Removed by Filter", 0)) + int(plan.get("Rows Removed by Index Recheck", 0))
+        own = 0
+        if plan.get("Relation Name", "").startswith("events_usageevent"):
+            own = int(plan.get("Rows Removed by Filter", 0)) + int(plan.get("Rows Removed by Index Recheck", 0))
         return own + sum(_rows_removed(value) for value in plan.values())
     if isinstance(plan, list):
         return sum(_rows_removed(value) for value in plan)
