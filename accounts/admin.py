@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from .deletion import BulkOwnerAdminMixin, organization_delete
 from .models import ApiKey, ApiKeyScope, Membership, Organization
 from .services import api_key_create, api_key_revoke
 
@@ -25,11 +26,16 @@ class ApiKeyInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(BulkOwnerAdminMixin, admin.ModelAdmin):
+    """Deleting an organization deletes its ledger in slices first (accounts.deletion)."""
+
     list_display = ["name", "plan", "created_at"]
     list_filter = ["plan"]
     search_fields = ["name", "id"]
     inlines = [MembershipInline, ApiKeyInline]
+
+    def delete_object(self, obj) -> None:
+        organization_delete(organization=obj)
 
 
 @admin.register(Membership)

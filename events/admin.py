@@ -3,6 +3,7 @@ from decimal import Decimal
 from django import forms
 from django.contrib import admin
 
+from accounts.deletion import BulkOwnerAdminMixin
 from costcalc.admin_display import (
     MONEY,
     DefaultOrganizationMixin,
@@ -25,14 +26,20 @@ from .models import (
     VendorResponse,
 )
 from .services import blocklist_recompute
+from .services.deletion import customer_delete
 
 
 @admin.register(Customer)
-class CustomerAdmin(DefaultOrganizationMixin, admin.ModelAdmin):
+class CustomerAdmin(BulkOwnerAdminMixin, DefaultOrganizationMixin, admin.ModelAdmin):
+    """Deleting a customer deletes its ledger in slices first (events.services.deletion)."""
+
     list_display = ["external_id", "name", "email", "organization", "stripe_customer_id", "created_at"]
     list_filter = ["organization"]
     search_fields = ["external_id", "name", "email", "stripe_customer_id", "uuid"]
     readonly_fields = ["uuid", "created_at"]
+
+    def delete_object(self, obj) -> None:
+        customer_delete(customer=obj)
 
 
 class VendorResponseInline(admin.TabularInline):

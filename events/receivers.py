@@ -4,6 +4,7 @@ from django.db import connection
 
 from .locks import ledger_lock_exclusive
 from .models import UsageEvent, UsageEventKey
+from .services.deletion import organization_ledger_delete
 from .services.rollups import customer_usage_forget
 
 # The keys of the customer's events, which go with it (as they went with the ledger's unique
@@ -25,3 +26,9 @@ def lock_ledger_before_customer_delete(sender, instance, **kwargs) -> None:
     customer_usage_forget(organization_id=instance.organization_id, customer_id=instance.pk)
     with connection.cursor() as cursor:
         cursor.execute(_FORGET_KEYS_SQL, {"organization": instance.organization_id, "customer": instance.pk})
+
+
+def delete_ledger_before_organization_delete(sender, organization, **kwargs) -> None:
+    """accounts.deletion's organization_deleting: the organization's ledger goes first, in slices
+    (events.services.deletion), before Django deletes the organization and the rest."""
+    organization_ledger_delete(organization_id=organization.pk)
