@@ -363,6 +363,7 @@ def _late_usage(contract: Contract, others: Sequence[Contract] | None = None) ->
         occurred_from=contract.starting_at,
         occurred_before=end,
         received_from=last.finalized_at,
+        after_event_id=last.ledger_watermark,
     ):
         hour = max(hour_floor(event.received_at), end)
         if any(
@@ -757,7 +758,8 @@ def invoice_finalize(*, invoice: Invoice, now: datetime | None = None) -> Invoic
     invoice.number = _next_number()
     invoice.status = Invoice.Status.FINALIZED
     invoice.finalized_at = now
-    invoice.save(update_fields=["number", "status", "finalized_at", "updated_at"])
+    invoice.ledger_watermark = event_selectors.latest_event_id(organization=invoice.organization_id)
+    invoice.save(update_fields=["number", "status", "finalized_at", "ledger_watermark", "updated_at"])
     contract_drafts_ensure(contract=invoice.contract, now=now)
     customer_id = invoice.customer_id
     transaction.on_commit(lambda: schedule_draft_recompute(customer_id))

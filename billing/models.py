@@ -814,6 +814,9 @@ class Invoice(models.Model):
     amount_due_cents = models.BigIntegerField(default=0)
     computed_at = models.DateTimeField(null=True, blank=True, help_text="When the lines were last recomputed.")
     finalized_at = models.DateTimeField(null=True, blank=True)
+    # The organization's newest event id when it was finalized (under the exclusive ledger lock): its
+    # customer's events with a later id arrived after it (late usage, read by the (customer, id) index).
+    ledger_watermark = models.BigIntegerField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

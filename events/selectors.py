@@ -99,22 +99,36 @@ def metered_event_rows(
     return _metered(where, params)
 
 
-def late_event_rows(*, customer_id: int, occurred_from, occurred_before, received_from) -> list[RecordedEvent]:
-    """The customer's events that occurred in [occurred_from, occurred_before) and arrived at or after
-    ``received_from`` (late usage), as `metered_event_rows` gives them."""
-    # The organization (from the customer row) makes it an index range on (organization, customer,
-    # occurred_at) over the window, instead of every event of the customer (the (customer, id) index).
-    customers = Customer._meta.db_table
-    where = (
-        f"e.organization_id = (SELECT organization_id FROM {customers} WHERE id = %(customer)s) "  # noqa: S608
-        "AND e.customer_id = %(customer)s AND e.occurred_at >= %(start)s AND e.occurred_at < %(end)s "
-        "AND e.received_at >= %(received)s"
-    )
+def late_event_rows(
+    *, customer_id: int, occurred_from, occurred_before, received_from, after_event_id: int | None = None
+) -> list[RecordedEvent]:
+    """The customer's events that occurred in [occurred_from, occurred_before) and arrived late, as
+    `metered_event_rows` gives them: with an id above ``after_event_id`` (the organization's newest
+    event id when the period closed, taken under the exclusive ledger lock, so exactly the events
+    stored after it), or else (periods closed before watermarks were kept) received at or after
+    ``received_from``."""
+    if after_event_id is not None:
+        # The (customer, id) index from the watermark, in the window's partitions only: it reads the
+        # late events themselves, not the customer's history nor its events of later months.
+        where = (
+            "e.customer_id = %(customer)s AND e.id > %(after)s "
+            "AND e.occurred_at >= %(start)s AND e.occurred_at < %(end)s"
+        )
+    else:
+        # The organization (from the customer row) makes it an index range on (organization,
+        # customer, occurred_at) over the window, instead of every event of the customer.
+        customers = Customer._meta.db_table
+        where = (
+            f"e.organization_id = (SELECT organization_id FROM {customers} WHERE id = %(customer)s) "  # noqa: S608
+            "AND e.customer_id = %(customer)s AND e.occurred_at >= %(start)s AND e.occurred_at < %(end)s "
+            "AND e.received_at >= %(received)s"
+        )
     params = {
         "customer": customer_id,
         "start": occurred_from,
         "end": occurred_before,
         "received": received_from,
+        "after": after_event_id,
         "limit": None,
     }
     return _metered(where, params)

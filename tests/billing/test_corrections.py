@@ -149,3 +149,23 @@ def test_a_correction_recomputed_with_other_customers_is_what_it_is_alone(organi
 
     assert sorted((invoice.kind, invoice.total_cents) for invoice in together) == [("correction", 50), ("regular", 150)]
     assert lines() == in_one_pass
+
+
+def test_late_usage_is_found_by_the_ledger_watermark_whatever_its_arrival_time_says(organization, customer, ended):
+    """Finalization records the organization's newest event id under the exclusive ledger lock; an
+    event stored after it is late even when its arrival time (taken before it waited for the lock, or
+    from a clock behind) is earlier than the finalization's."""
+    from events.models import UsageEvent
+
+    november = Invoice.objects.get(contract=ended, period_start=datetime(2026, 11, 1, tzinfo=UTC))
+    assert november.ledger_watermark == UsageEvent.objects.filter(organization=organization).latest("id").id
+
+    send(
+        organization,
+        [tokens(customer, datetime(2026, 11, 20, tzinfo=UTC), 1_000_000)],
+        now=datetime(2026, 12, 2, 11, tzinfo=UTC),  # before the finalization at 12:00, stored after it
+    )
+    invoicing.customer_drafts_recompute(customer_id=customer.pk, now=datetime(2026, 12, 6, tzinfo=UTC))
+
+    correction = Invoice.objects.get(contract=ended, kind=Invoice.Kind.CORRECTION)
+    assert (correction.period_start, correction.total_cents) == (DECEMBER, 50)

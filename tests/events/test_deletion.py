@@ -63,7 +63,8 @@ def test_a_resend_after_the_deletion_is_a_new_event(ledger, api_client):
 
     _ingest(api_client, "big", 1, "big")
 
-    assert UsageEvent.objects.filter(customer__external_id="big", customer__organization=ledger.organization).count() == 1
+    resent = UsageEvent.objects.filter(customer__external_id="big", customer__organization=ledger.organization)
+    assert resent.count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
