@@ -58,8 +58,11 @@ def nice_ceiling(value: int) -> int:
 
 
 def _axis_label(microdollars: int) -> str:
+    """An axis tick: dollars and cents below $1,000, thousands of dollars from there ($2.5k, $1,250k).
+    Ticks are quarters of a nice ceiling, so three decimals of a thousand are exact."""
     if microdollars >= 1_000 * MICRODOLLARS_PER_DOLLAR:
-        return f"${Fraction(microdollars, 1_000 * MICRODOLLARS_PER_DOLLAR):.4g}k".replace(".0k", "k")
+        thousands = Decimal(microdollars) / (1_000 * MICRODOLLARS_PER_DOLLAR)
+        return f"${thousands:,.3f}".rstrip("0").rstrip(".") + "k"
     return format_money(microdollars)
 
 

@@ -94,3 +94,24 @@ def test_bars_one_per_item_widths_to_scale():
     assert float(bars[0]["width"]) == pytest.approx(2 * float(bars[1]["width"]), abs=0.2)
     assert float(bars[2]["width"]) == 0
     assert "$20.00" in svg and "$0.00" in svg
+
+
+@pytest.mark.parametrize(
+    ("microdollars", "label"),
+    [
+        (999_990_000, "$999.99"),
+        (1_000_000_000, "$1k"),
+        (2_500_000_000, "$2.5k"),
+        (12_500_000_000, "$12.5k"),
+        (1_250_000_000_000, "$1,250k"),
+        (1_234_567_891, "$1.235k"),
+    ],
+)
+def test_axis_labels_in_thousands_of_dollars(microdollars, label):
+    """Exact on every Python the project supports (Fraction has no format spec before 3.12)."""
+    assert charts._axis_label(microdollars) == label
+
+
+def test_a_chart_of_thousands_of_dollars_has_its_axis_in_thousands():
+    svg = charts.columns(categories=["2026-11"], series=[charts.Series("Cost", [3_000_000_000_000], "cost")], title="t")
+    assert ">$5,000k</text>" in svg and ">$1,250k</text>" in svg
