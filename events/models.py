@@ -407,22 +407,30 @@ class ModelUsageDay(models.Model):
 
 
 class OrganizationUsageDay(models.Model):
-    """Per organization, UTC day and event type, over all customers (organization and event-type
-    budgets read a month in at most 31 rows per event type). One row per (organization, day, event
-    type) that every ingest of the organization updates: see ARCHITECTURE.md, "Usage rollups"."""
+    """Per organization, UTC day, event type and shard, over all customers (organization and
+    event-type budgets read a month in at most 31 x ORGANIZATION_SHARDS rows per event type). Each
+    ingest connection adds to its own shard, so concurrent batches of one organization do not wait
+    for each other's commit on one row; reads sum the shards. See ARCHITECTURE.md, "Usage rollups"."""
+
+    ORGANIZATION_SHARDS = 8
 
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
     day = models.DateField()
     event_type = models.CharField(max_length=255)
+    # The ingest connection's backend pid modulo ORGANIZATION_SHARDS (0 for rebuilt rows). A shard's
+    # sums may be negative after a customer's deletion (taken out of shard 0); only their sum is read.
+    shard = models.SmallIntegerField(db_default=0)
     event_count = models.BigIntegerField(default=0)
     cost_microdollars = models.DecimalField(max_digits=39, decimal_places=0, default=0)
     revenue_microdollars = models.DecimalField(max_digits=39, decimal_places=0, default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["organization", "day", "event_type"], name="organization_usage_day_key"),
+            models.UniqueConstraint(
+                fields=["organization", "day", "event_type", "shard"], name="organization_usage_day_shard_key"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -63,12 +63,13 @@ ROLLUP_CTES = f"""
         output_tokens = r.output_tokens + EXCLUDED.output_tokens,
         cached_input_tokens = r.cached_input_tokens + EXCLUDED.cached_input_tokens
 ), organization_days AS (
-    INSERT INTO {ORGANIZATION_USAGE_DAY} AS r (organization_id, day, event_type, event_count, cost_microdollars,
-        revenue_microdollars)
-    SELECT %(organization)s, (occurred_at AT TIME ZONE 'UTC')::date, event_type, count(*), sum(cost_microdollars),
+    INSERT INTO {ORGANIZATION_USAGE_DAY} AS r (organization_id, day, event_type, shard, event_count,
+        cost_microdollars, revenue_microdollars)
+    SELECT %(organization)s, (occurred_at AT TIME ZONE 'UTC')::date, event_type,
+        pg_backend_pid() %% {OrganizationUsageDay.ORGANIZATION_SHARDS}, count(*), sum(cost_microdollars),
         sum(revenue_microdollars)
     FROM new_events GROUP BY 2, 3 ORDER BY 2, 3
-    ON CONFLICT (organization_id, day, event_type) DO UPDATE SET
+    ON CONFLICT (organization_id, day, event_type, shard) DO UPDATE SET
         event_count = r.event_count + EXCLUDED.event_count,
         cost_microdollars = r.cost_microdollars + EXCLUDED.cost_microdollars,
         revenue_microdollars = r.revenue_microdollars + EXCLUDED.revenue_microdollars
@@ -111,9 +112,9 @@ GROUP BY 1, 2, 3, 4
 
 _REBUILD_ORGANIZATION_SQL = f"DELETE FROM {ORGANIZATION_USAGE_DAY} WHERE organization_id = %(organization)s"
 _SUM_ORGANIZATION_SQL = f"""
-INSERT INTO {ORGANIZATION_USAGE_DAY} (organization_id, day, event_type, event_count, cost_microdollars,
+INSERT INTO {ORGANIZATION_USAGE_DAY} (organization_id, day, event_type, shard, event_count, cost_microdollars,
     revenue_microdollars)
-SELECT organization_id, day, event_type, sum(event_count), sum(cost_microdollars), sum(revenue_microdollars)
+SELECT organization_id, day, event_type, 0, sum(event_count), sum(cost_microdollars), sum(revenue_microdollars)
 FROM {USAGE_DAY} WHERE organization_id = %(organization)s GROUP BY 1, 2, 3
 """
 
@@ -158,16 +159,15 @@ def usage_rollups_rebuild(*, organization_id, slice_customers: int = REBUILD_SLI
 
 
 _FORGET_CUSTOMER_SQL = f"""
-UPDATE {ORGANIZATION_USAGE_DAY} AS o SET
-    event_count = o.event_count - c.event_count,
-    cost_microdollars = o.cost_microdollars - c.cost_microdollars,
-    revenue_microdollars = o.revenue_microdollars - c.revenue_microdollars
-FROM (
-    SELECT day, event_type, sum(event_count) AS event_count, sum(cost_microdollars) AS cost_microdollars,
-        sum(revenue_microdollars) AS revenue_microdollars
-    FROM {USAGE_DAY} WHERE organization_id = %(organization)s AND customer_id = %(customer)s GROUP BY 1, 2
-) AS c
-WHERE o.organization_id = %(organization)s AND o.day = c.day AND o.event_type = c.event_type
+INSERT INTO {ORGANIZATION_USAGE_DAY} AS o (organization_id, day, event_type, shard, event_count,
+    cost_microdollars, revenue_microdollars)
+SELECT %(organization)s, day, event_type, 0, -sum(event_count), -sum(cost_microdollars), -sum(revenue_microdollars)
+FROM {USAGE_DAY} WHERE organization_id = %(organization)s AND customer_id = %(customer)s
+GROUP BY 2, 3 ORDER BY 2, 3
+ON CONFLICT (organization_id, day, event_type, shard) DO UPDATE SET
+    event_count = o.event_count + EXCLUDED.event_count,
+    cost_microdollars = o.cost_microdollars + EXCLUDED.cost_microdollars,
+    revenue_microdollars = o.revenue_microdollars + EXCLUDED.revenue_microdollars
 """
 
 

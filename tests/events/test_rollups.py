@@ -6,12 +6,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from events.drafts import CallDraft, CustomerRef, EventDraft
 from events.models import Customer, ModelUsageDay, OrganizationUsageDay, UsageDay, UsageEvent
 from events.selectors import revenue_in_window
 from events.services import ingest_events
+from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -50,10 +51,14 @@ def rollup_rows(organization) -> dict:
 
 
 def organization_rows(organization) -> dict:
-    return {
-        (row.day, row.event_type): (row.event_count, int(row.cost_microdollars), int(row.revenue_microdollars))
-        for row in OrganizationUsageDay.objects.filter(organization=organization)
-    }
+    """Per (day, event type), the sums over the shards (what every read sees)."""
+    sums: dict = {}
+    for row in OrganizationUsageDay.objects.filter(organization=organization):
+        count, cost, revenue = sums.get((row.day, row.event_type), (0, 0, 0))
+        sums[(row.day, row.event_type)] = (
+            count + row.event_count, cost + int(row.cost_microdollars), revenue + int(row.revenue_microdollars)
+        )
+    return sums
 
 
 def model_rows(organization) -> dict:
@@ -246,3 +251,61 @@ def test_usage_by_day_and_model_usage_for_the_pages(organization):
     only_acme = model_usage(organization_id=organization.pk, start=january[0], end=january[1], external_id="acme")
     assert [(row.model, row.requests) for row in only_acme] == [("m-a", 1), ("m-b", 1)]
     assert model_usage(organization_id=organization.pk, start=january[0], end=january[1], external_id="nobody") == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_open_ingests_of_one_organization_do_not_wait_for_each_other(organization):
+    """Each connection adds to its own shard of the organization's daily row: a batch of another
+    customer (same day, same event type) commits while the first batch's transaction is still open.
+    With one row per (organization, day, event type) it waited for that commit."""
+    CustomerFactory(organization=organization, external_id="acme")
+    CustomerFactory(organization=organization, external_id="globex")
+    at = datetime(2026, 3, 10, 12, tzinfo=UTC)
+
+    def shard() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid() %% %s", [OrganizationUsageDay.ORGANIZATION_SHARDS])
+            return cursor.fetchone()[0]
+
+    written, release, second_done = threading.Event(), threading.Event(), threading.Event()
+    first_shard: list[int] = []
+    errors: list = []
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                first_shard.append(shard())
+                ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL,
+                              items=[draft("acme", "first", at, cost=5)])
+                written.set()
+                release.wait(timeout=30)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    def second() -> None:
+        try:
+            while shard() == first_shard[0]:  # another backend, so another shard (as two workers' are)
+                connection.close()
+            ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL,
+                          items=[draft("globex", "second", at, cost=7)])
+            second_done.set()
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    opener = threading.Thread(target=first)
+    opener.start()
+    assert written.wait(timeout=30)
+    follower = threading.Thread(target=second)
+    follower.start()
+    try:
+        assert second_done.wait(timeout=5), "the second ingest waited for the first one's commit"
+    finally:
+        release.set()
+        opener.join(timeout=30)
+        follower.join(timeout=30)
+    assert not errors, errors
+    assert organization_rows(organization)[(date(2026, 3, 10), "chat")] == (2, 12, 0)
