@@ -170,6 +170,12 @@ def ledger_month_detach(*, month: date, now: datetime | None = None) -> LedgerMo
             raise LedgerMonthRefused(month, reasons)
         with connection.cursor() as cursor:
             cursor.execute(f'ALTER TABLE {LEDGER} DETACH PARTITION "{name}"')
-            cursor.execute(f'SELECT count(*) FROM "{name}"')
-            rows = cursor.fetchone()[0]
-        return LedgerMonth.objects.create(month=month, table_name=name, event_count=rows, detached_at=now)
+        record = LedgerMonth.objects.create(month=month, table_name=name, event_count=0, detached_at=now)
+    # Counted once the detach has committed: DETACH holds the whole ledger ACCESS EXCLUSIVE (every
+    # organization's ingest waits) until then, and a month's count is a scan of the whole table.
+    # Nothing writes to the detached table, so the count is exact.
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM "{name}"')
+        record.event_count = cursor.fetchone()[0]
+    LedgerMonth.objects.filter(pk=record.pk).update(event_count=record.event_count)
+    return record

@@ -281,3 +281,24 @@ def test_two_ensures_of_one_month_at_once_create_it_once():
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE IF EXISTS events_usageevent_p2033_04")
+
+
+def test_a_detached_month_is_counted_after_the_detach_commits(api_client, price_catalog, organization):
+    """DETACH holds the whole ledger ACCESS EXCLUSIVE until its transaction ends: the month's count (a
+    scan of the whole table) runs after that, not while every organization's ingest waits."""
+    from django.test.utils import CaptureQueriesContext
+
+    old = date(2024, 6, 1)
+    _month_with_usage(api_client, old)
+
+    with CaptureQueriesContext(connection) as captured:
+        row = ledger_month_detach(month=old, now=datetime(2025, 1, 10, tzinfo=UTC))
+
+    statements = [query["sql"] for query in captured.captured_queries]
+    detach = next(i for i, sql in enumerate(statements) if "DETACH PARTITION" in sql)
+    count = next(i for i, sql in enumerate(statements) if sql.startswith("SELECT count(*)"))
+    ends = ("COMMIT", "RELEASE SAVEPOINT")
+    ended = next(i for i, sql in enumerate(statements) if i > detach and sql.startswith(ends))
+    assert detach < ended < count
+    assert row.event_count == 2
+    assert LedgerMonth.objects.get(month=old).event_count == 2
