@@ -23,7 +23,7 @@ from decimal import Decimal, localcontext
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -703,10 +703,38 @@ def customers_drafts_recompute(*, customer_ids, now: datetime | None = None) -> 
     finalization, which locks one draft, waits or is waited for). While a rollup rebuild of an
     organization runs, its drafts keep their lines (its rollups are incomplete): the rebuild
     recomputes them when it is done. A draft whose lines do not fit (InvoiceTooLarge) keeps its
-    last lines and the other drafts are recomputed."""
+    last lines and the other drafts are recomputed.
+
+    Should the pass fail otherwise (anything but a database OperationalError, which the task retries
+    whole), the customers are recomputed one by one, each in its own transaction, so one customer's
+    failure does not keep the batch's other drafts stale; the first failure is raised at the end."""
     customer_ids = sorted({int(customer_id) for customer_id in customer_ids})
     if not customer_ids:
         return []
+    try:
+        return _customers_drafts_recompute(customer_ids, now)
+    except OperationalError:
+        raise
+    except Exception:
+        if len(customer_ids) == 1:
+            raise
+        logger.exception("recompute of %d customers' drafts failed; recomputing them one by one", len(customer_ids))
+    recomputed: list[Invoice] = []
+    failures: list[Exception] = []
+    for customer_id in customer_ids:
+        try:
+            recomputed += _customers_drafts_recompute([customer_id], now)
+        except OperationalError:
+            raise
+        except Exception as error:
+            logger.exception("drafts of customer %s not recomputed", customer_id)
+            failures.append(error)
+    if failures:
+        raise failures[0]
+    return sorted(recomputed, key=lambda invoice: (invoice.customer_id, invoice.period_start, str(invoice.pk)))
+
+
+def _customers_drafts_recompute(customer_ids: list[int], now: datetime | None) -> list[Invoice]:
     contracts = {contract.pk: contract for contract in customers_drafts_ensure(customer_ids=customer_ids, now=now)}
     rebuilding = RollupRebuild.objects.filter(
         status__in=[RollupRebuild.Status.QUEUED, RollupRebuild.Status.RUNNING]

@@ -328,6 +328,34 @@ def test_a_draft_too_large_keeps_its_lines_and_the_other_customers_are_recompute
     assert Invoice.objects.get(customer=rows["c0"], period_start=MARCH).total_cents > c0_total
 
 
+def test_a_customer_whose_recompute_fails_does_not_keep_the_others_stale(organization, monkeypatch, caplog):
+    """A bug met by one customer's data (here: computing its lines raises) fails that customer only:
+    the pass falls back to one customer at a time, the others are recomputed, the error is raised."""
+    rows = _customers(organization)
+    _usage(organization, ["c0", "c1"])
+    ids = [rows["c0"].pk, rows["c1"].pk]
+    invoicing.customers_drafts_recompute(customer_ids=ids)
+    before = _snapshot([rows["c1"].pk])
+    send(organization, [draft("c0", NOW - timedelta(hours=1), event_type="search")], now=NOW)
+    send(organization, [draft("c1", NOW - timedelta(hours=1), event_type="search")], now=NOW)
+    c0_total = Invoice.objects.get(customer=rows["c0"], period_start=MARCH).total_cents
+    lines = invoicing._drafts_lines
+
+    def failing_for_c1(drafts):
+        if any(draft.customer_id == rows["c1"].pk for draft in drafts):
+            raise ZeroDivisionError("a bug met by c1's data")
+        return lines(drafts)
+
+    monkeypatch.setattr(invoicing, "_drafts_lines", failing_for_c1)
+
+    with pytest.raises(ZeroDivisionError):
+        invoicing.customers_drafts_recompute(customer_ids=ids)
+
+    assert Invoice.objects.get(customer=rows["c0"], period_start=MARCH).total_cents > c0_total
+    assert _snapshot([rows["c1"].pk]) == before
+    assert "not recomputed" in caplog.text
+
+
 def test_drafts_of_an_organization_being_rebuilt_are_left_as_they_are(organization):
     rows = _customers(organization)
     _usage(organization, ["c0"])
