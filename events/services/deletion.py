@@ -68,9 +68,22 @@ def customer_ledger_delete(*, customer: Customer, slice_size: int = LEDGER_DELET
     return _slices(_CUSTOMER_SLICE_SQL, params, slice_size=slice_size)
 
 
+# Keys left once the ledger is empty: those of events in detached months (events.services.partitions
+# keeps them, so a resend stays a duplicate while the organization exists).
+_ORGANIZATION_KEYS_SLICE_SQL = f"""
+DELETE FROM {_KEYS} WHERE organization_id = %(organization)s AND idempotency_key IN (
+    SELECT idempotency_key FROM {_KEYS} WHERE organization_id = %(organization)s LIMIT %(limit)s
+)
+"""  # noqa: S608
+
+
 def organization_ledger_delete(*, organization_id, slice_size: int = LEDGER_DELETE_SLICE) -> int:
-    """Delete every usage event of an organization in slices (its `organization_deleting` receiver)."""
-    return _slices(_ORGANIZATION_SLICE_SQL, {"organization": organization_id}, slice_size=slice_size)
+    """Delete every usage event of an organization in slices (its `organization_deleting` receiver),
+    then the idempotency keys left (those of detached months), in slices too."""
+    params = {"organization": organization_id}
+    deleted = _slices(_ORGANIZATION_SLICE_SQL, params, slice_size=slice_size)
+    _slices(_ORGANIZATION_KEYS_SLICE_SQL, params, slice_size=slice_size)
+    return deleted
 
 
 def customer_delete(*, customer: Customer, slice_size: int = LEDGER_DELETE_SLICE) -> None:

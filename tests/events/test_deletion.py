@@ -113,6 +113,21 @@ def test_an_organization_is_deleted_with_its_ledger_in_slices(ledger, organizati
     assert UsageEventKey.objects.count() == 2
 
 
+def test_an_organization_deletion_also_frees_the_keys_of_detached_months(ledger, organization):
+    """A detached month's events left the ledger but their keys stay (a resend is still a duplicate);
+    they go with the organization."""
+    organization_id = organization.pk
+    UsageEventKey.objects.create(
+        organization_id=organization_id, idempotency_key="detached-1", event_id=10**12,
+        occurred_at=datetime(2024, 1, 5, tzinfo=UTC),
+    )
+
+    organization_delete(organization=organization)
+
+    assert not UsageEventKey.objects.filter(organization_id=organization_id).exists()
+    assert UsageEventKey.objects.count() == 2
+
+
 def test_the_admin_confirmation_page_names_the_ledger_without_reading_it(admin_client_logged_in, ledger):
     url = f"/admin/events/customer/{ledger.pk}/delete/"
     with CaptureQueriesContext(connection) as queries:
