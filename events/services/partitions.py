@@ -29,6 +29,11 @@ instead of recomputing them from a ledger that no longer holds their events. Wha
 see afterwards: billing's metric rollups rebuilt after a detach count only the attached months
 (finalized invoices keep their lines; a contract back-dated into a detached month would be rated
 without those events), and the event list and `late_event_rows` no longer return its events.
+
+Attach. `ledger_month_attach` undoes a detach: the month's table (kept by the detach) goes back into
+the ledger with the events of that month that arrived meanwhile (they waited in DEFAULT), and its
+`LedgerMonth` row is deleted, so rebuilds reach the month again. Its rows need no rollup work: the
+rollups kept the month's sums, and the events that arrived meanwhile were rolled up at ingest.
 """
 
 from dataclasses import dataclass
@@ -46,12 +51,12 @@ DEFAULT_PARTITION = f"{LEDGER}_default"
 
 
 class LedgerMonthRefused(Exception):
-    """The month cannot be detached: `reasons` says why."""
+    """The month cannot be detached (or attached): `reasons` says why."""
 
-    def __init__(self, month: date, reasons: list[str]):
+    def __init__(self, month: date, reasons: list[str], *, state: str = "attached"):
         self.month = month
         self.reasons = reasons
-        super().__init__(f"{month:%Y-%m} stays attached: " + "; ".join(reasons))
+        super().__init__(f"{month:%Y-%m} stays {state}: " + "; ".join(reasons))
 
 
 def month_start(day: date) -> date:
@@ -179,3 +184,42 @@ def ledger_month_detach(*, month: date, now: datetime | None = None) -> LedgerMo
         record.event_count = cursor.fetchone()[0]
     LedgerMonth.objects.filter(pk=record.pk).update(event_count=record.event_count)
     return record
+
+
+def ledger_month_attach(*, month: date) -> int:
+    """Attach a detached month's table to the ledger again (see the module docstring). Returns the
+    events of the month moved in from the DEFAULT partition. Raises LedgerMonthRefused when the month
+    is not a detached one or its table is gone (archived and dropped).
+
+    The table's rows are checked against the month by a CHECK constraint added first (a scan of the
+    detached table, which nothing else uses), so the ATTACH itself does not scan it: the ledger is
+    held SHARE UPDATE EXCLUSIVE (ingest goes on) and DEFAULT exclusively for the short move."""
+    month = month_start(month)
+    start, end = month_bounds(month)
+    record = LedgerMonth.objects.filter(month=month).first()
+    name = record.table_name if record is not None else partition_name(month)
+    if record is None:
+        raise LedgerMonthRefused(month, [f"it is not a detached month (no {name} recorded)"], state="detached")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [name])
+        if cursor.fetchone()[0] is None:
+            raise LedgerMonthRefused(month, [f"its table {name} no longer exists"], state="detached")
+    check = f"{name}_month"
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE "{name}" DROP CONSTRAINT IF EXISTS "{check}"')  # a stopped attach's
+        cursor.execute(
+            f'ALTER TABLE "{name}" ADD CONSTRAINT "{check}" CHECK (occurred_at >= %s AND occurred_at < %s)',
+            [start, end],
+        )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {DEFAULT_PARTITION} IN ACCESS EXCLUSIVE MODE")
+        cursor.execute(
+            f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE occurred_at >= %s AND occurred_at < %s "
+            f'RETURNING *) INSERT INTO "{name}" SELECT * FROM moved',
+            [start, end],
+        )
+        moved = cursor.rowcount
+        cursor.execute(f'ALTER TABLE {LEDGER} ATTACH PARTITION "{name}" FOR VALUES FROM (%s) TO (%s)', [start, end])
+        cursor.execute(f'ALTER TABLE "{name}" DROP CONSTRAINT "{check}"')
+        record.delete()
+    return moved

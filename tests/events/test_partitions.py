@@ -18,6 +18,7 @@ from events.services.partitions import (
     LedgerMonthRefused,
     add_months,
     ledger_horizon,
+    ledger_month_attach,
     ledger_month_detach,
     ledger_month_ensure,
     ledger_partitions,
@@ -302,3 +303,57 @@ def test_a_detached_month_is_counted_after_the_detach_commits(api_client, price_
     assert detach < ended < count
     assert row.event_count == 2
     assert LedgerMonth.objects.get(month=old).event_count == 2
+
+
+def test_a_detached_month_attached_again_takes_back_what_arrived_meanwhile(api_client, price_catalog, organization):
+    old = date(2024, 6, 1)
+    now = datetime(2025, 1, 10, tzinfo=UTC)
+    _month_with_usage(api_client, old)
+    cost_before = {row.day: row.cost_microdollars for row in UsageDay.objects.filter(organization=organization)}
+    ledger_month_detach(month=old, now=now)
+    # A late event of the detached month waits in DEFAULT (its partition is out of the ledger).
+    (late,) = _post(api_client, md_event("cust-1", key="m-202406-late", occurred_at=_at(old.replace(day=12))),
+                    at=datetime(2024, 6, 20, tzinfo=UTC))
+    assert late["status"] == "created"
+
+    moved = ledger_month_attach(month=old)
+
+    assert moved == 1
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT idempotency_key, tableoid::regclass::text FROM events_usageevent WHERE occurred_at >= %s "
+            "AND occurred_at < %s ORDER BY 1",
+            [datetime(2024, 6, 1, tzinfo=UTC), datetime(2024, 7, 1, tzinfo=UTC)],
+        )
+        placed = cursor.fetchall()
+        cursor.execute(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'events_usageevent_p2024_06'::regclass "
+            "AND contype = 'c' AND conname LIKE '%%_month'"
+        )
+        assert cursor.fetchone()[0] == 0  # the check used to skip ATTACH's scan is dropped
+    assert [partition for _, partition in placed] == ["events_usageevent_p2024_06"] * 3
+    assert not LedgerMonth.objects.exists()
+    assert ledger_horizon() is None
+    # The rollups needed nothing: a full rebuild from the ledger gives what they hold.
+    expected = {row.day: row.cost_microdollars for row in UsageDay.objects.filter(organization=organization)}
+    usage_rollups_rebuild(organization_id=organization.pk)
+    assert {row.day: row.cost_microdollars for row in UsageDay.objects.filter(organization=organization)} == expected
+    assert set(cost_before) < set(expected)
+    # Resends of its events are duplicates of the same ids.
+    (again,) = _post(api_client, md_event("cust-1", key="m-202406-late", occurred_at=_at(old.replace(day=12))),
+                     at=datetime(2024, 6, 21, tzinfo=UTC))
+    assert (again["status"], again["id"]) == ("duplicate", late["id"])
+
+
+def test_attach_refuses_a_month_that_is_not_detached_or_whose_table_is_gone(db, capsys):
+    with pytest.raises(LedgerMonthRefused, match="not a detached month"):
+        ledger_month_attach(month=date(2019, 3, 1))
+    call_command("ledger_partitions", "--ensure", "2019-03")
+    call_command("ledger_partitions", "--detach", "2019-03")
+    call_command("ledger_partitions", "--attach", "2019-03")
+    assert "attached 2019-03 again" in capsys.readouterr().out
+    call_command("ledger_partitions", "--detach", "2019-03")
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE events_usageevent_p2019_03")  # archived and dropped by the operator
+    with pytest.raises(CommandError, match="no longer exists"):
+        call_command("ledger_partitions", "--attach", "2019-03")

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from events.services.partitions import (
     LedgerMonthRefused,
+    ledger_month_attach,
     ledger_month_detach,
     ledger_month_ensure,
     ledger_partitions,
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         "The usage ledger's monthly partitions: --list them, --ensure this month's and the next ones "
         "(what the daily beat task does; --ensure YYYY-MM for one month), or --detach YYYY-MM an old "
         "month (the table is kept; refused for the current and previous month, months with draft "
-        "invoices and while a metric rollup rebuild runs)."
+        "invoices and while a metric rollup rebuild runs), or --attach YYYY-MM a detached month again."
     )
 
     def add_arguments(self, parser):
@@ -32,9 +33,18 @@ class Command(BaseCommand):
         actions.add_argument("--list", action="store_true", help="attached partitions, detached months, DEFAULT")
         actions.add_argument("--ensure", nargs="?", const="", metavar="YYYY-MM", help="create partitions ahead")
         actions.add_argument("--detach", metavar="YYYY-MM", help="detach one month's partition")
+        actions.add_argument("--attach", metavar="YYYY-MM", help="attach a detached month's table again")
 
-    def handle(self, *args, ensure, detach, **options):
-        if detach:
+    def handle(self, *args, ensure, detach, attach, **options):
+        if attach:
+            try:
+                moved = ledger_month_attach(month=_month(attach))
+            except LedgerMonthRefused as refused:
+                raise CommandError(str(refused)) from refused
+            self.stdout.write(
+                f"attached {_month(attach):%Y-%m} again" + (f", moved {moved} events from DEFAULT" if moved else "")
+            )
+        elif detach:
             try:
                 row = ledger_month_detach(month=_month(detach))
             except LedgerMonthRefused as refused:
