@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 
 from django.contrib.admin.utils import NestedObjects, quote
 from django.db import models, router, transaction
-from django.db.models.deletion import Collector
+from django.db.models.deletion import Collector, get_candidate_relations_to_delete
 from django.dispatch import Signal
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
@@ -106,7 +106,7 @@ def _reaches(owner: type[models.Model], model: type[models.Model], seen: frozens
     """Whether deleting an ``owner`` cascades to ``model`` (through any chain of cascading relations)."""
     if owner in seen:
         return False
-    for relation in owner._meta.related_objects:
+    for relation in get_candidate_relations_to_delete(owner._meta):  # hidden ("+") relations too
         if relation.on_delete is not models.CASCADE:
             continue
         if relation.related_model is model or _reaches(relation.related_model, model, seen | {owner}):

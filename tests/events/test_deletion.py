@@ -136,6 +136,9 @@ def test_the_admin_confirmation_page_names_the_ledger_without_reading_it(admin_c
     assert page.status_code == 200
     text = page.content.decode()
     assert "Usage events: all of them, deleted first, in slices of 5,000 events" in text
+    # The rollups too (their references to the customer are hidden relations, related_name "+").
+    assert "Usage days: all of them, deleted in one statement" in text
+    assert "Usage rollups: all of them, deleted in one statement" in text
     assert "summarize for" not in text  # no event is listed
     assert not [query for query in queries.captured_queries if "events_usageevent" in query["sql"]]
 
