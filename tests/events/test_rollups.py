@@ -309,3 +309,19 @@ def test_two_open_ingests_of_one_organization_do_not_wait_for_each_other(organiz
         follower.join(timeout=30)
     assert not errors, errors
     assert organization_rows(organization)[(date(2026, 3, 10), "chat")] == (2, 12, 0)
+
+
+def test_the_organization_reads_sum_every_shard(organization):
+    """Rows of two ingest connections (shards 0 and 5) for one day: the day's usage is their sum."""
+    from events.selectors import usage_by_day
+
+    day = date(2026, 3, 10)
+    for shard, (count, cost) in {0: (2, 12), 5: (3, 30)}.items():
+        OrganizationUsageDay.objects.create(
+            organization=organization, day=day, event_type="chat", shard=shard, event_count=count,
+            cost_microdollars=cost, revenue_microdollars=0,
+        )
+
+    (usage,) = usage_by_day(organization_id=organization.pk, start=day, end=day + timedelta(days=1))
+
+    assert (usage.day, usage.events, usage.cost) == (day, 5, 42)
