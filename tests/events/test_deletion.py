@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.db.models import ProtectedError, Sum
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.deletion import organization_delete
 from accounts.models import Organization
@@ -33,6 +34,11 @@ def ledger(api_client, other_client, price_catalog, organization):
     _ingest(api_client, "small", 1, "small")
     _ingest(other_client, "big", 2, "other")
     return Customer.objects.get(organization=organization, external_id="big")
+
+
+def _this_month() -> datetime:
+    """A contract start that is valid whenever the test runs (whole hours, not back-dated)."""
+    return timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 def _organization_events(organization) -> int:
@@ -89,7 +95,7 @@ def test_a_protected_customer_keeps_its_ledger(ledger, organization):
 
     rate_card = services.rate_card_create(organization=organization, name="Standard")
     services.contract_create(
-        organization=organization, customer=ledger, rate_card=rate_card, starting_at=datetime(2026, 1, 1, tzinfo=UTC)
+        organization=organization, customer=ledger, rate_card=rate_card, starting_at=_this_month()
     )
 
     with pytest.raises(ProtectedError):
@@ -148,7 +154,7 @@ def test_a_protected_customer_is_refused_on_the_admin_page(admin_client_logged_i
 
     rate_card = services.rate_card_create(organization=organization, name="Standard")
     services.contract_create(
-        organization=organization, customer=ledger, rate_card=rate_card, starting_at=datetime(2026, 1, 1, tzinfo=UTC)
+        organization=organization, customer=ledger, rate_card=rate_card, starting_at=_this_month()
     )
     url = f"/admin/events/customer/{ledger.pk}/delete/"
 
