@@ -18,7 +18,7 @@ So apps register their bulk models here (`register_bulk_models`): the ledger, th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from django.contrib.admin.utils import NestedObjects, quote
 from django.db import models, router, transaction
@@ -122,11 +122,6 @@ def organization_delete(*, organization: Organization) -> None:
     organization_deleting.send(sender=Organization, organization=organization)
     with transaction.atomic():
         organization.delete()
-
-
-def organizations_delete(*, organizations: Iterable[Organization]) -> None:
-    for organization in organizations:
-        organization_delete(organization=organization)
 
 
 class BulkOwnerAdminMixin:

@@ -548,7 +548,7 @@ def _drafts_recompute_locked(drafts: Sequence[Invoice], *, strict: bool = False)
     plain: list[Invoice] = []
     # Adjusters run draft by draft in (customer, period, id) order, each draft saved before the next:
     # a customer's credit is shared by its drafts in that order (billing.credits.invoicing).
-    for invoice, lines in sorted(done, key=lambda item: (item[0].customer_id, item[0].period_start, str(item[0].pk))):
+    for invoice, lines in sorted(done, key=lambda item: _draft_order(item[0])):
         invoice.total_cents = rating.invoice_total(lines)
         invoice.computed_at = now
         applicable = [adjuster for adjuster in _adjusters if invoice.customer_id in adjusted[adjuster]]
@@ -689,6 +689,11 @@ def customer_drafts_recompute(*, customer_id: int, now: datetime | None = None) 
     return customers_drafts_recompute(customer_ids=[customer_id], now=now)
 
 
+def _draft_order(invoice: Invoice) -> tuple:
+    """The order drafts are returned in: by customer, period and id."""
+    return invoice.customer_id, invoice.period_start, str(invoice.pk)
+
+
 def customers_drafts_recompute(*, customer_ids, now: datetime | None = None) -> list[Invoice]:
     """Make sure the customers' current drafts exist, then recompute them all in one set-based pass.
     Idempotent. Returns the drafts recomputed, by customer, period and id.
@@ -731,7 +736,7 @@ def customers_drafts_recompute(*, customer_ids, now: datetime | None = None) -> 
             failures.append(error)
     if failures:
         raise failures[0]
-    return sorted(recomputed, key=lambda invoice: (invoice.customer_id, invoice.period_start, str(invoice.pk)))
+    return sorted(recomputed, key=_draft_order)
 
 
 def _customers_drafts_recompute(customer_ids: list[int], now: datetime | None) -> list[Invoice]:
@@ -751,7 +756,7 @@ def _customers_drafts_recompute(customer_ids: list[int], now: datetime | None) -
         for draft in drafts:
             draft.contract = contracts[draft.contract_id]
         recomputed = _drafts_recompute_locked(drafts)
-    return sorted(recomputed, key=lambda invoice: (invoice.customer_id, invoice.period_start, str(invoice.pk)))
+    return sorted(recomputed, key=_draft_order)
 
 
 # --- Finalization and status -----------------------------------------------------------------------

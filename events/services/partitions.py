@@ -197,9 +197,10 @@ def ledger_month_attach(*, month: date) -> int:
     month = month_start(month)
     start, end = month_bounds(month)
     record = LedgerMonth.objects.filter(month=month).first()
-    name = record.table_name if record is not None else partition_name(month)
     if record is None:
-        raise LedgerMonthRefused(month, [f"it is not a detached month (no {name} recorded)"], state="detached")
+        reason = f"it is not a detached month (no {partition_name(month)} recorded)"
+        raise LedgerMonthRefused(month, [reason], state="detached")
+    name = record.table_name
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass(%s)", [name])
         if cursor.fetchone()[0] is None:

@@ -36,6 +36,12 @@ BUDGET_PENDING = BudgetPendingCustomer._meta.db_table
 NEW_EVENT_COLUMNS = "id, idempotency_key, customer_id, event_type, occurred_at, cost_microdollars, revenue_microdollars"
 NEW_CALL_COLUMNS = "event_id, model, cost_microdollars, input_tokens, output_tokens, cached_input_tokens"
 
+# An organization day's upsert adds to the shard's row (ingest's sums, a deleted customer's negated ones).
+_ADD_TO_ORGANIZATION_DAY = """ON CONFLICT (organization_id, day, event_type, shard) DO UPDATE SET
+        event_count = r.event_count + EXCLUDED.event_count,
+        cost_microdollars = r.cost_microdollars + EXCLUDED.cost_microdollars,
+        revenue_microdollars = r.revenue_microdollars + EXCLUDED.revenue_microdollars"""
+
 # Appended to ingest's WITH clause, after `new_events` and `new_calls`. `%(watched)s`: whether the
 # organization has an enabled budget or a block source (ingest's first round trip says so); only
 # then are the customers queued for the next budget evaluation.
@@ -69,10 +75,7 @@ ROLLUP_CTES = f"""
         pg_backend_pid() %% {OrganizationUsageDay.ORGANIZATION_SHARDS}, count(*), sum(cost_microdollars),
         sum(revenue_microdollars)
     FROM new_events GROUP BY 2, 3 ORDER BY 2, 3
-    ON CONFLICT (organization_id, day, event_type, shard) DO UPDATE SET
-        event_count = r.event_count + EXCLUDED.event_count,
-        cost_microdollars = r.cost_microdollars + EXCLUDED.cost_microdollars,
-        revenue_microdollars = r.revenue_microdollars + EXCLUDED.revenue_microdollars
+    {_ADD_TO_ORGANIZATION_DAY}
 ), budget_pending AS (
     INSERT INTO {BUDGET_PENDING} (organization_id, customer_id)
     SELECT DISTINCT %(organization)s::uuid, customer_id FROM new_events WHERE %(watched)s ORDER BY 2
@@ -159,15 +162,12 @@ def usage_rollups_rebuild(*, organization_id, slice_customers: int = REBUILD_SLI
 
 
 _FORGET_CUSTOMER_SQL = f"""
-INSERT INTO {ORGANIZATION_USAGE_DAY} AS o (organization_id, day, event_type, shard, event_count,
+INSERT INTO {ORGANIZATION_USAGE_DAY} AS r (organization_id, day, event_type, shard, event_count,
     cost_microdollars, revenue_microdollars)
 SELECT %(organization)s, day, event_type, 0, -sum(event_count), -sum(cost_microdollars), -sum(revenue_microdollars)
 FROM {USAGE_DAY} WHERE organization_id = %(organization)s AND customer_id = %(customer)s
 GROUP BY 2, 3 ORDER BY 2, 3
-ON CONFLICT (organization_id, day, event_type, shard) DO UPDATE SET
-    event_count = o.event_count + EXCLUDED.event_count,
-    cost_microdollars = o.cost_microdollars + EXCLUDED.cost_microdollars,
-    revenue_microdollars = o.revenue_microdollars + EXCLUDED.revenue_microdollars
+{_ADD_TO_ORGANIZATION_DAY}
 """
 
 

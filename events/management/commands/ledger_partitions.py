@@ -35,20 +35,20 @@ class Command(BaseCommand):
         actions.add_argument("--detach", metavar="YYYY-MM", help="detach one month's partition")
         actions.add_argument("--attach", metavar="YYYY-MM", help="attach a detached month's table again")
 
-    def handle(self, *args, ensure, detach, attach, **options):
+    def handle(self, *args, **options):
+        try:
+            self._handle(**options)
+        except LedgerMonthRefused as refused:
+            raise CommandError(str(refused)) from refused
+
+    def _handle(self, *, ensure, detach, attach, **options):
         if attach:
-            try:
-                moved = ledger_month_attach(month=_month(attach))
-            except LedgerMonthRefused as refused:
-                raise CommandError(str(refused)) from refused
+            moved = ledger_month_attach(month=_month(attach))
             self.stdout.write(
                 f"attached {_month(attach):%Y-%m} again" + (f", moved {moved} events from DEFAULT" if moved else "")
             )
         elif detach:
-            try:
-                row = ledger_month_detach(month=_month(detach))
-            except LedgerMonthRefused as refused:
-                raise CommandError(str(refused)) from refused
+            row = ledger_month_detach(month=_month(detach))
             self.stdout.write(
                 f"detached {row.month:%Y-%m}: {row.event_count} events in table {row.table_name} "
                 "(archive it, e.g. pg_dump -t, then DROP TABLE it)"
