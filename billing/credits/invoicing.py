@@ -19,7 +19,7 @@ drafts that come before it (earlier period, then id) have not already claimed.
 import logging
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.credits import arithmetic
@@ -70,10 +70,17 @@ def customers_with_credit(customer_ids) -> set[int]:
     recompute skips it for them."""
     from billing.credits.models import AutoTopUpConfig
 
-    ids = list(customer_ids)
-    with_entries = CreditEntry.objects.filter(customer_id__in=ids).values("customer_id")
-    with_topup = AutoTopUpConfig.objects.filter(customer_id__in=ids, disabled_reason="").values("customer_id")
-    return set(with_entries.union(with_topup).values_list("customer_id", flat=True))
+    ids = [int(customer_id) for customer_id in customer_ids]
+    if not ids:
+        return set()
+    with connection.cursor() as cursor:  # one array parameter: this runs after every ingest batch
+        cursor.execute(
+            f"SELECT customer_id FROM {CreditEntry._meta.db_table} WHERE customer_id = ANY(%s::bigint[]) "  # noqa: S608
+            f"UNION SELECT customer_id FROM {AutoTopUpConfig._meta.db_table} "
+            "WHERE customer_id = ANY(%s::bigint[]) AND disabled_reason = ''",
+            [ids, ids],
+        )
+        return {customer_id for (customer_id,) in cursor.fetchall()}
 
 
 def invoice_apply_credits(*, invoice, lines) -> int:
