@@ -10,6 +10,7 @@ from datetime import timedelta
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
@@ -502,6 +503,16 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def changelist_view(self, request, extra_context=None):
+        invoicing.drafts_refresh()  # drafts ingest left stale (no worker) are exact in the list
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        invoice = self.get_object(request, unquote(object_id))
+        if invoice is not None and invoice.is_draft:
+            invoicing.drafts_refresh(organization_id=invoice.organization_id, customer_ids=[invoice.customer_id])
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.action(description="Recompute selected drafts from usage now")
     def recompute(self, request, queryset):

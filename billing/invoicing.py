@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 
@@ -33,7 +34,13 @@ from . import periods, rating
 from .definitions import override_version, product_definition, rate_version
 from .metering import accumulate, hour_floor, lock_organization_exclusive, rebuild_running
 from .models import Contract, ContractOverride, Invoice, InvoiceLine, Product, Rate, RollupRebuild, UsageRollup
-from .recompute import schedule_draft_recompute, schedule_drafts_recompute
+from .recompute import (
+    RECOMPUTE_CHUNK,
+    schedule_draft_recompute,
+    schedule_drafts_recompute,
+    stale_draft_customers,
+    stale_marks_take,
+)
 from .selectors import UsageRequest, usage_cells, usage_cells_many
 
 logger = logging.getLogger(__name__)
@@ -745,6 +752,7 @@ def _customers_drafts_recompute(customer_ids: list[int], now: datetime | None) -
         status__in=[RollupRebuild.Status.QUEUED, RollupRebuild.Status.RUNNING]
     ).values("organization_id")
     with transaction.atomic():
+        stale_marks_take(customer_ids)
         drafts = list(
             Invoice.objects.select_for_update()
             .filter(customer_id__in=customer_ids, status=Invoice.Status.DRAFT)
@@ -757,6 +765,37 @@ def _customers_drafts_recompute(customer_ids: list[int], now: datetime | None) -
             draft.contract = contracts[draft.contract_id]
         recomputed = _drafts_recompute_locked(drafts)
     return sorted(recomputed, key=_draft_order)
+
+
+def customers_adjusted_drafts_recompute(*, customer_ids) -> list[Invoice]:
+    """Of ``customer_ids``, recompute now the drafts of the customers an invoice adjuster acts on
+    (credits: the customers with credit or an auto top-up, whose balance and top-up follow their
+    drafts); the other customers' drafts stay marked stale for their next read. What ingest runs
+    without a worker (billing.recompute.queue_draft_recompute)."""
+    ids = {int(customer_id) for customer_id in customer_ids}
+    acting = set().union(*_adjusted_customers(ids).values()) if ids else set()
+    return customers_drafts_recompute(customer_ids=acting) if acting else []
+
+
+def drafts_refresh(*, organization_id=None, customer_ids=None) -> int:
+    """Before drafts are read: recompute those marked stale (`StaleDrafts`) of the customers shown
+    (of the organization, or of every organization without one), RECOMPUTE_CHUNK customers per
+    set-based pass. One indexed read when nothing is stale. A customer whose recompute fails is
+    logged and stays marked; the read shows its drafts as stored. Returns the customers refreshed."""
+    stale = stale_draft_customers(organization_id=organization_id, customer_ids=customer_ids)
+    refreshed = 0
+    for start in range(0, len(stale), RECOMPUTE_CHUNK):
+        chunk = stale[start : start + RECOMPUTE_CHUNK]
+        # Inside a caller's transaction, a savepoint keeps a failure from breaking it; outside one,
+        # each customer's drafts commit on their own (`customers_drafts_recompute` isolates failures).
+        try:
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                customers_drafts_recompute(customer_ids=chunk)
+        except Exception:
+            logger.exception("stale drafts of %d customers not refreshed before a read", len(chunk))
+            continue
+        refreshed += len(chunk)
+    return refreshed
 
 
 # --- Finalization and status -----------------------------------------------------------------------

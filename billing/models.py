@@ -882,6 +882,28 @@ class InvoiceLine(models.Model):
         return f"{self.product_name} {self.presentation_group}".strip()
 
 
+
+class StaleDrafts(models.Model):
+    """A customer whose usage changed since its drafts were last computed, left to be recomputed when
+    they are next read. Without a worker (eager Celery, `make demo`), ingest adds one per contracted
+    customer instead of recomputing their drafts inside the request (billing.recompute); every read
+    of a draft (the API, vendors' invoice lists, pages, margins' revenue, the admin) takes the rows
+    of the customers it shows (DELETE … RETURNING) and recomputes those drafts first
+    (invoicing.drafts_refresh), and any recompute of a customer takes its row. So a draft is exact
+    whenever it is read, as Stripe's upcoming invoice is, while ingest pays one insert."""
+
+    customer = models.OneToOneField(
+        "events.Customer", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    marked_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "stale drafts"
+
+    def __str__(self) -> str:
+        return f"drafts of customer {self.customer_id} to recompute"
+
 # --- Prepaid credits, top-ups, auto top-up, spending limits (seed 004); collection through Stripe --
 # Defined in billing/credits/models.py and billing/collection/models.py (per-customer billing
 # configuration, each invoice's Stripe twin); imported here so Django registers them in the billing app.

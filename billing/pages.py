@@ -7,7 +7,7 @@ from django.core import signing
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from . import presentation
+from . import invoicing, presentation
 from .models import Invoice
 from .services import LinkExpired, invoice_from_link_token
 
@@ -30,6 +30,11 @@ def invoice_page(request, token: str):
         context = {"title": "Invoice not found", "message": "This link is not valid. Check that it was copied whole."}
         return _private(render(request, "billing/invoice_link_error.html", context, status=404))
 
+    # A live draft is exact when it is read: its customer's stale usage is recomputed first.
+    if invoice.is_draft and invoicing.drafts_refresh(
+        organization_id=invoice.organization_id, customer_ids=[invoice.customer_id]
+    ):
+        invoice.refresh_from_db()
     lines = list(invoice.lines.all())
     groups = []
     for label, members in groupby(lines, key=lambda line: line.presentation_group):

@@ -19,6 +19,16 @@ def recompute_draft_invoices(customer_ids: list[int]) -> int:
 
 
 @shared_task(
+    name="billing.tasks.recompute_adjusted_drafts", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
+)
+def recompute_adjusted_drafts(customer_ids: list[int]) -> int:
+    """Without a worker, after usage: recompute the drafts of the customers an invoice adjuster acts
+    on (credits), leaving the others' marked stale for their next read
+    (invoicing.customers_adjusted_drafts_recompute). Returns the number of drafts recomputed."""
+    return len(invoicing.customers_adjusted_drafts_recompute(customer_ids=customer_ids))
+
+
+@shared_task(
     name="billing.tasks.recompute_draft_invoice", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
 )
 def recompute_draft_invoice(customer_id: int) -> int:

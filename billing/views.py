@@ -26,7 +26,7 @@ from accounts.api.views import OrganizationScopedAPIView, OrganizationScopedView
 from accounts.models import Role
 from events.selectors import customer_get
 
-from . import presentation, selectors, services
+from . import invoicing, presentation, selectors, services
 from .models import LATEST_INSTANT, BillableMetric, Contract, Invoice, Product, Rate, RateCard
 from .serializers import (
     BillableMetricCreateSerializer,
@@ -298,6 +298,7 @@ class CustomerInvoiceViewSet(
     pagination_class = EnvelopeCursorPagination
 
     def get_base_queryset(self):
+        invoicing.drafts_refresh(organization_id=self.organization.pk, customer_ids=[self.customer.pk])
         invoices = super().get_base_queryset().filter(customer=self.customer)
         wanted = self.request.query_params.get("status")
         if wanted:
@@ -334,6 +335,7 @@ class InvoicePreviewView(CustomerScopedMixin, OrganizationScopedAPIView):
 
     @extend_schema(responses=INVOICE_PREVIEW_SCHEMA)
     def get(self, request, customer_id):
+        invoicing.drafts_refresh(organization_id=self.organization.pk, customer_ids=[self.customer.pk])
         invoice = selectors.current_draft(organization=self.organization, customer=self.customer)
         if invoice is None:
             raise NotFound("The customer has no draft invoice (no contract covers the current period).")

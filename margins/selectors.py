@@ -14,6 +14,7 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 
 from accounts.models import Organization
+from billing import invoicing as billing_invoicing
 from billing import selectors as billing_selectors
 from costcalc.money import cents_to_microdollars
 from events import selectors as event_selectors
@@ -112,6 +113,8 @@ def invoice_revenue_by_customer(*, organization: Organization, periods: list[str
     finalized one)."""
     start, _ = calculations.period_bounds(min(periods))
     _, end = calculations.period_bounds(max(periods))
+    # Drafts left stale by ingest without a worker are recomputed first (one indexed read when none is).
+    billing_invoicing.drafts_refresh(organization_id=organization.pk)
     rows = billing_selectors.invoice_revenue_by_customer(
         organization=organization, starts_from=start, starts_before=end
     )

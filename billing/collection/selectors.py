@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
+from billing import invoicing
 from billing.collection import amounts, reconciliation
 from billing.collection.models import CustomerBillingConfig, ExternalInvoice
 from billing.models import Invoice
@@ -37,6 +38,7 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
 def reconciliation_facts(*, organization, period: str) -> list[reconciliation.InvoiceFacts]:
     """One `InvoiceFacts` per invoice of the organization whose billing period starts in `period`."""
     start, end = period_bounds(period)
+    invoicing.drafts_refresh(organization_id=organization.pk)  # metered amounts of drafts as of now
     billed = stripe_billed_customer_ids(organization=organization)
     invoices = (
         Invoice.objects.filter(organization=organization, period_start__gte=start, period_start__lt=end)

@@ -27,7 +27,7 @@ from rest_framework.response import Response
 from accounts.api.renderers import json_number
 from accounts.api.views import OrganizationScopedAPIView
 from accounts.models import Role
-from billing import services
+from billing import invoicing, services
 from billing.models import Invoice, Rate, RateCard
 from billing.serializers import (
     BillableMetricCreateSerializer,
@@ -152,6 +152,7 @@ class CustomerInvoiceListView(MetronomeView):
         customer = event_selectors.customer_get(organization=self.organization, customer_id=customer_id)
         if customer is None:
             raise NotFound("No customer with this id.")
+        invoicing.drafts_refresh(organization_id=self.organization.pk, customer_ids=[customer.pk])
         params = request.query_params
         invoices = (
             Invoice.objects.filter(organization=self.organization, customer=customer)

@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -18,6 +19,15 @@ def _metronome_event(customer_id: str, key: str) -> dict:
     }
 
 
+@pytest.fixture
+def with_worker(monkeypatch):
+    """A broker and a worker (production): usage queues the recompute task (without one, drafts are
+    marked stale for their next read: tests/billing/test_stale_drafts.py)."""
+    from celery import current_app
+
+    monkeypatch.setitem(current_app.conf, "task_always_eager", False)
+
+
 def _future_contract(organization, customer, seed_pricing):
     return services.contract_create(
         organization=organization,
@@ -28,7 +38,7 @@ def _future_contract(organization, customer, seed_pricing):
 
 
 def test_queue_draft_recompute_schedules_only_customers_with_a_contract(
-    organization, customer, seed_pricing, monkeypatch
+    organization, customer, seed_pricing, monkeypatch, with_worker
 ):
     _future_contract(organization, customer, seed_pricing)
     unbilled = CustomerFactory(organization=organization, external_id="no-contract")
@@ -48,7 +58,7 @@ def test_queue_draft_recompute_without_customers_queries_nothing(db, django_asse
 
 
 def test_ingest_queues_the_recompute_on_commit_for_the_customers_with_a_contract(
-    organization, customer, seed_pricing, api_client, monkeypatch, django_capture_on_commit_callbacks
+    organization, customer, seed_pricing, api_client, monkeypatch, django_capture_on_commit_callbacks, with_worker
 ):
     _future_contract(organization, customer, seed_pricing)
     CustomerFactory(organization=organization, external_id="no-contract")
@@ -109,7 +119,7 @@ def test_creating_a_contract_waits_for_open_ingests_of_the_organization(organiza
 
 
 def test_a_batch_over_many_contracted_customers_queues_one_task_and_bursts_coalesce(
-    organization, seed_pricing, api_client, monkeypatch, django_capture_on_commit_callbacks
+    organization, seed_pricing, api_client, monkeypatch, django_capture_on_commit_callbacks, with_worker
 ):
     from django.core.cache import cache
 
