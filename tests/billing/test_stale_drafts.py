@@ -194,3 +194,50 @@ def test_a_batch_over_many_contracted_customers_costs_the_same_statements_as_ove
     assert statements(customers, "many") == statements(customers[:1], "one")
     assert StaleDrafts.objects.count() == 20
     assert not Invoice.objects.filter(customer__in=customers, total_cents__gt=0).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_usage_marked_while_a_recompute_holds_the_mark_is_marked_again_once_it_commits(
+    organization, customer, seed_pricing
+):
+    """A recompute takes its customers' marks before it reads usage; usage committed after that read
+    marks them again: the insert waits for the recompute's transaction, then the mark is there."""
+    import threading
+
+    from django.db import transaction
+
+    from billing import recompute
+
+    services.contract_create(
+        organization=organization, customer=customer, rate_card=seed_pricing["rate_card"], starting_at=_month_start()
+    )
+    recompute.drafts_mark_stale([customer.pk])
+    taken, release, marked = threading.Event(), threading.Event(), threading.Event()
+
+    def recompute_in_progress():
+        try:
+            with transaction.atomic():
+                recompute.stale_marks_take([customer.pk])
+                taken.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def usage_commits():
+        try:
+            recompute.drafts_mark_stale([customer.pk])
+            marked.set()
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=recompute_in_progress)
+    holder.start()
+    assert taken.wait(10)
+    marker = threading.Thread(target=usage_commits)
+    marker.start()
+    assert not marked.wait(0.5)  # waits for the recompute's transaction
+    release.set()
+    holder.join(10)
+    marker.join(10)
+    assert marked.is_set()
+    assert StaleDrafts.objects.filter(customer=customer).exists()
