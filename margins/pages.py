@@ -24,7 +24,6 @@ from django.views.decorators.http import require_GET
 from accounts.api.errors import Forbidden
 from accounts.models import Role
 from accounts.tenancy import resolve_tenant, user_memberships
-from billing import invoicing as billing_invoicing
 from billing import selectors as billing_selectors
 from billing import services as billing_services
 from billing.credits.selectors import credit_balance
@@ -219,7 +218,7 @@ def customer_page(request, customer: str):
     credit = None
     budgets = []
     if usage_customer is not None:
-        billing_invoicing.drafts_refresh(organization_id=organization.pk, customer_ids=[usage_customer.pk])
+        # Stale drafts were recomputed by customer_margins above (margins' revenue refreshes them).
         draft = billing_selectors.current_draft(organization=organization, customer=usage_customer)
         # A link is a credential to the customer's page: minted for members and above, as the API's
         # POST …/invoices/{id}/links is.
