@@ -243,3 +243,22 @@ def test_usage_marked_while_a_recompute_holds_the_mark_is_marked_again_once_it_c
     marker.join(10)
     assert marked.is_set()
     assert StaleDrafts.objects.filter(customer=customer).exists()
+
+
+def test_the_margins_customer_page_shows_the_usage(
+    organization, contracted, api_client, django_capture_on_commit_callbacks
+):
+    from django.test import Client
+
+    from accounts.models import Role
+    from tests.factories import MembershipFactory
+
+    _ingest(api_client, [_event(contracted, "a")], django_capture_on_commit_callbacks)
+    client = Client()
+    client.force_login(MembershipFactory(organization=organization, role=Role.MEMBER).user)
+
+    page = client.get(f"/dashboard/customers/{contracted.external_id}")
+
+    assert page.status_code == 200
+    assert "$1.00" in page.content.decode() and "so far" in page.content.decode()
+    assert not StaleDrafts.objects.exists()
