@@ -10,10 +10,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .connection_check import first_statement_checks, reused_connection_lost
 from .models import ApiKey, ApiKeyScope, Membership, Organization, Role
 
 API_KEY_PREFIX = "tl_live_"
@@ -122,6 +123,19 @@ _VERSION_SQL = f"SELECT credentials_version FROM {Organization._meta.db_table} W
 
 
 def _organization_version(organization_id) -> int | None:
+    """The first statement of most API requests without Redis, so it is the request's connection
+    health check (accounts.connection_check): Django's own would be one more round trip before it."""
+    unchecked = first_statement_checks()
+    try:
+        return _version_read(organization_id)
+    except (InterfaceError, OperationalError):
+        if not reused_connection_lost(unchecked) or connection.in_atomic_block:
+            raise
+        connection.close()
+        return _version_read(organization_id)
+
+
+def _version_read(organization_id) -> int | None:
     with connection.cursor() as cursor:
         cursor.execute(_VERSION_SQL, [organization_id])
         row = cursor.fetchone()

@@ -33,6 +33,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.connection_check import first_statement_checks, reused_connection_lost
 from costcalc.money import usd_to_microdollars
 from costcalc.selectors import CATALOG_VERSION_SQL
 
@@ -116,9 +117,7 @@ def ingest_events(
         # (SELECT 1) when this transaction starts. Ingest lets its first round trip, which only
         # reads, be that check: should it find the connection closed by the server, nothing was
         # written, so the transaction is dropped and run again once on a new connection.
-        unchecked = connection.connection is not None and connection.health_check_enabled
-        unchecked = unchecked and not connection.health_check_done
-        connection.health_check_done = True
+        unchecked = first_statement_checks()
         try:
             with transaction.atomic():
                 outcomes, state = _ingest(organization, source, items, received_at, unchecked, race_safe)
@@ -181,7 +180,7 @@ def _ingest(
             stored_rows = customer_rows = prelude_rows = []
             catalog_version = None
     except psycopg.OperationalError as error:
-        if unchecked and connection.connection is not None and connection.connection.closed:
+        if reused_connection_lost(unchecked):
             raise _ReusedConnectionLost from error
         raise
     stored = dict(stored_rows)
