@@ -9,13 +9,13 @@ from billing import invoicing, recompute, services
 from tests.factories import CustomerFactory
 
 
-def _metronome_event(customer_id: str, key: str) -> dict:
+def _metronome_event(customer_id: str, key: str, tokens: int = 1000) -> dict:
     return {
         "transaction_id": key,
         "customer_id": customer_id,
         "event_type": "langModel4",
         "timestamp": timezone.now().isoformat(),
-        "properties": {"tokens": 1000, "user_id": "u1"},
+        "properties": {"tokens": tokens, "user_id": "u1"},
     }
 
 

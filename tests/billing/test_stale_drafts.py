@@ -14,6 +14,7 @@ from billing import invoicing, services, tasks
 from billing.credits.models import CreditEntry
 from billing.credits.services import credit_add
 from billing.models import Invoice, StaleDrafts
+from tests.billing.test_recompute import _metronome_event
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.clock  # drafts of the current month: .ci/run reruns these at 00:30, 23:59:59, a month's end
@@ -23,14 +24,8 @@ def _month_start():
     return timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _event(customer, key: str, tokens: int = 2_000_000) -> dict:
-    return {
-        "transaction_id": key,
-        "customer_id": customer.external_id,
-        "event_type": "langModel4",
-        "timestamp": timezone.now().isoformat(),
-        "properties": {"tokens": tokens, "user_id": "u1"},
-    }
+def _event(customer, key: str) -> dict:
+    return _metronome_event(customer.external_id, key, tokens=2_000_000)  # $1.00 at 50 cents per million
 
 
 @pytest.fixture
