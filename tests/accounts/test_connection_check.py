@@ -6,14 +6,9 @@ import pytest
 from django.db import connection, connections
 from rest_framework.test import APIClient
 
+from tests.events.test_ingest_connection import new_request, server_closes_the_connection
+
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _new_request():
-    """What Django does when a request starts on a reused connection (request_started; the test
-    client leaves it out)."""
-    connection.close_if_unusable_or_obsolete()
-    assert connection.health_check_enabled and not connection.health_check_done
 
 
 @pytest.fixture
@@ -25,7 +20,7 @@ def client(api_key):
 
 
 def test_a_healthy_reused_connection_is_not_checked_with_a_round_trip_of_its_own(client, monkeypatch):
-    _new_request()
+    new_request()
     checks = []
     wrapper = connections["default"]
     is_usable = wrapper.is_usable
@@ -38,13 +33,8 @@ def test_a_healthy_reused_connection_is_not_checked_with_a_round_trip_of_its_own
 
 
 def test_a_reused_connection_closed_by_the_server_is_replaced(client):
-    killer = connections.create_connection("default")
-    try:
-        with killer.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
-    finally:
-        killer.close()
-    _new_request()
+    server_closes_the_connection()
+    new_request()
 
     response = client.get("/api/v1/organization")
 

@@ -16,21 +16,26 @@ def _drafts(key):
     return margindash.parse_batch({"events": [md_event("cust-1", key=key)]}, now=timezone.now())
 
 
-def _new_request():
+def new_request():
     """What Django does when a request starts on a reused connection (request_started)."""
     connection.close_if_unusable_or_obsolete()
     assert connection.health_check_enabled and not connection.health_check_done
 
 
-def test_a_reused_connection_closed_by_the_server_is_replaced_and_nothing_is_lost(organization, price_catalog):
-    ingest_events(organization=organization, source=UsageEvent.Source.MARGINDASH, items=_drafts("first"))
+def server_closes_the_connection():
+    """The server ends this process's connection (as an idle timeout or a restart would)."""
     killer = connections.create_connection("default")
     try:
         with killer.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
     finally:
         killer.close()
-    _new_request()
+
+
+def test_a_reused_connection_closed_by_the_server_is_replaced_and_nothing_is_lost(organization, price_catalog):
+    ingest_events(organization=organization, source=UsageEvent.Source.MARGINDASH, items=_drafts("first"))
+    server_closes_the_connection()
+    new_request()
 
     result = ingest_events(organization=organization, source=UsageEvent.Source.MARGINDASH, items=_drafts("second"))
 
@@ -42,7 +47,7 @@ def test_a_healthy_reused_connection_is_not_checked_with_a_round_trip_of_its_own
     organization, price_catalog, monkeypatch
 ):
     ingest_events(organization=organization, source=UsageEvent.Source.MARGINDASH, items=_drafts("first"))
-    _new_request()
+    new_request()
     checks = []
     wrapper = connections["default"]
     is_usable = wrapper.is_usable
