@@ -358,6 +358,14 @@ class UsageDay(models.Model):
     event_count = models.BigIntegerField(default=0)
     cost_microdollars = models.DecimalField(max_digits=39, decimal_places=0, default=0)
     revenue_microdollars = models.DecimalField(max_digits=39, decimal_places=0, default=0)
+    # Computed by PostgreSQL. The index of the rows with revenue is partial on this flag, not on the
+    # amount: an index (or its predicate) naming a column that an update changes makes PostgreSQL
+    # write a new entry in every index of the table (no HOT update). Ingest adds to the amounts of
+    # these rows with every batch; the flag turns true once and then stays, so those updates can be
+    # HOT (they were none, with the predicate on the amount).
+    has_revenue = models.GeneratedField(
+        expression=Q(revenue_microdollars__gt=0), output_field=models.BooleanField(), db_persist=True
+    )
 
     class Meta:
         constraints = [
@@ -369,9 +377,7 @@ class UsageDay(models.Model):
             models.Index(fields=["organization", "day"], name="usage_day_org_day"),
             # Margins list the customers with revenue in a month: only those rows are in this index.
             models.Index(
-                fields=["organization", "day"],
-                condition=Q(revenue_microdollars__gt=0),
-                name="usage_day_org_day_revenue",
+                fields=["organization", "day"], condition=Q(has_revenue=True), name="usage_day_org_day_revenue"
             ),
         ]
 

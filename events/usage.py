@@ -79,11 +79,11 @@ def usage_by_customer_month(
 
 def customers_with_revenue(*, organization_id, start: date, end: date) -> set[str]:
     """External ids of the customers whose events carried revenue on the days [start, end) (a partial
-    index holds only the rollup rows with revenue)."""
+    index holds only the rollup rows with revenue: `has_revenue`)."""
     rows = _rows(
         f"SELECT DISTINCT c.external_id FROM {_DAYS} d JOIN {_CUSTOMERS} c ON c.id = d.customer_id "
         "WHERE d.organization_id = %(organization)s AND d.day >= %(start)s AND d.day < %(end)s "
-        "AND d.revenue_microdollars > 0",
+        "AND d.has_revenue",
         {"organization": organization_id, "start": start, "end": end},
     )
     return {external_id for (external_id,) in rows}

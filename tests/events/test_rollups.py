@@ -325,3 +325,47 @@ def test_the_organization_reads_sum_every_shard(organization):
     (usage,) = usage_by_day(organization_id=organization.pk, start=day, end=day + timedelta(days=1))
 
     assert (usage.day, usage.events, usage.cost) == (day, 5, 42)
+
+
+def test_customers_with_revenue_follow_the_flag_as_ingest_adds_revenue(organization):
+    """A usage day without revenue is not listed; once a later batch adds revenue to the same row,
+    its generated `has_revenue` turns true and the customer is listed (the partial index's rows)."""
+    from events.selectors import customers_with_revenue
+
+    day = DAY.date()
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL,
+                  items=[draft("acme", "a1", DAY, cost=5), draft("globex", "g1", DAY, cost=5, revenue=3)])
+    assert customers_with_revenue(organization_id=organization.pk, start=day, end=day + timedelta(days=1)) == {
+        "globex"
+    }
+    assert not UsageDay.objects.get(organization=organization, customer__external_id="acme").has_revenue
+
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL,
+                  items=[draft("acme", "a2", DAY + timedelta(hours=1), revenue=1)])
+
+    assert UsageDay.objects.get(organization=organization, customer__external_id="acme").has_revenue
+    assert customers_with_revenue(organization_id=organization.pk, start=day, end=day + timedelta(days=1)) == {
+        "acme", "globex"
+    }
+    assert customers_with_revenue(organization_id=organization.pk, start=day + timedelta(days=1),
+                                  end=day + timedelta(days=2)) == set()
+
+
+@pytest.mark.parametrize("model", [UsageDay, ModelUsageDay, OrganizationUsageDay])
+def test_no_index_of_a_rollup_names_an_amount_that_ingest_adds_to(model):
+    """Ingest updates a rollup row with every batch that touches it. An index (or an index's
+    predicate) naming a column that changes makes each such update write an entry in every index of
+    the table instead of a HOT update in the row's page: only the keys and flags may be indexed."""
+    added = {"event_count", "request_count", "cost_microdollars", "revenue_microdollars", "input_tokens",
+             "output_tokens", "cached_input_tokens"}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indexrelid::regclass::text, a.attname FROM pg_index i "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0 AND NOT a.attisdropped "
+            "AND (a.attnum = ANY(i.indkey) OR pg_get_expr(i.indpred, i.indrelid) ~ ('\\m' || a.attname || '\\M')) "
+            "WHERE i.indrelid = %s::regclass",
+            [model._meta.db_table],
+        )
+        indexed = cursor.fetchall()
+    assert indexed, "the query found no index columns at all"
+    assert [(index, column) for index, column in indexed if column in added] == []
