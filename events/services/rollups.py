@@ -13,13 +13,18 @@ Days are UTC dates of `occurred_at`. Reads that need a window starting inside a 
 days from the rollups with the partial edge days read from the ledger (events.selectors).
 
 Rebuild. `usage_rollups_rebuild` recomputes an organization's rollups from the ledger in slices of
-customers, each slice in its own transaction under the organization's exclusive ledger lock (so no
+at most `REBUILD_SLICE_EVENTS` events (whole customers together, or one big customer's range of
+days), each slice in its own transaction under the organization's exclusive ledger lock (so no
 ingest adds to those customers meanwhile, and ingest waits for one slice at a time, never for the
 whole rebuild); the organization-level rows are then summed from the customer rows, in one more
 short slice. Once a month of the ledger was detached (events.services.partitions), a rebuild
 recomputes only the days from the ledger's horizon on and keeps the rows before it: their events
 are no longer in the ledger, and the rollups are what still holds their sums.
 """
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 
 from django.db import connection, transaction
 
@@ -86,9 +91,10 @@ ROLLUP_CTES = f"""
 
 # --- Rebuild -------------------------------------------------------------------------------------
 
-# Two statements: deleting and inserting the same keys in one statement is not allowed.
-# `{days}` / `{events}`: nothing, or the bound at the ledger's horizon (the end of the newest
-# detached month, events.services.partitions): rollup days before it are kept, not recomputed.
+# Two statements: deleting and inserting the same keys in one statement is not allowed. `{days}` /
+# `{events}`: the slice's day range (nothing for a slice of whole customers), bounded below by the
+# ledger's horizon (the end of the newest detached month, events.services.partitions): rollup days
+# before it are kept, not recomputed.
 _DELETE_CUSTOMERS_SQL = f"""
 WITH gone_days AS (
     DELETE FROM {USAGE_DAY} WHERE organization_id = %(organization)s AND customer_id = ANY(%(customers)s){{days}}
@@ -121,44 +127,144 @@ SELECT organization_id, day, event_type, 0, sum(event_count), sum(cost_microdoll
 FROM {USAGE_DAY} WHERE organization_id = %(organization)s GROUP BY 1, 2, 3
 """
 
+# The plan's reads, without any lock (a count is only a slice's weight; every slice reads the
+# ledger again under the lock). `{since}`: the horizon bound, or nothing.
+_EVENTS_PER_CUSTOMER_SQL = (
+    "SELECT customer_id, count(*) FROM events_usageevent WHERE organization_id = %(organization)s{since} "
+    "GROUP BY 1"
+)
+_EVENTS_PER_DAY_SQL = (
+    "SELECT (occurred_at AT TIME ZONE 'UTC')::date, count(*) FROM events_usageevent "
+    "WHERE organization_id = %(organization)s AND customer_id = %(customer)s{since} GROUP BY 1 ORDER BY 1"
+)
+
 REBUILD_SLICE_CUSTOMERS = 500
+REBUILD_SLICE_EVENTS = 100_000
 
 
-def usage_rollups_rebuild(*, organization_id, slice_customers: int = REBUILD_SLICE_CUSTOMERS) -> int:
+@dataclass(frozen=True, slots=True)
+class RebuildSlice:
+    """Customers whose rollup rows on the days [day_from, day_to) are recomputed in one transaction
+    (None: no bound on that side). A slice of several customers takes all their days."""
+
+    customers: tuple[int, ...]
+    day_from: date | None = None
+    day_to: date | None = None
+
+
+def rebuild_slices(
+    customer_ids: Sequence[int],
+    events_per_customer: Mapping[int, int],
+    events_per_day: Callable[[int], Sequence[tuple[date, int]]],
+    *,
+    max_events: int = REBUILD_SLICE_EVENTS,
+    max_customers: int = REBUILD_SLICE_CUSTOMERS,
+) -> list[RebuildSlice]:
+    """The rebuild's slices, in customer order: whole customers together while their events stay
+    within ``max_events`` (and at most ``max_customers`` of them); a customer with more events
+    alone, in ranges of days of at most ``max_events`` each (one day is never split: its rollup row
+    is one). A customer's ranges tile every day, the first one open below and the last one open
+    above, so a rollup row on a day without events is deleted as a whole customer's would be.
+    ``events_per_day(customer)``: that customer's (day, events), by day, asked only for the big ones."""
+    slices: list[RebuildSlice] = []
+    batch: list[int] = []
+    weight = 0
+    for customer in customer_ids:
+        events = events_per_customer.get(customer, 0)
+        if events > max_events:
+            if batch:
+                slices.append(RebuildSlice(tuple(batch)))
+                batch, weight = [], 0
+            slices.extend(_day_ranges(customer, events_per_day(customer), max_events))
+            continue
+        if batch and (weight + events > max_events or len(batch) >= max_customers):
+            slices.append(RebuildSlice(tuple(batch)))
+            batch, weight = [], 0
+        batch.append(customer)
+        weight += events
+    if batch:
+        slices.append(RebuildSlice(tuple(batch)))
+    return slices
+
+
+def _day_ranges(customer: int, days: Sequence[tuple[date, int]], max_events: int) -> list[RebuildSlice]:
+    starts: list[date | None] = [None]
+    weight = 0
+    for day, events in days:
+        if weight and weight + events > max_events:
+            starts.append(day)
+            weight = 0
+        weight += events
+    ends = [*starts[1:], None]
+    return [RebuildSlice((customer,), start, end) for start, end in zip(starts, ends, strict=True)]
+
+
+def usage_rollups_rebuild(
+    *,
+    organization_id,
+    max_events: int = REBUILD_SLICE_EVENTS,
+    max_customers: int = REBUILD_SLICE_CUSTOMERS,
+    after_slice: Callable[[RebuildSlice], None] | None = None,
+) -> int:
     """Recompute the organization's usage rollups from the ledger. Returns the number of customers.
 
-    Idempotent. Each slice of customers (and the final organization-level sum) is one transaction
+    Idempotent. Each slice (`rebuild_slices`: at most ``max_events`` events of the ledger, except a
+    single customer's day with more) and the final organization-level sum are one transaction each,
     holding the organization's ledger lock exclusively: ingest of the organization waits for one
-    slice at a time. A slice is exact for its customers (no ingest runs while it reads the ledger,
-    and every later ingest adds to what it wrote); the organization rows are summed last, from the
-    customer rows, under the lock again."""
-    customers = Customer.objects.filter(organization_id=organization_id).order_by("pk")
-    customer_ids = list(customers.values_list("pk", flat=True))
+    slice at a time, however large the organization or one of its customers. A slice is exact for
+    its customers and days (no ingest runs while it reads the ledger, and every later ingest adds
+    to what it wrote); the organization rows are summed last, from the customer rows, under the
+    lock again. ``after_slice(slice)``: called after each committed slice (tests interleave ingest)."""
+    customer_ids = list(Customer.objects.filter(organization_id=organization_id).order_by("pk").values_list(
+        "pk", flat=True
+    ))
     horizon = ledger_horizon()
-    if horizon is None:
-        delete_sql = _DELETE_CUSTOMERS_SQL.format(days="")
-        insert_sql = _INSERT_CUSTOMERS_SQL.format(events="", events_e="")
-    else:  # only what the attached ledger still holds: the days from the horizon on
-        delete_sql = _DELETE_CUSTOMERS_SQL.format(days=" AND day >= %(horizon_day)s")
-        insert_sql = _INSERT_CUSTOMERS_SQL.format(
-            events=" AND occurred_at >= %(horizon)s", events_e=" AND e.occurred_at >= %(horizon)s"
-        )
-    for start in range(0, len(customer_ids), slice_customers):
-        chunk = customer_ids[start : start + slice_customers]
-        with transaction.atomic():
-            ledger_lock_exclusive(organization_id)
-            params = {"organization": organization_id, "customers": chunk}
-            if horizon is not None:
-                params.update(horizon=horizon, horizon_day=horizon.date())
-            with connection.cursor() as cursor:
-                cursor.execute(delete_sql, params)
-                cursor.execute(insert_sql, params)
+    since = "" if horizon is None else " AND occurred_at >= %(horizon)s"
+    plan_params = {"organization": organization_id, "horizon": horizon}
+    with connection.cursor() as cursor:
+        cursor.execute(_EVENTS_PER_CUSTOMER_SQL.format(since=since), plan_params)
+        events_per_customer = dict(cursor.fetchall())
+
+    def events_per_day(customer: int) -> list[tuple[date, int]]:
+        with connection.cursor() as cursor:
+            cursor.execute(_EVENTS_PER_DAY_SQL.format(since=since), {**plan_params, "customer": customer})
+            return cursor.fetchall()
+
+    for part in rebuild_slices(
+        customer_ids, events_per_customer, events_per_day, max_events=max_events, max_customers=max_customers
+    ):
+        _rebuild_slice(organization_id, part, horizon)
+        if after_slice is not None:
+            after_slice(part)
     with transaction.atomic():
         ledger_lock_exclusive(organization_id)
         with connection.cursor() as cursor:
             cursor.execute(_REBUILD_ORGANIZATION_SQL, {"organization": organization_id})
             cursor.execute(_SUM_ORGANIZATION_SQL, {"organization": organization_id})
     return len(customer_ids)
+
+
+def _rebuild_slice(organization_id, part: RebuildSlice, horizon: datetime | None) -> None:
+    """One slice's transaction: delete its rollup rows on its days (from the horizon on), insert
+    them again from the ledger."""
+    day_from = part.day_from
+    if horizon is not None and (day_from is None or day_from < horizon.date()):
+        day_from = horizon.date()  # a month boundary: the days before it are kept
+    days, events, events_e = [], [], []
+    params = {"organization": organization_id, "customers": list(part.customers)}
+    for bound, operator, value in (("from", ">=", day_from), ("to", "<", part.day_to)):
+        if value is None:
+            continue
+        params[f"day_{bound}"] = value
+        params[f"at_{bound}"] = datetime.combine(value, time.min, tzinfo=UTC)
+        days.append(f" AND day {operator} %(day_{bound})s")
+        events.append(f" AND occurred_at {operator} %(at_{bound})s")
+        events_e.append(f" AND e.occurred_at {operator} %(at_{bound})s")
+    with transaction.atomic():
+        ledger_lock_exclusive(organization_id)
+        with connection.cursor() as cursor:
+            cursor.execute(_DELETE_CUSTOMERS_SQL.format(days="".join(days)), params)
+            cursor.execute(_INSERT_CUSTOMERS_SQL.format(events="".join(events), events_e="".join(events_e)), params)
 
 
 _FORGET_CUSTOMER_SQL = f"""

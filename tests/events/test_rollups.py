@@ -369,3 +369,89 @@ def test_no_index_of_a_rollup_names_an_amount_that_ingest_adds_to(model):
         indexed = cursor.fetchall()
     assert indexed, "the query found no index columns at all"
     assert [(index, column) for index, column in indexed if column in added] == []
+
+
+# --- the rebuild's slices ---------------------------------------------------------------------------
+
+
+def test_rebuild_slices_bound_the_events_of_each_slice():
+    from events.services.rollups import RebuildSlice, rebuild_slices
+
+    d1, d2, d3, d4 = (date(2026, 1, 30), date(2026, 1, 31), date(2026, 2, 1), date(2026, 2, 2))
+    asked = []
+
+    def per_day(customer):
+        asked.append(customer)
+        return [(d1, 60), (d2, 60), (d3, 200), (d4, 10)]
+
+    slices = rebuild_slices(
+        [1, 2, 3, 4, 5, 6, 7, 8], {1: 10, 2: 10, 3: 330, 4: 5, 6: 95, 7: 1, 8: 1}, per_day,
+        max_events=100, max_customers=3,
+    )
+
+    assert slices == [
+        RebuildSlice((1, 2)),
+        # the big customer alone, in ranges of days that tile every day; a 200-event day stays whole
+        RebuildSlice((3,), None, d2),
+        RebuildSlice((3,), d2, d3),
+        RebuildSlice((3,), d3, d4),
+        RebuildSlice((3,), d4, None),
+        RebuildSlice((4, 5, 6)),  # 100 events: at the bound; customer 5 has none (its rows go)
+        RebuildSlice((7, 8)),  # three customers at most
+    ]
+    assert asked == [3]  # days are counted only for a customer over the bound
+
+
+def test_a_rebuild_in_ranges_of_days_is_exact_and_lets_ingest_in_between(organization):
+    """One customer over the bound: its days are rebuilt range by range, each its own transaction
+    under the exclusive lock. Rows on days without events (before, between and after them) go; ingest
+    between two slices, on days already rebuilt and days still to come, is counted once."""
+    from events.services.rollups import usage_rollups_rebuild
+
+    days = [DAY - timedelta(days=3), DAY - timedelta(days=1), DAY, DAY + timedelta(days=2)]
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=[
+        draft("acme", f"a{n}-{i}", day + timedelta(hours=i), cost=10 + n, revenue=i, models=["m-a"])
+        for n, day in enumerate(days) for i in range(3)
+    ] + [draft("globex", "g1", DAY, cost=7, models=["m-b"])])
+    acme = Customer.objects.get(organization=organization, external_id="acme")
+    UsageDay.objects.filter(customer=acme).update(cost_microdollars=999_999)
+    for stale_day in (DAY - timedelta(days=9), DAY - timedelta(days=2), DAY + timedelta(days=30)):
+        UsageDay.objects.create(organization=organization, customer=acme, day=stale_day.date(), event_type="chat",
+                                event_count=5, cost_microdollars=5)
+        ModelUsageDay.objects.create(organization=organization, customer=acme, day=stale_day.date(), model="m-a",
+                                     request_count=5)
+    seen = []
+
+    def between(part):
+        seen.append(part)
+        if len(seen) == 2:  # one range rebuilt, the next ones not yet
+            ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=[
+                draft("acme", "late-1", days[0] + timedelta(hours=5), cost=100, models=["m-a"]),
+                draft("acme", "late-2", days[3] + timedelta(hours=5), cost=100, models=["m-a"]),
+            ])
+
+    customers = usage_rollups_rebuild(organization_id=organization.pk, max_events=5, after_slice=between)
+
+    assert customers == 2
+    assert [(part.customers, part.day_from, part.day_to) for part in seen] == [
+        ((acme.pk,), None, days[1].date()),  # three events a day: one day per range
+        ((acme.pk,), days[1].date(), days[2].date()),
+        ((acme.pk,), days[2].date(), days[3].date()),
+        ((acme.pk,), days[3].date(), None),
+        ((Customer.objects.get(external_id="globex").pk,), None, None),
+    ]
+    assert rollup_rows(organization) == ledger_sums(organization)
+    assert organization_rows(organization) == {
+        (day, event_type): sums for (_, day, event_type), sums in _by_day(ledger_sums(organization)).items()
+    }
+    assert model_rows(organization)[(acme.pk, days[0].date(), "m-a")] == (4, 40, 20)
+    assert (acme.pk, (DAY - timedelta(days=2)).date(), "m-a") not in model_rows(organization)
+
+
+def _by_day(sums: dict) -> dict:
+    """Ledger sums per (customer, day, type) added up per (day, type), keyed as (None, day, type)."""
+    totals: dict = {}
+    for (_, day, event_type), (count, cost, revenue) in sums.items():
+        before = totals.get((None, day, event_type), (0, 0, 0))
+        totals[(None, day, event_type)] = (before[0] + count, before[1] + cost, before[2] + revenue)
+    return totals

@@ -9,7 +9,8 @@ from events.services.rollups import usage_rollups_rebuild
 class Command(BaseCommand):
     help = (
         "Rebuild the usage rollups (cost, revenue, requests per customer, model and day) from the ledger, for "
-        "one organization or all. Ingest of an organization waits for one slice of customers at a time."
+        "one organization or all. Ingest of an organization waits for one slice at a time (at most 100,000 events: "
+        "whole customers, or one bigger customer's range of days)."
     )
 
     def add_arguments(self, parser):
