@@ -8,6 +8,7 @@ import time
 import uuid
 from datetime import timedelta
 
+import psycopg
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
@@ -128,7 +129,7 @@ def _organization_version(organization_id) -> int | None:
     unchecked = first_statement_checks()
     try:
         return _version_read(organization_id)
-    except (InterfaceError, OperationalError):
+    except (InterfaceError, OperationalError, psycopg.InterfaceError, psycopg.OperationalError):
         if not reused_connection_lost(unchecked) or connection.in_atomic_block:
             raise
         connection.close()
@@ -136,8 +137,11 @@ def _organization_version(organization_id) -> int | None:
 
 
 def _version_read(organization_id) -> int | None:
-    with connection.cursor() as cursor:
-        cursor.execute(_VERSION_SQL, [organization_id])
+    # A server-side prepared statement on Django's own connection (as ingest's, events.services.sql):
+    # bound client-side, PostgreSQL parsed and planned this one-row read on every API request.
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_VERSION_SQL, [organization_id], prepare=True)
         row = cursor.fetchone()
     return None if row is None else row[0]
 
