@@ -93,16 +93,12 @@ def batch_body(run: str, client: int, number: int) -> bytes:
 # the client process
 
 
-def _client_loop(port, api_key, run, client, seconds, replay_batches, counts, errors, stop_at):
+def _client_loop(port, api_key, bodies, counts, errors, stop_at):
+    """Send `bodies` in turn (from the first again once all were sent: a replay) until `stop_at`."""
     connection = None
     number = 0
-    while time.monotonic() < stop_at:
-        if replay_batches is not None:
-            if replay_batches == 0:
-                return
-            body = batch_body(run, client, number % replay_batches)
-        else:
-            body = batch_body(run, client, number)
+    while time.monotonic() < stop_at and bodies:
+        body = bodies[number % len(bodies)]
         for _attempt in range(3):
             try:
                 if connection is None:
@@ -136,16 +132,25 @@ def _client_loop(port, api_key, run, client, seconds, replay_batches, counts, er
     counts["batches"] = number
 
 
+# Batches built before the clock starts, per client and second: twice what one client sends here
+# (about 30 a second), so that the client process spends the timed seconds on HTTP, not on building
+# JSON on the cores the server needs. A client that sends them all fails the run (it would replay).
+PREBUILT_PER_SECOND = 60
+
+
 def client_process(port, api_key, run, clients, seconds, replay, queue):
     """Runs in its own process: `clients` threads, each one connection, for `seconds`."""
-    stop_at = time.monotonic() + seconds
     per_client = [{} for _ in range(clients)]
     errors: list[str] = []
+    prebuilt = int(seconds * PREBUILT_PER_SECOND) + 1
+    bodies = [
+        [batch_body(run, index, number) for number in range(prebuilt if replay is None else replay[index])]
+        for index in range(clients)
+    ]
+    stop_at = time.monotonic() + seconds
     threads = [
         threading.Thread(
-            target=_client_loop,
-            args=(port, api_key, run, index, seconds, None if replay is None else replay[index], per_client[index],
-                  errors, stop_at),
+            target=_client_loop, args=(port, api_key, bodies[index], per_client[index], errors, stop_at)
         )
         for index in range(clients)
     ]
@@ -155,6 +160,8 @@ def client_process(port, api_key, run, clients, seconds, replay, queue):
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
+    if replay is None and any(counts.get("batches", 0) >= prebuilt for counts in per_client):
+        errors.append(f"a client sent all its {prebuilt} prebuilt batches: raise PREBUILT_PER_SECOND")
     queue.put({"elapsed": elapsed, "per_client": per_client, "errors": errors})
 
 
