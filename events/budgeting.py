@@ -79,6 +79,24 @@ def evaluate_budgets(
     return BlockedSet(organization, frozenset(event_types), frozenset(customers)), reached
 
 
+def budget_headroom(rules: Iterable[BudgetRule], totals: Mapping[str, PeriodTotals]) -> int | None:
+    """The least further spend that could reach a budget not reached yet: over every rule and every
+    subject below its limit, limit - spent. A rule over every event type or customer also counts a
+    subject with nothing spent yet (its whole limit).
+    None when there is no such subject (no rules, or only reached ones): nothing bounds the next one.
+
+    Spend only grows within a period, and no subject's grows by more than the organization's: while
+    the organization has spent less than this since these totals, no budget decision can change."""
+    margins = []
+    for rule in rules:
+        spent_by_subject = _spent(rule, totals.get(rule.period, PeriodTotals()))
+        margins.extend(rule.limit_microdollars - spent for spent in spent_by_subject.values()
+                       if spent < rule.limit_microdollars)
+        if rule.scope != ORGANIZATION and not rule.scope_value:  # every event type or customer: a new one too
+            margins.append(rule.limit_microdollars)
+    return min(margins) if margins else None
+
+
 def _spent(rule: BudgetRule, totals: PeriodTotals) -> dict[str, int]:
     if rule.scope == ORGANIZATION:
         return {"": totals.organization}

@@ -327,6 +327,12 @@ class BlocklistState(models.Model):
     # External ids of the customers the organization's own customer budgets block (a part of
     # `blocked`): an evaluation after ingest re-decides only the customers whose usage changed.
     budget_customer_ids = models.JSONField(default=list, blank=True)
+    # What the last evaluation saw: the least further spend that could reach a budget not reached yet
+    # (events.budgeting.budget_headroom; null: unbounded or unknown) and the organization's spend in
+    # the month then. While the organization has spent less than the headroom since, in the same UTC
+    # day, the evaluation after ingest has nothing to decide and is skipped.
+    headroom_microdollars = models.DecimalField(max_digits=39, decimal_places=0, null=True, blank=True)
+    month_spend_microdollars = models.DecimalField(max_digits=39, decimal_places=0, null=True, blank=True)
 
     class Meta:
         verbose_name = "blocklist state"

@@ -22,6 +22,7 @@ from ..budgeting import (
     BudgetRule,
     PeriodTotals,
     blocked_as_json,
+    budget_headroom,
     evaluate_budgets,
     period_bounds,
 )
@@ -35,7 +36,7 @@ from ..models import (
     OrganizationUsageDay,
     UsageDay,
 )
-from .sql import fetch_pipelined
+from .sql import fetch_one, fetch_pipelined
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +113,15 @@ def blocklist_evaluate_changes(*, organization, now: datetime | None = None) -> 
     event-type budgets read at most a row per day and event type. So its cost follows the customers
     an ingest touched, not the organization's size. Falls back to the full recompute when the last
     evaluation was on another UTC day (a day or month period rolled over) or there was none. None
-    when the organization no longer exists (``organization`` may be an unsaved `Organization(pk=…)`)."""
-    return _evaluate(organization, now or timezone.now(), incremental=True)
+    when the organization no longer exists (``organization`` may be an unsaved `Organization(pk=…)`).
+
+    Skipped, one read instead, while nothing can have changed: the last evaluation was today, no
+    block source watches the organization, and the organization has spent less since then than the
+    headroom that evaluation stored (the least further spend that could reach a budget: no
+    customer's or event type's spend grows by more than the organization's). The customers ingest
+    queued stay queued for the evaluation that runs."""
+    now = now or timezone.now()
+    return _unchanged_state(organization, now) or _evaluate(organization, now, incremental=True)
 
 
 _STATE = BlocklistState._meta.db_table
@@ -122,7 +130,8 @@ _BUDGETS = Budget._meta.db_table
 # locks: the organization's 64-bit ledger key XOR a constant ("BDGT").
 _EVALUATION_LOCK_SQL = "SELECT pg_advisory_xact_lock(events_ledger_lock_key(%(organization)s::uuid) # 1111770964)"
 _STATE_SQL = (
-    f"SELECT version, blocked, computed_at, changed_at, budget_customer_ids FROM {_STATE} "
+    f"SELECT version, blocked, computed_at, changed_at, budget_customer_ids, headroom_microdollars, "
+    f"month_spend_microdollars FROM {_STATE} "
     "WHERE organization_id = %(organization)s"
 )
 _RULES_SQL = (
@@ -168,12 +177,50 @@ CROSS JOIN LATERAL (  -- an index range per customer taken, whatever the organiz
 WHERE scope.any_budget AND NOT scope.everyone AND s.month_cost IS NOT NULL
 """
 _WRITE_STATE_SQL = f"""
-INSERT INTO {_STATE} (organization_id, version, blocked, computed_at, changed_at, budget_customer_ids)
-VALUES (%(organization)s, %(version)s, %(blocked)s::jsonb, %(computed_at)s, %(changed_at)s, %(customers)s::jsonb)
+INSERT INTO {_STATE} (organization_id, version, blocked, computed_at, changed_at, budget_customer_ids,
+    headroom_microdollars, month_spend_microdollars)
+VALUES (%(organization)s, %(version)s, %(blocked)s::jsonb, %(computed_at)s, %(changed_at)s, %(customers)s::jsonb,
+    %(headroom)s, %(month_spend)s)
 ON CONFLICT (organization_id) DO UPDATE SET version = EXCLUDED.version, blocked = EXCLUDED.blocked,
     computed_at = EXCLUDED.computed_at, changed_at = EXCLUDED.changed_at,
-    budget_customer_ids = EXCLUDED.budget_customer_ids
+    budget_customer_ids = EXCLUDED.budget_customer_ids, headroom_microdollars = EXCLUDED.headroom_microdollars,
+    month_spend_microdollars = EXCLUDED.month_spend_microdollars
 """
+_WRITE_BOUNDS_SQL = (
+    f"UPDATE {_STATE} SET headroom_microdollars = %(headroom)s, month_spend_microdollars = %(month_spend)s "
+    "WHERE organization_id = %(organization)s"
+)
+# The state as stored, when the last evaluation was today and left a headroom, with what the
+# organization has spent in the month since (its rollup rows: at most a day's worth per event type
+# and shard). One indexed read, no lock: see blocklist_evaluate_changes.
+_UNCHANGED_SQL = f"""
+SELECT s.version, s.blocked, s.computed_at, s.changed_at, s.budget_customer_ids,
+    (SELECT coalesce(sum(cost_microdollars), 0) FROM {OrganizationUsageDay._meta.db_table}
+     WHERE organization_id = %(organization)s AND day >= %(month_start)s AND day < %(month_end)s)
+        - s.month_spend_microdollars < s.headroom_microdollars
+FROM {_STATE} s
+WHERE s.organization_id = %(organization)s AND s.headroom_microdollars IS NOT NULL
+    AND s.computed_at >= %(day_start)s AND s.computed_at < %(day_end)s
+"""
+
+
+def _unchanged_state(organization, now: datetime) -> BlocklistState | None:
+    """The stored state when no budget decision can have changed since the last evaluation, else None."""
+    now = now.astimezone(UTC)
+    day_start, day_end = period_bounds(DAY, now)
+    month_start, month_end = period_bounds(MONTH, now)
+    row = fetch_one(_UNCHANGED_SQL, {
+        "organization": organization.pk, "day_start": day_start, "day_end": day_end,
+        "month_start": month_start.date(), "month_end": month_end.date(),
+    })
+    if row is None or not row[5]:
+        return None
+    version, blocked, computed_at, changed_at, customers = row[:5]
+    blocked, customers = (json.loads(value) if isinstance(value, str) else value for value in (blocked, customers))
+    return BlocklistState(
+        organization=organization, version=version, blocked=blocked, computed_at=computed_at,
+        changed_at=changed_at, budget_customer_ids=customers,
+    )
 
 
 def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistState | None:
@@ -209,8 +256,8 @@ def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistSta
         exists, *watching = watch_rows[0]
         if not exists:  # deleted since the evaluation was queued
             return None
-        version, stored_blocked, computed_at, changed_at, stored_customers = (
-            state_rows[0] if state_rows else (0, EMPTY_BLOCKED, None, None, [])
+        version, stored_blocked, computed_at, changed_at, stored_customers, stored_headroom, stored_spend = (
+            state_rows[0] if state_rows else (0, EMPTY_BLOCKED, None, None, [], None, None)
         )
         # Django's connection leaves jsonb as text (its JSONField parses it).
         stored_blocked, stored_customers = (
@@ -220,6 +267,7 @@ def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistSta
         rules = [BudgetRule(*row) for row in rule_rows]
         own, reached = None, []
         budget_customers: set[str] = set()
+        headroom = month_spend = None
         if rules:
             totals = {MONTH: PeriodTotals(), DAY: PeriodTotals()}
             for event_type, month_cost, day_cost in organization_rows:
@@ -232,9 +280,13 @@ def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistSta
                 totals[DAY].customers[external_id] = int(day_cost)
             own, reached = evaluate_budgets(rules, totals)
             budget_customers = set(own.customer_ids)
+            month_spend = totals[MONTH].organization
+            headroom = None if any(watching) else budget_headroom(rules, totals)
             if incremental:
-                # A customer whose usage did not change this period keeps its decision.
+                # A customer whose usage did not change this period keeps its decision, and its
+                # margin to each limit: it was at least the headroom stored then.
                 budget_customers |= set(stored_customers or ()) - set(totals[MONTH].customers)
+                headroom = None if headroom is None or stored_headroom is None else min(headroom, stored_headroom)
         blocked = hooks.blocked_by_sources(organization=organization, watching=watching)
         if own is not None:
             blocked = BlockedSet(own.organization, own.event_types, frozenset(budget_customers)).union(blocked)
@@ -244,14 +296,20 @@ def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistSta
         set_changed = stored_blocked != wanted
         if set_changed:
             version, stored_blocked, changed_at = version + 1, wanted, now
+        if headroom is None:
+            month_spend = None  # nothing to measure the spend since against
         if not state_rows or set_changed or not incremental or customers != stored_customers:
             computed_at = now
             with connection.cursor() as cursor:
                 cursor.execute(
                     _WRITE_STATE_SQL,
                     {**params, "version": version, "blocked": json.dumps(wanted), "computed_at": now,
-                     "changed_at": changed_at, "customers": json.dumps(customers)},
+                     "changed_at": changed_at, "customers": json.dumps(customers), "headroom": headroom,
+                     "month_spend": month_spend},
                 )
+        elif (headroom, month_spend) != (stored_headroom, stored_spend):  # only the bounds moved
+            with connection.cursor() as cursor:
+                cursor.execute(_WRITE_BOUNDS_SQL, {**params, "headroom": headroom, "month_spend": month_spend})
         if reached:
             BudgetAlert.objects.bulk_create(
                 [

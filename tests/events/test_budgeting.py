@@ -63,3 +63,24 @@ def test_blocked_json_is_canonical():
         "event_types": ["a", "b"],
         "customer_ids": ["y", "z"],
     }
+
+
+def test_the_headroom_is_the_least_spend_that_could_reach_a_budget_not_reached_yet():
+    from events.budgeting import budget_headroom
+
+    totals = {
+        "day": PeriodTotals(organization=50, event_types={"chat": 50}, customers={"a": 50}),
+        "month": PeriodTotals(organization=500, event_types={"chat": 400, "embed": 100}, customers={"a": 300}),
+    }
+    assert budget_headroom([rule(1, "organization", limit=1000)], totals) == 500
+    assert budget_headroom([rule(1, "event_type", "embed", limit=150)], totals) == 50
+    assert budget_headroom([rule(1, "event_type", "other", limit=150)], totals) == 150  # named, nothing spent
+    # every customer: a's margin, and a customer with nothing spent yet (the whole limit)
+    assert budget_headroom([rule(1, "customer", limit=320)], totals) == 20
+    assert budget_headroom([rule(1, "customer", limit=80, period="day")], totals) == 30
+    # reached subjects cannot be reached again: only those below their limit, and new ones, count
+    assert budget_headroom([rule(1, "customer", limit=250)], totals) == 250
+    assert budget_headroom([rule(1, "organization", limit=500)], totals) is None
+    assert budget_headroom([rule(1, "customer", limit=0)], totals) == 0  # any spend by a new customer
+    assert budget_headroom([], totals) is None
+    assert budget_headroom([rule(1, "organization", limit=1000), rule(2, "event_type", limit=420)], totals) == 20

@@ -383,3 +383,83 @@ def test_the_evaluation_of_an_organization_deleted_meanwhile_does_nothing(organi
 
     assert budget_evaluation_run(organization_id=str(organization_id)) is None
     assert not BlocklistState.objects.filter(organization_id=organization_id).exists()
+
+
+# --- the evaluation is skipped while no decision can change ----------------------------------------
+
+
+@pytest.fixture
+def full_evaluations(monkeypatch):
+    """The full evaluations that ran (skipped ones do not reach `_evaluate`)."""
+    from events.services import budgets as budget_services
+
+    ran = []
+    real = budget_services._evaluate
+
+    def counted(organization, now, *, incremental):
+        ran.append(incremental)
+        return real(organization, now, incremental=incremental)
+
+    monkeypatch.setattr(budget_services, "_evaluate", counted)
+    return ran
+
+
+def test_an_evaluation_is_skipped_while_the_spend_since_is_below_the_headroom(organization, full_evaluations):
+    budget_create(organization=organization, scope="customer", limit_microdollars=100)
+    spend(organization, "a", 60, "a1")
+    assert blocklist_evaluate_changes(organization=organization, now=LAST_SECOND).blocked["customer_ids"] == []
+    state = BlocklistState.objects.get(organization=organization)
+    assert (state.headroom_microdollars, state.month_spend_microdollars) == (40, 60)  # a's margin to 100
+    version = state.version
+
+    spend(organization, "a", 39, "a2")
+    skipped = blocklist_evaluate_changes(organization=organization, now=LAST_SECOND)
+
+    assert full_evaluations == [False, True]  # the budget's recompute, then the first evaluation only
+    assert (skipped.version, skipped.blocked["customer_ids"]) == (version, [])
+    assert list(BudgetPendingCustomer.objects.values_list("customer__external_id", flat=True)) == ["a"]
+
+    spend(organization, "a", 1, "a3")  # 100 in all: exactly the headroom since the evaluation
+    state = blocklist_evaluate_changes(organization=organization, now=LAST_SECOND)
+
+    assert full_evaluations == [False, True, True]
+    assert state.blocked["customer_ids"] == ["a"]
+    assert state.version == version + 1
+    assert not BudgetPendingCustomer.objects.exists()
+
+
+def test_the_headroom_keeps_the_margin_of_customers_an_incremental_evaluation_did_not_read(organization):
+    """b's evaluation reads only b; a (90 of 100) was read before, and its margin of 10 must still
+    bound the skip, or a's next 10 would go unblocked."""
+    budget_create(organization=organization, scope="customer", limit_microdollars=100)
+    spend(organization, "a", 90, "a1")
+    blocklist_evaluate_changes(organization=organization, now=LAST_SECOND)
+    spend(organization, "b", 25, "b1")
+    blocklist_evaluate_changes(organization=organization, now=LAST_SECOND)  # 25 >= 10: runs, reads b only
+    assert BlocklistState.objects.get(organization=organization).headroom_microdollars == 10
+
+    spend(organization, "a", 9, "a2")
+    assert blocklist_evaluate_changes(organization=organization, now=LAST_SECOND).blocked["customer_ids"] == []
+    spend(organization, "a", 1, "a3")
+    assert blocklist_evaluate_changes(organization=organization, now=LAST_SECOND).blocked["customer_ids"] == ["a"]
+
+
+def test_no_skip_on_a_new_utc_day_or_when_a_block_source_watches(organization, full_evaluations, monkeypatch):
+    budget_create(organization=organization, scope="customer", limit_microdollars=100, period="day")
+    spend(organization, "a", 100, "a1")
+    assert blocklist_evaluate_changes(organization=organization, now=LAST_SECOND).blocked["customer_ids"] == ["a"]
+
+    next_day = datetime(2026, 4, 1, 0, 30, tzinfo=UTC)  # the day (and month) rolled over: unblocked
+    assert blocklist_evaluate_changes(organization=organization, now=next_day).blocked["customer_ids"] == []
+    assert full_evaluations == [False, True, True]
+
+    monkeypatch.setattr(hooks, "_block_sources", [])
+    monkeypatch.setattr(hooks, "_watch_sql", {})
+    hooks.register_block_source(
+        lambda *, organization: hooks.BlockedSet(), watches_sql="EXISTS (SELECT 1 WHERE %(organization)s IS NOT NULL)"
+    )
+    blocklist_recompute(organization=organization, now=next_day)  # as a new limit's source does
+    assert BlocklistState.objects.get(organization=organization).headroom_microdollars is None
+    blocklist_evaluate_changes(organization=organization, now=next_day)
+    blocklist_evaluate_changes(organization=organization, now=next_day)
+    assert full_evaluations == [False, True, True, False, True, True]
