@@ -43,7 +43,15 @@ class Role(models.TextChoices):
 
     @classmethod
     def rank(cls, role: str) -> int:
-        return list(cls.values).index(role)
+        """The role's place in the order above (ValueError for an unknown one). Every API request
+        asks it (the permission check); `cls.values` builds a new list each time."""
+        try:
+            return _ROLE_RANKS[role]
+        except KeyError:
+            raise ValueError(f"{role!r} is not a role") from None
+
+
+_ROLE_RANKS = {value: rank for rank, value in enumerate(Role.values)}
 
 
 class Membership(models.Model):
