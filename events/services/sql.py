@@ -25,7 +25,14 @@ def fetch_all(sql: str, params, *, prepare: bool = True) -> list[tuple]:
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params, prepare=prepare)
-        return cursor.fetchall() if cursor.description is not None else []
+        return _rows(cursor)
+
+
+def _rows(cursor: psycopg.Cursor) -> list[tuple]:
+    # Whether the statement returns rows, from its result's column count: `cursor.description`
+    # would build a Column object per column to say the same, on every statement of every batch.
+    result = cursor.pgresult
+    return cursor.fetchall() if result is not None and result.nfields else []
 
 
 def fetch_one(sql: str, params, *, prepare: bool = True) -> tuple | None:
@@ -42,7 +49,7 @@ def fetch_pipelined(statements: Sequence[tuple[str, object, bool]]) -> list[list
         with raw.pipeline():
             for cursor, (sql, params, prepare) in zip(cursors, statements, strict=True):
                 cursor.execute(sql, params, prepare=prepare)
-        return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
+        return [_rows(cursor) for cursor in cursors]
     finally:
         for cursor in cursors:
             cursor.close()
