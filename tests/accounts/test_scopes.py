@@ -164,3 +164,12 @@ def test_keys_that_existed_before_scopes_become_admin_keys():
         executor.migrate(executor.loader.graph.leaf_nodes())
 
     assert ApiKey.objects.get(name="old").scopes == ["admin"]
+
+
+def test_roles_rank_in_their_declared_order_and_an_unknown_one_is_an_error():
+    from accounts.models import Role
+
+    assert [Role.rank(role) for role in Role.values] == list(range(len(Role.values)))
+    assert Role.rank(Role.OWNER) > Role.rank(Role.ADMIN) > Role.rank(Role.MEMBER)
+    with pytest.raises(ValueError, match="not a role"):
+        Role.rank("superuser")
