@@ -168,7 +168,11 @@ class BudgetAlertAdmin(admin.ModelAdmin):
 @admin.register(BlocklistState)
 class BlocklistStateAdmin(admin.ModelAdmin):
     list_display = ["organization", "version", "blocked", "changed_at", "computed_at"]
-    readonly_fields = ["organization", "version", "blocked", "changed_at", "computed_at"]
+    # All derived by the evaluation: an edited headroom would let it skip decisions it must make.
+    readonly_fields = [
+        "organization", "version", "blocked", "changed_at", "computed_at", "budget_customer_ids",
+        "headroom_microdollars", "month_spend_microdollars",
+    ]
 
     def has_add_permission(self, request) -> bool:
         return False

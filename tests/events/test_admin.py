@@ -113,3 +113,22 @@ def test_the_ledger_cannot_be_deleted_in_admin_one_event_or_in_bulk(admin_client
     assert {
         (row.customer_id, row.day): row.event_count for row in UsageDay.objects.filter(organization=organization)
     } == before
+
+
+def test_the_blocklist_state_is_read_only_in_admin_headroom_included(admin_client_logged_in, organization):
+    """Everything on it is derived by the evaluation; an edited headroom would let the evaluation
+    after ingest skip a decision it must make."""
+    budget = Budget.objects.create(organization=organization, scope="customer", limit_microdollars=100)
+    from events.services import blocklist_recompute
+
+    blocklist_recompute(organization=organization)
+    state = BlocklistState.objects.get(organization=organization)
+    assert state.headroom_microdollars == budget.limit_microdollars
+
+    url = f"/admin/events/blockliststate/{organization.pk}/change/"
+    page = admin_client_logged_in.get(url)
+    assert page.status_code == 200
+    assert 'name="headroom_microdollars"' not in page.content.decode()  # shown, not an input
+
+    admin_client_logged_in.post(url, {"headroom_microdollars": "999999999", "month_spend_microdollars": "0"})
+    assert BlocklistState.objects.get(organization=organization).headroom_microdollars == 100
