@@ -118,9 +118,9 @@ def test_the_ledger_cannot_be_deleted_in_admin_one_event_or_in_bulk(admin_client
 def test_the_blocklist_state_is_read_only_in_admin_headroom_included(admin_client_logged_in, organization):
     """Everything on it is derived by the evaluation; an edited headroom would let the evaluation
     after ingest skip a decision it must make."""
-    budget = Budget.objects.create(organization=organization, scope="customer", limit_microdollars=100)
     from events.services import blocklist_recompute
 
+    budget = Budget.objects.create(organization=organization, scope="customer", limit_microdollars=100)
     blocklist_recompute(organization=organization)
     state = BlocklistState.objects.get(organization=organization)
     assert state.headroom_microdollars == budget.limit_microdollars
