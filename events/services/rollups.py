@@ -205,6 +205,7 @@ def usage_rollups_rebuild(
     max_events: int = REBUILD_SLICE_EVENTS,
     max_customers: int = REBUILD_SLICE_CUSTOMERS,
     after_slice: Callable[[RebuildSlice], None] | None = None,
+    analyze: bool = True,
 ) -> int:
     """Recompute the organization's usage rollups from the ledger. Returns the number of customers.
 
@@ -214,7 +215,9 @@ def usage_rollups_rebuild(
     slice at a time, however large the organization or one of its customers. A slice is exact for
     its customers and days (no ingest runs while it reads the ledger, and every later ingest adds
     to what it wrote); the organization rows are summed last, from the customer rows, under the
-    lock again. ``after_slice(slice)``: called after each committed slice (tests interleave ingest)."""
+    lock again. ``after_slice(slice)``: called after each committed slice (tests interleave ingest).
+    ``analyze``: refresh the rollup tables' statistics at the end (`usage_rollups_analyze`; a caller
+    rebuilding many organizations does it once after the last)."""
     customer_ids = list(Customer.objects.filter(organization_id=organization_id).order_by("pk").values_list(
         "pk", flat=True
     ))
@@ -241,7 +244,21 @@ def usage_rollups_rebuild(
         with connection.cursor() as cursor:
             cursor.execute(_REBUILD_ORGANIZATION_SQL, {"organization": organization_id})
             cursor.execute(_SUM_ORGANIZATION_SQL, {"organization": organization_id})
+    if analyze:
+        usage_rollups_analyze()
     return len(customer_ids)
+
+
+_ANALYZE_SQL = f"ANALYZE {USAGE_DAY}, {MODEL_USAGE_DAY}, {ORGANIZATION_USAGE_DAY}"
+
+
+def usage_rollups_analyze() -> None:
+    """Refresh the planner's statistics of the rollup tables. A rebuild rewrites them wholesale, long
+    before autovacuum samples them again: without statistics, the prepared generic plan of the
+    budget evaluation's per-customer read chose the (organization, day) index and scanned the whole
+    month once per customer (6.6x a batch after a fresh load, instead of 2.3x)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ANALYZE_SQL)
 
 
 def _rebuild_slice(organization_id, part: RebuildSlice, horizon: datetime | None) -> None:

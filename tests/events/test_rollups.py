@@ -455,3 +455,29 @@ def _by_day(sums: dict) -> dict:
         before = totals.get((None, day, event_type), (0, 0, 0))
         totals[(None, day, event_type)] = (before[0] + count, before[1] + cost, before[2] + revenue)
     return totals
+
+
+def test_a_rebuild_refreshes_the_planner_statistics_of_the_rollups(organization):
+    from django.test.utils import CaptureQueriesContext
+
+    from events.services.rollups import usage_rollups_rebuild
+
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=edge_batch())
+    with CaptureQueriesContext(connection) as captured:
+        usage_rollups_rebuild(organization_id=organization.pk)
+
+    assert captured.captured_queries[-1]["sql"] == (
+        "ANALYZE events_usageday, events_modelusageday, events_organizationusageday"
+    )
+
+
+def test_the_rebuild_command_refreshes_the_statistics_once_after_every_organization(organization, other_client):
+    from django.test.utils import CaptureQueriesContext
+
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=edge_batch())
+    with CaptureQueriesContext(connection) as captured:
+        call_command("rebuild_usage_rollups")
+
+    analyzed = [query["sql"] for query in captured.captured_queries if query["sql"].startswith("ANALYZE")]
+    assert analyzed == ["ANALYZE events_usageday, events_modelusageday, events_organizationusageday"]
+    assert captured.captured_queries[-1]["sql"] == analyzed[0]

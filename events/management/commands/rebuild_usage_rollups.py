@@ -3,7 +3,7 @@ import uuid
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization
-from events.services.rollups import usage_rollups_rebuild
+from events.services.rollups import usage_rollups_analyze, usage_rollups_rebuild
 
 
 class Command(BaseCommand):
@@ -26,5 +26,6 @@ class Command(BaseCommand):
             if not organizations.exists():
                 raise CommandError(f"no organization {organization}")
         for row in organizations:
-            customers = usage_rollups_rebuild(organization_id=row.pk)
+            customers = usage_rollups_rebuild(organization_id=row.pk, analyze=False)
             self.stdout.write(f"{row.name}: rebuilt the usage rollups of {customers} customers")
+        usage_rollups_analyze()  # once, for the planner (see usage_rollups_analyze)
