@@ -3,8 +3,9 @@
     .venv/bin/python bench/ingest.py [--seconds 10] [--rounds 3] [--clients 4] [--workers 2] [--threads 1]
                                      [--mode both|fresh|duplicates]
 
-1. Prepares a scratch database (`tokenledger_bench` on the embedded or configured PostgreSQL):
-   migrations, the genai-prices catalog, a Pro organization and an API key.
+1. Prepares a scratch database (`tokenledger_bench` on the embedded or configured PostgreSQL;
+   `tokenledger_bench_scale` for `--mode scale`): migrations, the genai-prices catalog, a Pro
+   organization and an API key.
 2. Serves the app with gunicorn and the repository's `gunicorn.conf.py` (`--workers` gthread
    workers, 2 by default for the 2-core machine, `--threads` threads each; DEBUG off, Celery eager
    as in a broker-less setup, the per-key ingest rate limit off: the bench measures throughput,
@@ -63,6 +64,9 @@ import orjson
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DB = "tokenledger_bench"
+# Scale mode's own database: the HTTP runs empty the ledger and its rollups (TRUNCATE, every
+# organization's), which would wipe the loaded 10M-event organization it keeps between runs.
+SCALE_DB = "tokenledger_bench_scale"
 BATCH = 100
 CUSTOMERS = 500
 HTTP_COPY_TARGET = 0.35  # issue #17
@@ -185,8 +189,8 @@ def drive(port, api_key, run, clients, seconds, replay=None) -> dict:
 # the server side: database, gunicorn, COPY baseline
 
 
-def setup_django():
-    os.environ["DATABASE_NAME"] = BENCH_DB
+def setup_django(database: str = BENCH_DB):
+    os.environ["DATABASE_NAME"] = database
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     sys.path.insert(0, str(REPO))
     import django
@@ -604,7 +608,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30, help="--mode scale: timed batches per case")
     args = parser.parse_args()
 
-    setup_django()
+    setup_django(SCALE_DB if args.mode == "scale" else BENCH_DB)
     api_key = prepare()
     if args.mode == "scale":
         scale_mode(args.ledger_events, args.batches)
