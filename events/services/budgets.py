@@ -186,6 +186,18 @@ ON CONFLICT (organization_id) DO UPDATE SET version = EXCLUDED.version, blocked 
     budget_customer_ids = EXCLUDED.budget_customer_ids, headroom_microdollars = EXCLUDED.headroom_microdollars,
     month_spend_microdollars = EXCLUDED.month_spend_microdollars
 """
+# One row per budget, period and subject, the first time it is found reached: every evaluation of
+# an organization at its limits finds the same ones again, so the insert is set-based (one
+# statement, not a model instance per reached customer).
+_ALERTS_SQL = f"""
+INSERT INTO {BudgetAlert._meta.db_table} (organization_id, budget_id, period_start, subject, action,
+    spent_microdollars, limit_microdollars, created_at)
+SELECT %(organization)s, a.budget, a.period_start, a.subject, a.action, a.spent, a.lim, %(created_at)s
+FROM json_to_recordset(%(alerts)s::json) AS a(budget bigint, period_start timestamptz, subject text, action text,
+    spent bigint, lim bigint)
+ORDER BY a.budget, a.subject
+ON CONFLICT (budget_id, period_start, subject) DO NOTHING
+"""
 _WRITE_BOUNDS_SQL = (
     f"UPDATE {_STATE} SET headroom_microdollars = %(headroom)s, month_spend_microdollars = %(month_spend)s "
     "WHERE organization_id = %(organization)s"
@@ -311,21 +323,17 @@ def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistSta
             with connection.cursor() as cursor:
                 cursor.execute(_WRITE_BOUNDS_SQL, {**params, "headroom": headroom, "month_spend": month_spend})
         if reached:
-            BudgetAlert.objects.bulk_create(
-                [
-                    BudgetAlert(
-                        organization=organization,
-                        budget_id=item.budget_id,
-                        period_start=period_bounds(item.period, now)[0],
-                        subject=item.subject,
-                        action=item.action,
-                        spent_microdollars=item.spent_microdollars,
-                        limit_microdollars=item.limit_microdollars,
-                    )
-                    for item in reached
-                ],
-                ignore_conflicts=True,
-            )
+            period_starts = {period: period_bounds(period, now)[0].isoformat() for period in (DAY, MONTH)}
+            alerts = [
+                {"budget": item.budget_id, "period_start": period_starts[item.period], "subject": item.subject,
+                 "action": item.action, "spent": item.spent_microdollars, "lim": item.limit_microdollars}
+                for item in reached
+            ]
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _ALERTS_SQL,
+                    {"organization": organization.pk, "alerts": json.dumps(alerts), "created_at": timezone.now()},
+                )
     return BlocklistState(
         organization=organization, version=version, blocked=stored_blocked, computed_at=computed_at,
         changed_at=changed_at, budget_customer_ids=customers,

@@ -162,8 +162,14 @@ def test_alert_budgets_record_one_alert_per_period_and_do_not_block(price_catalo
     blocklist_recompute(organization=organization)
 
     alerts = BudgetAlert.objects.filter(budget=budget)
-    assert sorted(alerts.values_list("subject", flat=True)) == ["a", "b"]
+    assert sorted(alerts.values_list("subject", flat=True)) == ["a", "b"]  # once each, after two evaluations
     assert set(alerts.values_list("spent_microdollars", flat=True)) == {6400}
+    fields = ("organization_id", "action", "limit_microdollars")
+    assert set(alerts.values_list(*fields)) == {(organization.pk, "alert", 100)}
+    (period_start,) = set(alerts.values_list("period_start", flat=True))  # the month's first instant, UTC
+    assert period_start == period_start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    assert period_start.utcoffset() == timedelta(0)
+    assert all(alert.created_at is not None for alert in alerts)
     assert BlocklistState.objects.get(organization=organization).version == 0
 
 
