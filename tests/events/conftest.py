@@ -1,10 +1,13 @@
 """Fixtures for the events tests: a small price catalog (ModelPrice rows created directly) and
 helpers to post to the ingest endpoints."""
 
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connections
 
 from costcalc.models import ModelPrice
 from events.models import IngestSettings
@@ -81,3 +84,26 @@ def recorded_hook_calls(monkeypatch):
     monkeypatch.setattr(hooks, "_ingest_hooks", [])
     hooks.register_ingest_hook(lambda *, organization, events: calls.append((organization, list(events))))
     return calls
+
+
+def run_together(count: int, work: Callable[[int], object]) -> list[Exception]:
+    """Call `work(number)` for number 0..count-1, each in its own thread (so on its own database
+    connection, committing for real) released together; returns the exceptions they raised."""
+    barrier = threading.Barrier(count)
+    errors: list[Exception] = []
+
+    def worker(number: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            work(number)
+        except Exception as error:  # returned to the test, which asserts there were none
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(number,)) for number in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return errors

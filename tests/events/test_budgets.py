@@ -476,9 +476,7 @@ def test_no_skip_on_a_new_utc_day_or_when_a_block_source_watches(organization, f
 def test_concurrent_ingests_each_below_the_headroom_still_reach_the_budget_together(organization):
     """Ten concurrent batches of 5 after a headroom of 40: none alone can reach the organization's
     100, together they do. Each check reads after its own commit, so the last one sees them all."""
-    import threading
-
-    from django.db import connections
+    from tests.events.conftest import run_together
 
     budget_create(organization=organization, scope="organization", limit_microdollars=100)
     now = timezone.now()
@@ -486,23 +484,8 @@ def test_concurrent_ingests_each_below_the_headroom_still_reach_the_budget_toget
     blocklist_recompute(organization=organization)
     state = BlocklistState.objects.get(organization=organization)
     assert (state.headroom_microdollars, state.blocked["organization"]) == (40, False)
-    barrier = threading.Barrier(10)
-    errors: list = []
 
-    def worker(number: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            spend(organization, f"c{number}", 5, f"c{number}", at=now)
-        except Exception as error:  # surfaced below
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(number,)) for number in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    errors = run_together(10, lambda number: spend(organization, f"c{number}", 5, f"c{number}", at=now))
 
     assert errors == []
     state = BlocklistState.objects.get(organization=organization)

@@ -5,37 +5,24 @@ import threading
 from collections import Counter, defaultdict
 
 import pytest
-from django.db import connections
 from rest_framework.test import APIClient
 
 from events.models import Customer, UsageEvent, VendorResponse
-from tests.events.conftest import md_event
+from tests.events.conftest import md_event, run_together
 
 CLIENTS = 10
 
 
 def run_concurrently(api_key: str, send) -> list:
     """Call `send(client)` from CLIENTS threads released together; return their responses."""
-    barrier = threading.Barrier(CLIENTS)
     responses: list = [None] * CLIENTS
-    errors: list = []
 
-    def worker(position: int) -> None:
+    def request(position: int) -> None:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
-        try:
-            barrier.wait(timeout=30)
-            responses[position] = send(client)
-        except Exception as error:  # surfaced by the assertion below
-            errors.append(error)
-        finally:
-            connections.close_all()
+        responses[position] = send(client)
 
-    threads = [threading.Thread(target=worker, args=(position,)) for position in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    errors = run_together(CLIENTS, request)
     assert not errors, errors
     return responses
 

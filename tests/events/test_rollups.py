@@ -12,6 +12,7 @@ from events.drafts import CallDraft, CustomerRef, EventDraft
 from events.models import Customer, ModelUsageDay, OrganizationUsageDay, UsageDay, UsageEvent
 from events.selectors import revenue_in_window
 from events.services import ingest_events
+from tests.events.conftest import run_together
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -191,25 +192,13 @@ def test_revenue_in_a_window_is_exact_at_any_instant(organization, start, end, e
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_batches_on_the_same_rows_neither_deadlock_nor_lose_a_sum(organization):
     """Ten threads, each a batch over the same customers and days in a different order."""
-    barrier = threading.Barrier(10)
-    errors: list = []
 
-    def worker(number: int) -> None:
+    def batch(number: int) -> None:
         items = edge_batch(f"t{number}-")
         items = items[number % 5:] + items[: number % 5]
-        try:
-            barrier.wait(timeout=30)
-            ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=items)
-        except Exception as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
+        ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=items)
 
-    threads = [threading.Thread(target=worker, args=(number,)) for number in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    errors = run_together(10, batch)
 
     assert errors == []
     assert rollup_rows(organization) == ledger_sums(organization)
