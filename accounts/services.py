@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from .connection_check import first_statement_checks, reused_connection_lost
 from .models import ApiKey, ApiKeyScope, Membership, Organization, Role
+from .sql import fetch_one
 
 API_KEY_PREFIX = "tl_live_"
 _LOOKUP_CHARS = 12  # random characters after "tl_live_" that are stored in clear for lookup
@@ -137,12 +138,9 @@ def _organization_version(organization_id) -> int | None:
 
 
 def _version_read(organization_id) -> int | None:
-    # A server-side prepared statement on Django's own connection (as ingest's, events.services.sql):
-    # bound client-side, PostgreSQL parsed and planned this one-row read on every API request.
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_VERSION_SQL, [organization_id], prepare=True)
-        row = cursor.fetchone()
+    # Prepared (accounts.sql): bound client-side, PostgreSQL parsed and planned this one-row read on
+    # every API request.
+    row = fetch_one(_VERSION_SQL, [organization_id])
     return None if row is None else row[0]
 
 

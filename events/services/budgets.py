@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
+from accounts.sql import fetch_one, fetch_pipelined
 from accounts.tasking import enqueue
 
 from .. import hooks
@@ -36,7 +37,6 @@ from ..models import (
     OrganizationUsageDay,
     UsageDay,
 )
-from .sql import fetch_one, fetch_pipelined
 
 logger = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.api.errors import Conflict
+from accounts.sql import fetch_all
 
 from ..drafts import CustomerRef
 from ..locks import organization_lock_key
 from ..models import Customer
-from .sql import fetch_all
 
 # "CUST": customer creation's lock, a 64-bit key from the organization's UUID (locks.organization_lock_key)
 _CUSTOMER_CREATE_LOCK_NAMESPACE = 0x43555354
@@ -105,7 +105,7 @@ def _select_statement(organization_id, external_ids: set, aliases: set, uuids: s
 
 
 def _select(organization_id, external_ids: set, aliases: set, uuids: set, stripes: set) -> list[tuple]:
-    # Unprepared: planned for the customer table as it is (see events.services.sql).
+    # Unprepared: planned for the customer table as it is (see accounts.sql).
     return fetch_all(*_select_statement(organization_id, external_ids, aliases, uuids, stripes), prepare=False)
 
 

@@ -34,6 +34,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.connection_check import first_statement_checks, reused_connection_lost
+from accounts.sql import fetch_all, fetch_one, fetch_pipelined
 from costcalc.money import usd_to_microdollars
 from costcalc.selectors import CATALOG_VERSION_SQL
 
@@ -52,7 +53,6 @@ from ..models import BlocklistState, Budget, Feature, IngestSettings, UsageEvent
 from .customers import customers_lookup_statement, customers_resolve
 from .pricing import price_calls, pricing_error, record_unpriced
 from .rollups import NEW_CALL_COLUMNS, NEW_EVENT_COLUMNS, ROLLUP_CTES
-from .sql import fetch_all, fetch_one, fetch_pipelined
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ def test_a_hook_prelude_runs_in_ingests_first_round_trip_and_reaches_the_hook(
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from accounts import sql
     from events import hooks as hooks_module
-    from events.services import sql
 
     monkeypatch.setattr(hooks_module, "_ingest_hooks", [])
     monkeypatch.setattr(hooks_module, "_preludes", {})

@@ -1,9 +1,10 @@
-"""Raw SQL on the hot ingest path, as server-side prepared statements.
+"""Raw SQL on the hot paths (ingest, budget evaluation, the per-request credentials read), as
+server-side prepared statements.
 
 Django's psycopg backend binds parameters client-side, so PostgreSQL parses and plans every
 statement again; the ingest statements are few and fixed, so preparing them once per connection
 saves that work (several milliseconds per batch for the write statement). They run on Django's own
-connection, inside whatever transaction Django has open.
+connection, inside whatever transaction Django has open, and outside Django's query log.
 
 A prepared statement gets a generic plan after a few executions, which PostgreSQL keeps until the
 next ANALYZE of its tables. A lookup whose best plan depends on a table's size (an index probe on a
