@@ -216,19 +216,28 @@ WHERE s.organization_id = %(organization)s AND s.headroom_microdollars IS NOT NU
 """
 
 
-def _unchanged_state(organization, now: datetime) -> BlocklistState | None:
-    """The stored state when no budget decision can have changed since the last evaluation, else None."""
-    now = now.astimezone(UTC)
+def _period_params(organization, now: datetime) -> dict:
+    """The statements' parameters: the organization and the UTC day and month around `now` (UTC)."""
     day_start, day_end = period_bounds(DAY, now)
     month_start, month_end = period_bounds(MONTH, now)
-    row = fetch_one(_UNCHANGED_SQL, {
-        "organization": organization.pk, "day_start": day_start, "day_end": day_end,
+    return {
+        "organization": organization.pk, "day": day_start.date(), "day_start": day_start, "day_end": day_end,
         "month_start": month_start.date(), "month_end": month_end.date(),
-    })
+    }
+
+
+def _json(value):
+    """A jsonb column as read on Django's connection, which leaves it as text (its JSONField parses it)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _unchanged_state(organization, now: datetime) -> BlocklistState | None:
+    """The stored state when no budget decision can have changed since the last evaluation, else None."""
+    row = fetch_one(_UNCHANGED_SQL, _period_params(organization, now.astimezone(UTC)))
     if row is None or not row[5]:
         return None
     version, blocked, computed_at, changed_at, customers = row[:5]
-    blocked, customers = (json.loads(value) if isinstance(value, str) else value for value in (blocked, customers))
+    blocked, customers = _json(blocked), _json(customers)
     return BlocklistState(
         organization=organization, version=version, blocked=blocked, computed_at=computed_at,
         changed_at=changed_at, budget_customer_ids=customers,
@@ -239,12 +248,8 @@ def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistSta
     """One round trip reads everything (after the evaluation lock), then the block sources are asked
     and the state is written only when it changed (or once per UTC day)."""
     now = now.astimezone(UTC)
-    day_start, day_end = period_bounds(DAY, now)
-    month_start, month_end = period_bounds(MONTH, now)
-    params = {
-        "organization": organization.pk, "full": not incremental, "day": day_start.date(),
-        "day_start": day_start, "day_end": day_end, "month_start": month_start.date(), "month_end": month_end.date(),
-    }
+    params = {**_period_params(organization, now), "full": not incremental}
+    day_start, day_end = params["day_start"], params["day_end"]
     watch_columns = hooks.block_sources_watch_columns()
     watch_sql = (
         f"SELECT EXISTS (SELECT 1 FROM {Organization._meta.db_table} WHERE id = %(organization)s)"
@@ -271,10 +276,7 @@ def _evaluate(organization, now: datetime, *, incremental: bool) -> BlocklistSta
         version, stored_blocked, computed_at, changed_at, stored_customers, stored_headroom, stored_spend = (
             state_rows[0] if state_rows else (0, EMPTY_BLOCKED, None, None, [], None, None)
         )
-        # Django's connection leaves jsonb as text (its JSONField parses it).
-        stored_blocked, stored_customers = (
-            json.loads(value) if isinstance(value, str) else value for value in (stored_blocked, stored_customers)
-        )
+        stored_blocked, stored_customers = _json(stored_blocked), _json(stored_customers)
         incremental = incremental and computed_at is not None and day_start <= computed_at < day_end
         rules = [BudgetRule(*row) for row in rule_rows]
         own, reached = None, []
