@@ -293,8 +293,13 @@ def _store(
         )
 
     # Customers last, so an event rejected above does not leave a new customer behind.
+    external_ids: dict[int, str] = {}
     customers = customers_resolve(
-        organization=organization, refs=[row.draft.customer for row in rows], now=received_at, found=customer_rows
+        organization=organization,
+        refs=[row.draft.customer for row in rows],
+        now=received_at,
+        found=customer_rows,
+        external_ids=external_ids,
     )
     for row in rows:
         row.customer_id = customers.get((row.draft.customer.kind, row.draft.customer.value), 0)
@@ -312,9 +317,6 @@ def _store(
     originals = _stored_ids(organization.pk, [row.draft.idempotency_key for row in raced]) if raced else {}
     recorded: list[hooks.RecordedEvent] = []
     organization_id = organization.pk
-    # Customers found by the first round trip carry their external id; the others were just
-    # created with the value the event named as their external id.
-    external_ids = {row[0]: row[1] for row in customer_rows}
     for row in rows:
         key = row.draft.idempotency_key
         if key in inserted:
@@ -339,7 +341,7 @@ def _store(
                     revenue_microdollars=row.revenue,
                     usage_units=row.draft.usage_units,
                     calls=_recorded_calls(row),
-                    customer_external_id=external_ids.get(row.customer_id) or row.draft.customer.value,
+                    customer_external_id=external_ids[row.customer_id],
                     feature_key=row.draft.feature_key,
                     meta=row.draft.meta or None,
                     received_at=received_at,

@@ -8,6 +8,7 @@ from django.utils import timezone
 from events.drafts import CustomerRef
 from events.models import Customer, UsageEvent
 from events.services import customer_create, customers_resolve
+from events.services import customers as customers_module
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +80,16 @@ def test_the_same_identifiers_are_free_in_another_organization(api_client, other
     assert other_client.post(URL, body, format="json").status_code == 201
 
 
-def test_resolution_is_set_based_and_creates_unknown_customers(organization, django_assert_max_num_queries):
+@pytest.fixture
+def lookups(monkeypatch):
+    """The statements customers_resolve sends (raw psycopg, outside Django's query log)."""
+    sent: list[str] = []
+    fetch_all = customers_module.fetch_all
+    monkeypatch.setattr(customers_module, "fetch_all", lambda sql, *a, **k: sent.append(sql) or fetch_all(sql, *a, **k))
+    return sent
+
+
+def test_resolution_is_set_based_and_creates_unknown_customers(organization, lookups):
     known = CustomerFactory(organization=organization, external_id="known", ingest_aliases=["k-alias"])
     linked = CustomerFactory(organization=organization, external_id="linked", stripe_customer_id="cus_L")
     refs = [
@@ -92,14 +102,42 @@ def test_resolution_is_set_based_and_creates_unknown_customers(organization, dja
         *[CustomerRef("id", f"new-{n}", "f") for n in range(20)],
     ]
 
-    with django_assert_max_num_queries(3):
-        resolved = customers_resolve(organization=organization, refs=refs)
+    resolved = customers_resolve(organization=organization, refs=refs)
 
     assert resolved["id", "known"] == resolved["id", "k-alias"] == resolved["id", str(known.uuid)] == known.id
     assert resolved["uuid", str(linked.uuid)] == resolved["stripe", "cus_L"] == linked.id
     new_stripe = Customer.objects.get(pk=resolved["stripe", "cus_NEW"])
     assert (new_stripe.external_id, new_stripe.stripe_customer_id) == ("cus_NEW", "cus_NEW")
     assert Customer.objects.filter(organization=organization).count() == 2 + 1 + 20
+    # Lookup, aliases of the ids that are no external id, one insert of the 21 new, their re-read.
+    assert len(lookups) == 4
+
+
+def test_known_external_ids_resolve_in_one_query_without_an_alias_test(organization, lookups):
+    customers = [CustomerFactory(organization=organization, external_id=f"c{n}") for n in range(5)]
+    external_ids: dict[int, str] = {}
+
+    resolved = customers_resolve(
+        organization=organization, refs=[CustomerRef("id", f"c{n}", "f") for n in range(5)], external_ids=external_ids
+    )
+
+    assert resolved == {("id", customer.external_id): customer.id for customer in customers}
+    assert external_ids == {customer.id: customer.external_id for customer in customers}
+    assert len(lookups) == 1
+    assert "ingest_aliases &&" not in lookups[0]
+
+
+def test_an_alias_wins_over_the_uuid_of_another_customer(organization):
+    by_uuid = CustomerFactory(organization=organization, external_id="u")
+    by_alias = CustomerFactory(organization=organization, external_id="a", ingest_aliases=[str(by_uuid.uuid)])
+    external_ids: dict[int, str] = {}
+
+    resolved = customers_resolve(
+        organization=organization, refs=[CustomerRef("id", str(by_uuid.uuid), "f")], external_ids=external_ids
+    )
+
+    assert resolved["id", str(by_uuid.uuid)] == by_alias.id
+    assert external_ids[by_alias.id] == "a"
 
 
 def test_unknown_uuid_is_not_resolved_nor_created(organization, other_client):

@@ -62,3 +62,26 @@ def test_a_hook_prelude_runs_in_ingests_first_round_trip_and_reaches_the_hook(
     event = hooks.RecordedEvent(1, "org", 2, "chat", datetime(2026, 1, 1, tzinfo=UTC), {}, 10, 0)
     hooks_module.run_ingest_hooks(organization="org", events=[event])
     assert seen[-1] is None
+
+
+def test_hooks_get_the_customers_external_id_whatever_identifier_the_event_named(
+    api_client, price_catalog, organization, monkeypatch
+):
+    from events import hooks as hooks_module
+    from tests.factories import CustomerFactory
+
+    customer = CustomerFactory(organization=organization, external_id="acme", ingest_aliases=["billing@acme.test"])
+    monkeypatch.setattr(hooks_module, "_ingest_hooks", [])
+    monkeypatch.setattr(hooks_module, "_preludes", {})
+    seen = []
+    hooks_module.register_ingest_hook(lambda *, organization, events: seen.extend(events))
+    names = ["acme", "billing@acme.test", str(customer.uuid), "first-sight"]
+    body = {"events": [{"customer_id": name, "idempotency_key": f"k{n}", "vendor_responses": [
+        {"model": "openai/gpt-4o", "input_tokens": 10, "output_tokens": 5}]} for n, name in enumerate(names)]}
+
+    response = api_client.post("/api/v1/events", body, format="json")
+
+    assert response.status_code == 200, response.content
+    by_key = {event.id: event.customer_external_id for event in seen}
+    ids = [result["id"] for result in response.json()["results"]]
+    assert [by_key[int(id_)] for id_ in ids] == ["acme", "acme", "acme", "first-sight"]
