@@ -85,3 +85,27 @@ def test_hooks_get_the_customers_external_id_whatever_identifier_the_event_named
     by_key = {event.id: event.customer_external_id for event in seen}
     ids = [result["id"] for result in response.json()["results"]]
     assert [by_key[int(id_)] for id_ in ids] == ["acme", "acme", "acme", "first-sight"]
+
+
+def test_the_events_are_built_for_hooks_only_when_a_hook_reads_them(api_client, price_catalog, monkeypatch):
+    from events import hooks as hooks_module
+
+    monkeypatch.setattr(hooks_module, "_ingest_hooks", [])
+    monkeypatch.setattr(hooks_module, "_preludes", {})
+    built = []
+    real = hooks_module.RecordedEvent
+    monkeypatch.setattr(hooks_module, "RecordedEvent", lambda *args, **kwargs: built.append(1) or real(*args, **kwargs))
+    counts, seen = [], []
+    hooks_module.register_ingest_hook(lambda *, organization, events: counts.append(len(events)))
+
+    def post(key):
+        body = {"events": [{"customer_id": "c1", "idempotency_key": f"{key}{n}", "vendor_responses": [
+            {"model": "openai/gpt-4o", "input_tokens": 10, "output_tokens": 5}]} for n in range(3)]}
+        assert api_client.post("/api/v1/events", body, format="json").status_code == 200
+
+    post("a")
+    assert counts == [3] and built == []  # the hook asked how many, nothing more
+
+    hooks_module.register_ingest_hook(lambda *, organization, events: seen.append([event.id for event in events]))
+    post("b")
+    assert len(built) == 3 and len(seen[0]) == 3
