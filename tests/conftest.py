@@ -53,6 +53,20 @@ def _clock(request):
 
 
 @pytest.fixture(autouse=True)
+def _celery_joins_allowed():
+    """Celery marks "a task is running here, do not join a result" in one process-wide flag while an
+    eager task runs, and each eager run restores the value it found. Two eager runs that overlap in
+    two threads (concurrent ingests, each queuing its budget evaluation on commit) can restore in
+    the wrong order and leave the flag set with no task running: every later `.get()` on an eager
+    result in the session then raises "Never call result.get() within a task!". No task runs between
+    tests, so each starts with the flag clear."""
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _fresh_api_key_cache():
     """Keys verified in one test are not trusted in the next (each test has its own database state),
     and one test's failed authentications do not count against the next one's (same test address)."""

@@ -10,6 +10,43 @@ def test_tasks_run_eagerly_without_a_broker(settings):
     assert ping.delay().get(timeout=1) == "pong"
 
 
+def test_eager_tasks_overlapping_in_two_threads_leave_celerys_join_flag_set():
+    """The hazard tests/conftest.py's `_celery_joins_allowed` clears before every test: the next
+    test below joins an eager result and passes only because of it."""
+    import threading
+
+    from celery._state import task_join_will_block
+    from celery.result import denied_join_result
+
+    first_in, second_in = threading.Event(), threading.Event()
+
+    def first():
+        with denied_join_result():  # an eager run: finds the flag clear, will restore it clear
+            first_in.set()
+            second_in.wait(5)
+
+    def second():
+        first_in.wait(5)
+        with denied_join_result():  # finds it set by the first, will restore it set, after the first
+            second_in.set()
+            threading.Event().wait(0.05)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert task_join_will_block()  # no task runs, yet a join would be refused
+
+
+def test_the_next_test_joins_eager_results_again(settings):
+    if settings.REDIS_URL:
+        pytest.skip("a broker is configured")
+
+    assert ping.delay().get(timeout=1) == "pong"
+
+
 @pytest.mark.broker
 def test_a_task_runs_through_redis_on_a_real_worker(celery_worker_process):
     result = ping.apply_async(queue="default")
