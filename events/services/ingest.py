@@ -338,9 +338,7 @@ def _store(
     if sightings:
         record_unpriced(organization=organization, sightings=sightings)
     if stored:
-        recorded = _RecordedEvents(
-            partial(_recorded_events, organization.pk, stored, external_ids, received_at), len(stored)
-        )
+        recorded = _RecordedEvents(stored, partial(_recorded_events, organization.pk, external_ids, received_at))
         hooks.run_ingest_hooks(organization=organization, events=recorded, prelude_rows=prelude_rows)
         customer_ids = sorted({row.customer_id for row, _ in stored})
         transaction.on_commit(partial(_send_usage_recorded, organization.pk, customer_ids), robust=True)
@@ -356,20 +354,20 @@ class _RecordedEvents(Sequence):
     rows alone, and building a named tuple (and its calls) per event was ~5% of such a batch's
     Python time."""
 
-    __slots__ = ("_build", "_count", "_events")
+    __slots__ = ("_build", "_events", "_stored")
 
-    def __init__(self, build, count: int) -> None:
-        self._build = build
-        self._count = count
+    def __init__(self, stored: list[tuple[_Row, int]], build) -> None:
+        self._stored = stored  # (row, event id)
+        self._build = build  # stored -> the events
         self._events: list[hooks.RecordedEvent] | None = None
 
     def _list(self) -> list[hooks.RecordedEvent]:
         if self._events is None:
-            self._events = self._build()
+            self._events = self._build(self._stored)
         return self._events
 
     def __len__(self) -> int:
-        return self._count
+        return len(self._stored)
 
     def __getitem__(self, index):
         return self._list()[index]
@@ -378,7 +376,7 @@ class _RecordedEvents(Sequence):
         return iter(self._list())
 
 
-def _recorded_events(organization_id, stored, external_ids, received_at) -> list[hooks.RecordedEvent]:
+def _recorded_events(organization_id, external_ids, received_at, stored) -> list[hooks.RecordedEvent]:
     return [
         hooks.RecordedEvent(
             id=event_id,

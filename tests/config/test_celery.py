@@ -3,36 +3,15 @@ import pytest
 from config.celery import ping
 
 
-def test_tasks_run_eagerly_without_a_broker(settings):
+@pytest.fixture
+def eager(settings):
     if settings.REDIS_URL:
         pytest.skip("a broker is configured")
-
-    assert ping.delay().get(timeout=1) == "pong"
-
-
-def test_eager_tasks_log_no_success_line_and_their_failures_reach_the_caller(settings, caplog):
-    import logging
-
-    from celery import shared_task
-
-    if settings.REDIS_URL:
-        pytest.skip("a broker is configured")
-
-    @shared_task(name="tests.fails")
-    def fails():
-        raise ValueError("boom")
-
-    with caplog.at_level(logging.INFO):
-        ping.delay()
-        with pytest.raises(ValueError):
-            fails.delay()
-
-    assert not [record for record in caplog.records if record.name == "celery.app.trace"]
 
 
 def test_eager_tasks_overlapping_in_two_threads_leave_celerys_join_flag_set():
-    """The hazard tests/conftest.py's `_celery_joins_allowed` clears before every test: the next
-    test below joins an eager result and passes only because of it."""
+    """The hazard tests/conftest.py's `_celery_joins_allowed` clears before every test: the test
+    after this one joins an eager result and passes only because of it."""
     import threading
 
     from celery._state import task_join_will_block
@@ -60,11 +39,25 @@ def test_eager_tasks_overlapping_in_two_threads_leave_celerys_join_flag_set():
     assert task_join_will_block()  # no task runs, yet a join would be refused
 
 
-def test_the_next_test_joins_eager_results_again(settings):
-    if settings.REDIS_URL:
-        pytest.skip("a broker is configured")
-
+def test_tasks_run_eagerly_without_a_broker(eager):
     assert ping.delay().get(timeout=1) == "pong"
+
+
+def test_eager_tasks_log_no_success_line_and_their_failures_reach_the_caller(eager, caplog):
+    import logging
+
+    from celery import shared_task
+
+    @shared_task(name="tests.fails")
+    def fails():
+        raise ValueError("boom")
+
+    with caplog.at_level(logging.INFO):
+        ping.delay()
+        with pytest.raises(ValueError):
+            fails.delay()
+
+    assert not [record for record in caplog.records if record.name == "celery.app.trace"]
 
 
 @pytest.mark.broker
