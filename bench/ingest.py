@@ -14,10 +14,12 @@
    tables instead of one grown by earlier runs); from a separate process, `--clients` keep-alive
    connections send MarginDash batches of 100 unique events (1 or 2 vendor responses each, 500
    customers, real model slugs) for `--seconds`. A gthread worker accepts every connection it can
-   and keeps it, whatever its other connections, so how the clients' connections fall on the
-   workers is a draw: with 4 clients on 2 workers, one worker now and then took all four and the
-   other idled (the machine ~50% busy, half the events/s, a round that looked like a stolen
-   core). 8 clients keep both workers fed whatever the draw;
+   and keeps it, whatever its other connections, so how the clients' connections fell on the
+   workers was a draw: now and then one worker took them all and the other idled (the machine ~50%
+   busy, half the events/s, a round that looked like a stolen core; with 4 clients often, with 8
+   about one run in ten). Each run also prints where the CPU went, from /proc (Linux; "n/a"
+   elsewhere, or for a database server on another host): per batch, the CPU of every PostgreSQL
+   process, of the gunicorn workers and of the clients, and the share of the cores left idle;
 4. then, right after, COPYs the same number of equivalent rows (events and their vendor responses
    referencing their customers and price rows, formatted in Python as a COPY-based ingest would)
    into scratch tables shaped like the ledger (its columns, defaults, checks, indexes and the
@@ -60,6 +62,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -187,8 +190,9 @@ def _client_loop(port, api_key, bodies, counts, errors, stop_at):
 PREBUILT_PER_CLIENT_SECOND = 150
 
 
-def client_process(port, api_key, run, clients, seconds, replay, queue):
-    """Runs in its own process: `clients` threads, each one connection, for `seconds`."""
+def client_process(port, api_key, run, clients, seconds, replay, queue, watched=None):
+    """Runs in its own process: `clients` threads, each one connection, for `seconds`. `watched`:
+    role -> parent process whose children's CPU is read as the timed seconds start and end."""
     per_client = [{} for _ in range(clients)]
     errors: list[str] = []
     prebuilt = int(seconds * PREBUILT_PER_CLIENT_SECOND) + 1
@@ -203,27 +207,124 @@ def client_process(port, api_key, run, clients, seconds, replay, queue):
         )
         for index in range(clients)
     ]
+    before = CpuSnapshot.take(watched or {})
     started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
+    cpu = CpuSnapshot.take(watched or {}).since(before)
     if replay is None and any(counts.get("batches", 0) >= prebuilt for counts in per_client):
         errors.append(f"a client sent all its {prebuilt} prebuilt batches: raise PREBUILT_PER_CLIENT_SECOND")
-    queue.put({"elapsed": elapsed, "per_client": per_client, "errors": errors})
+    queue.put({"elapsed": elapsed, "per_client": per_client, "errors": errors, "cpu": cpu})
 
 
-def drive(port, api_key, run, clients, seconds, replay=None) -> dict:
+def drive(port, api_key, run, clients, seconds, replay=None, watched=None) -> dict:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=client_process, args=(port, api_key, run, clients, seconds, replay, queue))
+    process = context.Process(
+        target=client_process, args=(port, api_key, run, clients, seconds, replay, queue, watched)
+    )
     process.start()
     result = queue.get(timeout=seconds + 300)
     process.join()
     if result["errors"]:
         raise SystemExit(f"client errors: {result['errors'][:3]}")
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# where the CPU goes (Linux /proc), so that a round says what its ratio is made of
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, user + system CPU ticks) of every process /proc shows; empty off Linux."""
+    processes = {}
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+            # fields 4, 14 and 15 of proc(5): ppid, utime, stime
+            processes[int(entry.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile
+    return processes
+
+
+def _machine_ticks() -> tuple[int, int] | None:
+    """(idle, all) CPU ticks of the machine since boot, iowait counted as idle."""
+    try:
+        values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return values[3] + values[4], sum(values)
+
+
+@dataclass
+class CpuSnapshot:
+    """CPU ticks of the children of each watched parent (gunicorn's master: its workers; the
+    postmaster: every PostgreSQL process), this process's CPU (the clients) and the machine's."""
+
+    roles: dict[str, dict[int, int] | None]  # role -> {child pid: ticks}, None when unknown
+    process: float
+    machine: tuple[int, int] | None
+
+    @classmethod
+    def take(cls, parents: dict[str, int | None]) -> CpuSnapshot:
+        processes = _processes()
+        roles = {
+            role: None if parent not in processes else
+            {pid: ticks for pid, (ppid, ticks) in processes.items() if ppid == parent}
+            for role, parent in parents.items()
+        }
+        return cls(roles, time.process_time(), _machine_ticks())
+
+    def since(self, before: CpuSnapshot) -> dict:
+        """CPU seconds per role (None when unknown; a process that exited in between is not
+        counted, one that started is counted whole), the clients' and the cores' idle share."""
+        seconds = {}
+        for role, ticks in self.roles.items():
+            earlier = before.roles.get(role)
+            seconds[role] = (
+                None if ticks is None or earlier is None
+                else sum(value - earlier.get(pid, 0) for pid, value in ticks.items()) / _CLOCK_TICKS
+            )
+        idle = None
+        if self.machine and before.machine and self.machine[1] > before.machine[1]:
+            idle = (self.machine[0] - before.machine[0]) / (self.machine[1] - before.machine[1])
+        return {"roles": seconds, "clients": self.process - before.process, "idle": idle}
+
+
+def server_parents(server: subprocess.Popen) -> dict[str, int | None]:
+    """The parents whose children serve the bench: gunicorn's master and PostgreSQL's postmaster
+    (None when the database server is not a process of this machine)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend,) = cursor.fetchone()
+    own = _processes().get(backend)
+    try:
+        local = own is not None and Path(f"/proc/{backend}/comm").read_text().startswith("postgres")
+    except OSError:
+        local = False
+    return {"workers": server.pid, "postgres": own[0] if local else None}
+
+
+def cpu_line(cpu: dict, batches: int) -> str:
+    """CPU per batch, by role, and the idle share of the cores, for a round's printout."""
+    def per_batch(seconds: float | None) -> str:
+        return "n/a" if seconds is None or not batches else f"{seconds / batches * 1000:.1f} ms"
+
+    roles = cpu["roles"]
+    idle = "n/a" if cpu["idle"] is None else f"{cpu['idle']:.0%}"
+    return (
+        f"CPU per {BATCH}-event batch: PostgreSQL {per_batch(roles.get('postgres'))}, "
+        f"gunicorn workers {per_batch(roles.get('workers'))}, clients {per_batch(cpu['clients'])}; "
+        f"cores idle {idle}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -665,13 +766,13 @@ def main() -> None:
         for number in range(1, args.rounds + 1):
             reset_ledger()  # every round's HTTP run starts from empty tables, as the COPY does
             run = f"run-{uuid.uuid4().hex[:8]}"
-            fresh = drive(port, api_key, run, args.clients, args.seconds)
+            fresh = drive(port, api_key, run, args.clients, args.seconds, watched=server_parents(server))
             created = total(fresh, "created")
             fresh_rate = created / fresh["elapsed"]
             stored = count_events()
             print(f"round {number}: fresh ingest: {created} events in {fresh['elapsed']:.1f}s over HTTP "
                   f"({args.clients} clients, {args.workers} gunicorn workers x {args.threads} threads): "
-                  f"{fresh_rate:,.0f} events/s")
+                  f"{fresh_rate:,.0f} events/s; {cpu_line(fresh['cpu'], total(fresh, 'batches'))}")
             if created != stored or total(fresh, "error") or total(fresh, "duplicate"):
                 raise SystemExit(f"expected {created} new rows, found {stored}; errors {total(fresh, 'error')}")
             if args.mode == "duplicates":
