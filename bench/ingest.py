@@ -17,9 +17,11 @@
    and keeps it, whatever its other connections, so how the clients' connections fell on the
    workers was a draw: now and then one worker took them all and the other idled (the machine ~50%
    busy, half the events/s, a round that looked like a stolen core; with 4 clients often, with 8
-   about one run in ten). Each run also prints where the CPU went, from /proc (Linux; "n/a"
-   elsewhere, or for a database server on another host): per batch, the CPU of every PostgreSQL
-   process, of the gunicorn workers and of the clients, and the share of the cores left idle;
+   about one run in ten). Each worker now takes at most its share of them (gunicorn's
+   `--worker-connections`, see `start_gunicorn`). Each run also prints where the CPU went, from
+   /proc (Linux; "n/a" elsewhere, or for a database server on another host): per batch, the CPU of
+   every PostgreSQL process, of the gunicorn workers and of the clients, and the share of the
+   cores left idle;
 4. then, right after, COPYs the same number of equivalent rows (events and their vendor responses
    referencing their customers and price rows, formatted in Python as a COPY-based ingest would)
    into scratch tables shaped like the ledger (its columns, defaults, checks, indexes and the
@@ -365,7 +367,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_gunicorn(port: int, threads: int, workers: int = 2) -> subprocess.Popen:
+def start_gunicorn(port: int, threads: int, workers: int = 2, clients: int = 8) -> subprocess.Popen:
+    """gunicorn with the repository's configuration, sized for the bench. Each worker takes at most
+    its share of the clients' connections (plus one per thread, so that its parked keep-alive
+    connections stay under gthread's limit, `worker_connections - threads`, which closes the
+    connection of a response beyond it): without a bound, a worker accepts every connection it
+    can, and one worker now and then took all of them while the other idled."""
     env = {
         **os.environ,
         "DATABASE_NAME": BENCH_DB,
@@ -384,7 +391,10 @@ def start_gunicorn(port: int, threads: int, workers: int = 2) -> subprocess.Pope
     }
     env.pop("REDIS_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--log-level", "warning"],
+        [
+            sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--log-level", "warning",
+            "--worker-connections", str(-(-clients // workers) + threads),
+        ],
         cwd=REPO,
         env=env,
     )
@@ -756,7 +766,7 @@ def main() -> None:
         scale_mode(args.ledger_events, args.batches)
         return
     port = free_port()
-    server = start_gunicorn(port, args.threads, args.workers)
+    server = start_gunicorn(port, args.threads, args.workers, args.clients)
     try:
         warm_up(port, api_key)
         # Interleaved rounds: each HTTP run is followed at once by the COPYs of as many events, and
