@@ -276,11 +276,10 @@ class CpuSnapshot:
     @classmethod
     def take(cls, parents: dict[str, int | None]) -> CpuSnapshot:
         processes = _processes()
-        roles = {
-            role: None if parent not in processes else
-            {pid: ticks for pid, (ppid, ticks) in processes.items() if ppid == parent}
-            for role, parent in parents.items()
-        }
+        roles: dict[str, dict[int, int] | None] = {}
+        for role, parent in parents.items():
+            children = {pid: ticks for pid, (ppid, ticks) in processes.items() if ppid == parent}
+            roles[role] = children if parent in processes else None
         return cls(roles, time.process_time(), _machine_ticks())
 
     def since(self, before: CpuSnapshot) -> dict:
@@ -289,10 +288,10 @@ class CpuSnapshot:
         seconds = {}
         for role, ticks in self.roles.items():
             earlier = before.roles.get(role)
-            seconds[role] = (
-                None if ticks is None or earlier is None
-                else sum(value - earlier.get(pid, 0) for pid, value in ticks.items()) / _CLOCK_TICKS
-            )
+            if ticks is None or earlier is None:
+                seconds[role] = None
+            else:
+                seconds[role] = sum(value - earlier.get(pid, 0) for pid, value in ticks.items()) / _CLOCK_TICKS
         idle = None
         if self.machine and before.machine and self.machine[1] > before.machine[1]:
             idle = (self.machine[0] - before.machine[0]) / (self.machine[1] - before.machine[1])
