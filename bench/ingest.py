@@ -187,8 +187,8 @@ def _client_loop(port, api_key, bodies, counts, errors, stop_at):
 # Batches built before the clock starts, per second and client (15k events/s: more than one gunicorn
 # worker serves a single connection on this machine), so that the client process spends the timed
 # seconds on HTTP, not on building JSON on the cores the server needs. Per client, not shared out:
-# the connections are not spread evenly over the workers (see --clients), so one client can get a
-# whole worker to itself. A client that sends all its batches fails the run (it would replay them).
+# a run with no more clients than workers gives each client a worker to itself. A client that sends
+# all its batches fails the run (it would replay them).
 PREBUILT_PER_CLIENT_SECOND = 150
 
 
@@ -410,9 +410,11 @@ def start_gunicorn(port: int, threads: int, workers: int = 2, clients: int = 8) 
     raise SystemExit("gunicorn did not start")
 
 
-def warm_up(port: int, api_key: str) -> None:
-    """One request per worker so that both have loaded the catalog snapshot before timing."""
-    drive(port, api_key, f"warmup-{uuid.uuid4().hex[:8]}", 2, 1.0)
+def warm_up(port: int, api_key: str, clients: int) -> None:
+    """A second of the run's clients, so that every worker has loaded the catalog snapshot before
+    timing. As many clients as the run, not one per worker: a client with a worker to itself can
+    send more batches than were built for it (PREBUILT_PER_CLIENT_SECOND), which fails the run."""
+    drive(port, api_key, f"warmup-{uuid.uuid4().hex[:8]}", clients, 1.0)
 
 
 def reset_ledger() -> None:
@@ -767,7 +769,7 @@ def main() -> None:
     port = free_port()
     server = start_gunicorn(port, args.threads, args.workers, args.clients)
     try:
-        warm_up(port, api_key)
+        warm_up(port, api_key, args.clients)
         # Interleaved rounds: each HTTP run is followed at once by the COPYs of as many events, and
         # the ratio is the median of the rounds' ratios. On a shared machine the speed of both drifts
         # by tens of percent within minutes; a round compares two runs a few seconds apart.
