@@ -242,17 +242,19 @@ def drive(port, api_key, run, clients, seconds, replay=None, watched=None) -> di
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+def _stat(path: Path) -> tuple[int, int] | None:
+    """(parent pid, user + system CPU ticks) from a /proc/<pid>/stat file; None if it is gone."""
+    try:
+        fields = path.read_text().rsplit(")", 1)[1].split()
+        return int(fields[1]), int(fields[11]) + int(fields[12])  # fields 4, 14, 15 of proc(5)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _processes() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, user + system CPU ticks) of every process /proc shows; empty off Linux."""
-    processes = {}
-    for entry in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = entry.read_text().rsplit(")", 1)[1].split()
-            # fields 4, 14 and 15 of proc(5): ppid, utime, stime
-            processes[int(entry.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-        except (OSError, ValueError, IndexError):
-            continue  # exited meanwhile
-    return processes
+    """pid -> (parent pid, CPU ticks) of every process /proc shows; empty off Linux."""
+    stats = {int(entry.parent.name): _stat(entry) for entry in Path("/proc").glob("[0-9]*/stat")}
+    return {pid: stat for pid, stat in stats.items() if stat is not None}  # not those that exited meanwhile
 
 
 def _machine_ticks() -> tuple[int, int] | None:
@@ -306,7 +308,7 @@ def server_parents(server: subprocess.Popen) -> dict[str, int | None]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         (backend,) = cursor.fetchone()
-    own = _processes().get(backend)
+    own = _stat(Path(f"/proc/{backend}/stat"))
     try:
         local = own is not None and Path(f"/proc/{backend}/comm").read_text().startswith("postgres")
     except OSError:
