@@ -1,15 +1,17 @@
 """Ingest throughput over HTTP against a COPY baseline measured in the same run.
 
-    .venv/bin/python bench/ingest.py [--seconds 10] [--rounds 3] [--clients 8] [--workers 2] [--threads 1]
+    .venv/bin/python bench/ingest.py [--seconds 10] [--rounds 3] [--clients 8] [--workers 2] [--threads 2]
                                      [--mode both|fresh|duplicates]
 
 1. Prepares a scratch database (`tokenledger_bench` on the embedded or configured PostgreSQL;
    `tokenledger_bench_scale` for `--mode scale`): migrations, the genai-prices catalog, a Pro
    organization and an API key.
 2. Serves the app with gunicorn and the repository's `gunicorn.conf.py` (`--workers` gthread
-   workers, 2 by default for the 2-core machine, `--threads` threads each; DEBUG off, Celery eager
-   as in a broker-less setup, the per-key ingest rate limit off: the bench measures throughput,
-   not the limit).
+   workers, 2 by default for the 2-core machine, `--threads` threads each, 2 by default: with one
+   thread, a worker idles while its request waits on PostgreSQL (a round trip, the commit's WAL
+   flush) and the cores were 14-17% idle; a second thread runs the next request meanwhile, and they
+   are 6-7% idle; DEBUG off, Celery eager as in a broker-less setup, the per-key ingest rate limit
+   off: the bench measures throughput, not the limit).
 3. `--rounds` times: empties the ledger (so every run, HTTP and COPY alike, starts from empty
    tables instead of one grown by earlier runs); from a separate process, `--clients` keep-alive
    connections send MarginDash batches of 100 unique events (1 or 2 vendor responses each, 500
@@ -755,7 +757,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
+    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--rounds", type=int, default=3, help="HTTP runs, each followed by its COPYs")
     parser.add_argument("--mode", choices=["both", "fresh", "duplicates", "scale"], default="both")
