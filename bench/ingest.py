@@ -6,12 +6,12 @@
 1. Prepares a scratch database (`tokenledger_bench` on the embedded or configured PostgreSQL;
    `tokenledger_bench_scale` for `--mode scale`): migrations, the genai-prices catalog, a Pro
    organization and an API key.
-2. Serves the app with gunicorn and the repository's `gunicorn.conf.py` (`--workers` gthread
-   workers, 2 by default for the 2-core machine, `--threads` threads each, 2 by default: with one
-   thread, a worker idles while its request waits on PostgreSQL (a round trip, the commit's WAL
-   flush) and the cores were 14-17% idle; a second thread runs the next request meanwhile, and they
-   are 6-7% idle; DEBUG off, Celery eager as in a broker-less setup, the per-key ingest rate limit
-   off: the bench measures throughput, not the limit).
+2. Serves the app with gunicorn and the repository's `gunicorn.conf.py`: `--workers` gthread
+   workers (2 by default, for the 2-core machine) of `--threads` threads each (2 by default); DEBUG
+   off, Celery eager as in a broker-less setup, the per-key ingest rate limit off (the bench
+   measures throughput, not the limit). With one thread, a worker idles while its request waits on
+   PostgreSQL (a round trip, the commit's WAL flush), and the cores were 14-17% idle; with two, the
+   second thread serves the next request meanwhile, and they are 6-7% idle.
 3. `--rounds` times: empties the ledger (so every run, HTTP and COPY alike, starts from empty
    tables instead of one grown by earlier runs); from a separate process, `--clients` keep-alive
    connections send MarginDash batches of 100 unique events (1 or 2 vendor responses each, 500
