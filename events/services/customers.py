@@ -119,16 +119,18 @@ def _select_statement(organization_id, external_ids: set, uuids: set, stripes: s
             f"JOIN {_TABLE} c ON c.organization_id = %(organization)s AND c.external_id = v.value"
         )
     if uuids:
-        parts.append(f"SELECT {_COLUMNS} FROM {_TABLE} c WHERE c.organization_id = %(organization)s "
-                     "AND c.uuid = ANY(%(uuids)s::uuid[])")
+        parts.append(_where("c.uuid = ANY(%(uuids)s::uuid[])"))
     if stripes:
-        parts.append(f"SELECT {_COLUMNS} FROM {_TABLE} c WHERE c.organization_id = %(organization)s "
-                     "AND c.stripe_customer_id = ANY(%(stripes)s::text[])")
+        parts.append(_where("c.stripe_customer_id = ANY(%(stripes)s::text[])"))
     return (
-        " UNION ALL ".join(parts) or f"SELECT {_COLUMNS} FROM {_TABLE} c WHERE false",
+        " UNION ALL ".join(parts) or _where("false"),
         {"organization": organization_id, "external_ids": orjson.dumps(list(external_ids)).decode(),
          "uuids": list(uuids), "stripes": list(stripes)},
     )
+
+
+def _where(test: str) -> str:
+    return f"SELECT {_COLUMNS} FROM {_TABLE} c WHERE c.organization_id = %(organization)s AND {test}"
 
 
 def _select(organization_id, external_ids: set, uuids: set, stripes: set) -> list[tuple]:

@@ -18,8 +18,7 @@ def _md_body(pairs) -> dict:
         {"model": "openai/gpt-4o", "input_tokens": 10, "output_tokens": 5}]} for customer, key in pairs]}
 
 
-def test_ingest_hooks_get_the_new_events_and_block_sources_union(monkeypatch):
-    monkeypatch.setattr(hooks, "_ingest_hooks", [])
+def test_ingest_hooks_get_the_new_events_and_block_sources_union(monkeypatch, only_test_hooks):
     monkeypatch.setattr(hooks, "_block_sources", [])
     seen = []
     hooks.register_ingest_hook(lambda *, organization, events: seen.append((organization, list(events))))
