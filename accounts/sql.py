@@ -13,7 +13,9 @@ for the table as it is: prepared while the ledger was empty, the stored-key look
 the whole table as it grew, one 100-key filter per row.
 
 `fetch_pipelined` sends several statements in one round trip (psycopg's pipeline mode): the
-server runs them in order, each with its own snapshot, as if they had been sent one by one.
+server runs them in order, each with its own snapshot, as if they had been sent one by one. When
+they are the first statements of a transaction, psycopg sends its `BEGIN` ahead of them and waits
+for the answer (a pipeline sync): a round trip of its own, before theirs.
 """
 
 from collections.abc import Sequence

@@ -1,14 +1,14 @@
 """The one ingest core behind every dialect.
 
-validate (done by the dialect) → one round trip for the ledger and catalog locks (shared, held
-until commit: events.locks), the organization's ingest state, the keys already stored, the customers the batch
-names, the price catalog's version and the ingest hooks' preludes (billing's metric fingerprint,
-say) → drop the stored keys → price (costcalc's batch API over its in-process snapshot) → resolve
-customers of the events that passed (set-based from the rows already read, creating unknown ones)
-→ one statement: a multi-row `INSERT … RETURNING` for the events and one for their vendor
-responses, and the upserts of the usage rollups over those rows (events.services.rollups)
-→ ingest hooks (inside the transaction, new events only) → on commit: `usage_recorded`
-and the debounced budget evaluation.
+validate (done by the dialect) → one round trip (after psycopg's `BEGIN`: accounts.sql) for the
+ledger and catalog locks (shared, held until commit: events.locks), the organization's ingest state,
+the keys already stored, the customers the batch names, the price catalog's version and the ingest
+hooks' preludes (billing's metric fingerprint, say) → drop the stored keys → price (costcalc's batch
+API over its in-process snapshot) → resolve customers of the events that passed (set-based from the
+rows already read, creating unknown ones) → one statement: a multi-row `INSERT … RETURNING` for the
+events and one for their vendor responses, and the upserts of the usage rollups over those rows
+(events.services.rollups) → ingest hooks (inside the transaction, new events only) → on commit:
+`usage_recorded` and the debounced budget evaluation.
 
 Exactly once: the primary key of the keys table (`UsageEventKey`: organization, idempotency_key)
 decides; the ledger itself is partitioned by month and cannot hold that constraint. The write
