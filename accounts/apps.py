@@ -8,14 +8,18 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
+        from django.db.models import Field
         from django.db.models.signals import post_delete, post_save
 
         from . import (
             schema,  # noqa: F401  (registers the OpenAPI extension for API-key auth)
             signin,  # noqa: F401  (counts failed sign-ins per client address)
         )
+        from .fields import AnyOf
         from .models import ApiKey, Organization
         from .services import credentials_changed
+
+        Field.register_lookup(AnyOf)
 
         # A key or organization saved or deleted (revocation, scopes, plan change, admin edit) moves
         # the shared credentials version: every process looks the key up again on its next request.
