@@ -56,24 +56,23 @@ def usage_by_customer_month(
     external_ids = sorted(set(external_ids))
     if not external_ids:
         return {}
-    # The customers' ids first, so the rollup read is an index range per customer (a join lets the
-    # planner scan the organization's whole period instead).
-    names = dict(
-        Customer.objects.filter(organization_id=organization_id, external_id__in=external_ids).values_list(
-            "pk", "external_id"
-        )
-    )
-    if not names:
-        return {}
+    # The named customers first, then the rollup read by their ids as an array (an index range per
+    # customer; a join lets the planner scan the organization's whole period instead), summed per
+    # month and labelled with their external ids: one statement.
     rows = _rows(
-        "SELECT customer_id, date_trunc('month', day)::date, sum(event_count), sum(cost_microdollars), "
-        f"sum(revenue_microdollars) FROM {_DAYS} WHERE organization_id = %(organization)s "
-        "AND customer_id = ANY(%(customers)s) AND day >= %(start)s AND day < %(end)s GROUP BY 1, 2",
-        {"organization": organization_id, "customers": sorted(names), "start": start, "end": end},
+        f"WITH named AS MATERIALIZED (SELECT id, external_id FROM {_CUSTOMERS} "
+        "WHERE organization_id = %(organization)s AND external_id = ANY(%(external_ids)s)) "
+        "SELECT named.external_id, s.month, s.events, s.cost, s.revenue FROM ("
+        "SELECT customer_id, date_trunc('month', day)::date AS month, sum(event_count) AS events, "
+        "sum(cost_microdollars) AS cost, sum(revenue_microdollars) AS revenue "
+        f"FROM {_DAYS} WHERE organization_id = %(organization)s "
+        "AND customer_id = ANY(ARRAY(SELECT id FROM named)) AND day >= %(start)s AND day < %(end)s "
+        "GROUP BY 1, 2) s JOIN named ON named.id = s.customer_id",
+        {"organization": organization_id, "external_ids": external_ids, "start": start, "end": end},
     )
     return {
-        (names[customer_id], month): UsageAmounts(int(events), int(cost), int(revenue))
-        for customer_id, month, events, cost, revenue in rows
+        (external_id, month): UsageAmounts(int(events), int(cost), int(revenue))
+        for external_id, month, events, cost, revenue in rows
     }
 
 
