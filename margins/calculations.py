@@ -9,11 +9,11 @@ Rounding (documented once, applied once):
 - Stripe minor units become micro-units exactly (integer multiplication, no rounding).
 """
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from fractions import Fraction
 
 from costcalc.money import ROUNDING
 
@@ -67,6 +67,7 @@ def parse_period(period: str) -> tuple[int, int]:
     return year, month
 
 
+@functools.lru_cache(maxsize=1024)  # the margin table shifts the same few periods for every row
 def shift_period(period: str, months: int) -> str:
     year, month = parse_period(period)
     index = year * 12 + (month - 1) + months
@@ -103,7 +104,12 @@ def margin_percent(revenue: int, cost: int) -> Decimal | None:
 
 
 def health_tier(*, revenue: int, cost: int, thresholds: Thresholds) -> str:
-    percent = margin_percent(revenue, cost)
+    return tier_of(margin_percent(revenue, cost), cost=cost, thresholds=thresholds)
+
+
+def tier_of(percent: Decimal | None, *, cost: int, thresholds: Thresholds) -> str:
+    """The tier of a month whose `margin_percent` is ``percent`` (so that a caller that shows the
+    percent computes it once)."""
     if percent is None:
         return CRITICAL if cost > 0 else HEALTHY
     if percent >= thresholds.healthy_min_percent:
@@ -122,20 +128,23 @@ def budget_suggestion(*, revenue: int, cost: int, target_margin_percent: Decimal
 
     None when the customer is already at or above the target (cost within that budget).
     """
-    budget = Fraction(revenue) * (1 - Fraction(target_margin_percent) / 100)
-    if cost <= budget:
+    # revenue x (100 - target) / 100 as one fraction of integers (a Decimal is an exact ratio).
+    target, scale = target_margin_percent.as_integer_ratio()
+    numerator, denominator = revenue * (100 * scale - target), 100 * scale
+    if cost * denominator <= numerator:
         return None
-    return _round_half_up(budget)
+    return _round_half_up(numerator, denominator)
 
 
 # --- Trend projection -------------------------------------------------------------------------
 
 
-def _round_half_up(value: Fraction) -> int:
-    # floor(x + 1/2) for x ≥ 0; for negatives mirror it so halves round away from zero, as ROUND_HALF_UP does.
-    if value >= 0:
-        return int((value + Fraction(1, 2)).__floor__())
-    return -int((-value + Fraction(1, 2)).__floor__())
+def _round_half_up(numerator: int, denominator: int) -> int:
+    """numerator / denominator (denominator > 0) rounded half up to an integer, in integers:
+    floor(x + 1/2) for x ≥ 0; for negatives mirrored, so halves round away from zero, as ROUND_HALF_UP does."""
+    if numerator >= 0:
+        return (2 * numerator + denominator) // (2 * denominator)
+    return -((-2 * numerator + denominator) // (2 * denominator))
 
 
 def project_next(values: Sequence[int]) -> int:
@@ -194,12 +203,12 @@ def outlook(*, months: Sequence[MonthAmounts], thresholds: Thresholds) -> Outloo
     projected_revenue = project_next([m.revenue for m in months])
     projected_cost = project_next([m.cost for m in months])
     current = months[-1]
-    current_tier = health_tier(revenue=current.revenue, cost=current.cost, thresholds=thresholds)
-    projected_tier = health_tier(revenue=projected_revenue, cost=projected_cost, thresholds=thresholds)
     points = [SparkPoint(m.period, margin_percent(m.revenue, m.cost)) for m in months]
     points.append(
         SparkPoint(shift_period(current.period, 1), margin_percent(projected_revenue, projected_cost), True)
     )
+    current_tier = tier_of(points[-2].margin_percent, cost=current.cost, thresholds=thresholds)
+    projected_tier = tier_of(points[-1].margin_percent, cost=projected_cost, thresholds=thresholds)
     return Outlook(
         sparkline=points,
         projected_revenue=projected_revenue,

@@ -116,7 +116,39 @@ def test_budget_suggestion_restores_the_target_margin(revenue, cost, target):
     else:
         assert cost > exact_budget
         assert abs(budget - exact_budget) <= Fraction(1, 2)  # one half-up rounding to a microdollar
+        assert budget == int(exact_budget + Fraction(1, 2))  # half up, exactly (in integers, not Fractions)
         assert budget <= cost  # never suggests spending more than now
+
+
+def test_budget_suggestion_rounds_negative_budgets_half_away_from_zero():
+    # A target above 100 % (not accepted by the settings form, but the arithmetic stays exact): -1.5 → -2.
+    assert calculations.budget_suggestion(revenue=3, cost=0, target_margin_percent=Decimal(150)) == -2
+    assert calculations.budget_suggestion(revenue=10, cost=0, target_margin_percent=Decimal("112.5")) == -1
+
+
+@given(amounts, amounts)
+def test_tier_of_a_shown_percent_is_the_health_tier(revenue, cost):
+    percent = calculations.margin_percent(revenue, cost)
+    assert calculations.tier_of(percent, cost=cost, thresholds=DEFAULTS) == calculations.health_tier(
+        revenue=revenue, cost=cost, thresholds=DEFAULTS
+    )
+
+
+@given(st.lists(st.tuples(amounts, amounts), min_size=1, max_size=4))
+def test_outlook_tiers_are_the_health_tiers_of_its_months(pairs):
+    months = [MonthAmounts(f"2026-0{n + 1}", revenue, cost) for n, (revenue, cost) in enumerate(pairs)]
+    outlook = calculations.outlook(months=months, thresholds=DEFAULTS)
+    current = months[-1]
+    current_tier = calculations.health_tier(revenue=current.revenue, cost=current.cost, thresholds=DEFAULTS)
+    projected_tier = calculations.health_tier(
+        revenue=outlook.projected_revenue, cost=outlook.projected_cost, thresholds=DEFAULTS
+    )
+    assert outlook.projected_tier == projected_tier
+    assert outlook.projected_tier_worsening == calculations.tier_is_worse(projected_tier, current_tier)
+    assert [point.margin_percent for point in outlook.sparkline] == [
+        *(calculations.margin_percent(m.revenue, m.cost) for m in months),
+        calculations.margin_percent(outlook.projected_revenue, outlook.projected_cost),
+    ]
 
 
 def test_projection_of_a_linear_series_continues_it():
