@@ -249,11 +249,14 @@ def blocklist_get(*, organization) -> Blocklist:
     return Blocklist(version, {**EMPTY_BLOCKED, **(blocked or {})})
 
 
-def usage_summary(*, organization, start: datetime, end: datetime) -> UsageSummary:
-    """Cost and revenue of the organization's usage in [start, end) by day, by model and by customer,
-    from the daily rollups (`events.usage.usage_summary`; the edges of a window that starts or ends
-    inside a day from the ledger)."""
-    return usage.usage_summary(organization_id=organization.pk, start=start, end=end)
+def usage_summary(
+    *, organization, start: datetime, end: datetime, customer_limit: int | None = None
+) -> UsageSummary:
+    """Cost and revenue of the organization's usage in [start, end) by day, by model and by customer
+    (the ``customer_limit`` most expensive when given), from the daily rollups
+    (`events.usage.usage_summary`; the edges of a window that starts or ends inside a day from the
+    ledger)."""
+    return usage.usage_summary(organization_id=organization.pk, start=start, end=end, customer_limit=customer_limit)
 
 
 def customer_cost(*, organization, customer: Customer, start: datetime, end: datetime) -> int:

@@ -249,13 +249,19 @@ class UsageSummary:
     days: list[UsageTotals]  # every day of the range, oldest first, zeros included
     models: list[UsageTotals]  # most expensive first; revenue is 0 (events carry revenue, not model calls)
     customers: list[UsageTotals]  # most expensive first
+    more_customers: int = 0  # customers with usage left out of `customers` by a `customer_limit`
 
 
-def usage_summary(*, organization_id, start: datetime, end: datetime) -> UsageSummary:
+def usage_summary(
+    *, organization_id, start: datetime, end: datetime, customer_limit: int | None = None
+) -> UsageSummary:
     """An organization's usage that occurred in [start, end), by UTC day, by model (the calls' model as
-    sent; unpriced calls count with zero cost) and by customer (those with usage), exact to the
+    sent; unpriced calls count with zero cost) and by customer (those with usage; the
+    ``customer_limit`` most expensive when given, with the number left out), exact to the
     microsecond like `usage_in_window`: whole days from the rollups (`OrganizationUsageDay`,
     `ModelUsageDay`, `UsageDay`), partial edge days from the ledger. Three grouped queries."""
+    if customer_limit is not None and customer_limit < 1:
+        raise ValueError("customer_limit is at least 1 (None: every customer)")
     organization = {"organization": organization_id}
     day_params, model_params, customer_params = dict(organization), dict(organization), dict(organization)
     by_day = _union(
@@ -282,6 +288,7 @@ def usage_summary(*, organization_id, start: datetime, end: datetime) -> UsageSu
         start, end, customer_params,
     )
     days: list[UsageTotals] = []
+    more_customers = 0
     if by_day is None:  # an empty window (still listing the day it is in, as the ledger read did)
         day_sums, models, customers = {}, [], []
     else:
@@ -302,20 +309,24 @@ def usage_summary(*, organization_id, start: datetime, end: datetime) -> UsageSu
                 model_params,
             )
         ]
+        # LIMIT NULL is no limit; the window count is taken over every group, before the LIMIT.
+        customer_params["limit"] = customer_limit
+        rows = _rows(
+            "SELECT c.external_id, c.name, sum(u.event_count), sum(u.cost_microdollars), "
+            f"sum(u.revenue_microdollars), count(*) OVER () FROM ({by_customer}) "
+            "AS u (customer_id, event_count, cost_microdollars, revenue_microdollars) "
+            f"JOIN {_CUSTOMERS} c ON c.id = u.customer_id GROUP BY c.id HAVING sum(u.event_count) > 0 "
+            "ORDER BY 4 DESC, 1 LIMIT %(limit)s",
+            customer_params,
+        )
         customers = [
             UsageTotals(external_id, int(cost), int(revenue), int(events), name=name)
-            for external_id, name, events, cost, revenue in _rows(
-                "SELECT c.external_id, c.name, sum(u.event_count), sum(u.cost_microdollars), "
-                f"sum(u.revenue_microdollars) FROM ({by_customer}) "
-                "AS u (customer_id, event_count, cost_microdollars, revenue_microdollars) "
-                f"JOIN {_CUSTOMERS} c ON c.id = u.customer_id GROUP BY c.id HAVING sum(u.event_count) > 0 "
-                "ORDER BY 4 DESC, 1",
-                customer_params,
-            )
+            for external_id, name, events, cost, revenue, _ in rows
         ]
+        more_customers = rows[0][5] - len(rows) if rows else 0
     day = _day(start)
     while _midnight(day) < end:
         events, cost, revenue = day_sums.get(day, (0, 0, 0))
         days.append(UsageTotals(day.isoformat(), cost, revenue, events))
         day += timedelta(days=1)
-    return UsageSummary(days, models, customers)
+    return UsageSummary(days, models, customers, more_customers)

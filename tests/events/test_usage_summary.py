@@ -28,8 +28,9 @@ def ledger_queries(captured) -> list[str]:
     return [query["sql"] for query in captured.captured_queries if any(t in query["sql"] for t in LEDGER_TABLES)]
 
 
-def ledger_summary(organization, start: datetime, end: datetime) -> UsageSummary:
-    """What usage_summary answered when it summed the ledger (its former code)."""
+def ledger_summary(organization, start: datetime, end: datetime, customer_limit=None) -> UsageSummary:
+    """What usage_summary answered when it summed the ledger (its former code; the customer limit
+    applied to its list)."""
     events = UsageEvent.objects.filter(organization=organization, occurred_at__gte=start, occurred_at__lt=end)
     sums = {
         "cost": Coalesce(Sum("cost_microdollars"), 0),
@@ -67,7 +68,9 @@ def ledger_summary(organization, start: datetime, end: datetime) -> UsageSummary
         .annotate(**sums)
         .order_by("-cost", "customer__external_id")
     ]
-    return UsageSummary(days, models, customers)
+    if customer_limit is None:
+        return UsageSummary(days, models, customers)
+    return UsageSummary(days, models, customers[:customer_limit], max(0, len(customers) - customer_limit))
 
 
 def ledger_cost(organization, customer, start: datetime, end: datetime) -> int:
@@ -195,3 +198,28 @@ def test_another_organizations_usage_is_not_counted(usage):
     assert usage_summary(organization=usage, start=DAY, end=DAY + timedelta(days=1)) == ledger_summary(
         usage, DAY, DAY + timedelta(days=1)
     )
+
+
+@pytest.mark.parametrize(("start", "end"), [*WHOLE_DAYS, *PARTIAL])
+def test_a_customer_limit_keeps_the_most_expensive_and_counts_the_rest(usage, start, end):
+    everyone = usage_summary(organization=usage, start=start, end=end)
+    for limit in (1, 2, 3, 10):
+        summary = usage_summary(organization=usage, start=start, end=end, customer_limit=limit)
+
+        assert summary.customers == everyone.customers[:limit]
+        assert summary.more_customers == max(0, len(everyone.customers) - limit)
+        assert (summary.days, summary.models) == (everyone.days, everyone.models)
+    assert everyone.more_customers == 0
+    with pytest.raises(ValueError, match="at least 1"):
+        usage_summary(organization=usage, start=start, end=end, customer_limit=0)
+
+
+def test_customers_of_equal_cost_keep_their_order_by_external_id_at_the_limit(usage):
+    start, end = DAY - timedelta(days=2), DAY + timedelta(days=3)
+    tied = [event(name, f"tie-{name}", DAY, cost=50_000_000, revenue=0) for name in ("tie-c", "tie-a", "tie-b")]
+    ingest_events(organization=usage, source=UsageEvent.Source.INTERNAL, items=tied)
+
+    summary = usage_summary(organization=usage, start=start, end=end, customer_limit=2)
+
+    assert [c.key for c in summary.customers] == ["tie-a", "tie-b"]
+    assert summary.more_customers == 4  # tie-c, globex, acme, initech

@@ -251,8 +251,8 @@ def test_usage_and_customer_pages_read_the_rollups_and_show_what_the_ledger_sums
     assert response.status_code == 200
     assert [q["sql"] for q in captured.captured_queries if any(t in q["sql"] for t in LEDGER_TABLES)] == []
 
-    monkeypatch.setattr(selectors, "usage_summary", lambda *, organization, start, end: ledger_summary(
-        organization, start, end))
+    monkeypatch.setattr(selectors, "usage_summary", lambda *, organization, start, end, customer_limit=None: (
+        ledger_summary(organization, start, end, customer_limit)))
     monkeypatch.setattr(selectors, "customer_cost", lambda *, organization, customer, start, end: ledger_cost(
         organization, customer, start, end))
     assert unmasked(client.get(path)) == unmasked(response)
@@ -261,3 +261,48 @@ def test_usage_and_customer_pages_read_the_rollups_and_show_what_the_ledger_sums
 def unmasked(response) -> str:
     """The page without its CSRF token (masked afresh at each render)."""
     return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", response.content.decode())
+
+
+def test_usage_page_shows_the_most_expensive_customers_and_one_line_for_the_rest(data, organization, monkeypatch):
+    from datetime import UTC, datetime
+
+    from costcalc.templatetags.money import money
+    from events.selectors import usage_summary
+    from margins import pages
+
+    monkeypatch.setattr(pages, "USAGE_CUSTOMERS_SHOWN", 2)
+    client = login(organization)
+    response = client.get("/dashboard/usage?start=2026-04-01&end=2026-04-20")
+    body, page = response.content.decode(), text(response)
+
+    everyone = usage_summary(
+        organization=organization, start=datetime(2026, 4, 1, tzinfo=UTC), end=datetime(2026, 4, 21, tzinfo=UTC)
+    ).customers
+    shown, rest = everyone[:2], everyone[2:]
+    customer_chart = re.search(r'<div id="customer-chart"[^>]*>(.*?)</svg>', body, re.S).group(1)
+    assert 'data-points="2"' in customer_chart
+    assert "The 2 most expensive of 4 customers." in page
+    more = re.search(r'<tr class="more">(.*?)</tr>', body, re.S).group(1)
+    assert 'href="?start=2026-04-01&amp;end=2026-04-20&amp;customers=all#by-customer"' in more
+    assert text_of(more) == (
+        f"2 more customers {money(sum(c.revenue_microdollars for c in rest))} "
+        f"{money(sum(c.cost_microdollars for c in rest))} {sum(c.requests for c in rest)}"
+    )
+    for customer in shown:
+        assert f"/dashboard/customers/{customer.key}" in body
+
+    everything = client.get("/dashboard/usage?start=2026-04-01&end=2026-04-20&customers=all")
+    all_body = everything.content.decode()
+    all_chart = re.search(r'<div id="customer-chart"[^>]*>(.*?)</svg>', all_body, re.S).group(1)
+    assert 'data-points="4"' in all_chart
+    assert '<tr class="more">' not in all_body
+    assert "All 4 customers. Show the most expensive" in text(everything)
+
+
+def test_usage_page_lists_every_customer_when_they_fit(data, organization):
+    body = login(organization).get("/dashboard/usage?start=2026-04-01&end=2026-04-20").content.decode()
+    assert '<tr class="more">' not in body and "most expensive" not in body
+
+
+def text_of(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()

@@ -168,6 +168,27 @@ def test_charts_draw_the_right_number_of_points(data, session):
     assert browser_session.errors == []
 
 
+def test_the_usage_page_shows_the_most_expensive_customers_then_all_of_them(data, session, monkeypatch):
+    from margins import pages
+
+    monkeypatch.setattr(pages, "USAGE_CUSTOMERS_SHOWN", 2)  # the fixture's 4 customers, as if there were hundreds
+    browser_session = session()
+    page = browser_session.open(PAGES["usage"])
+    assert page.locator("#customer-chart svg rect.pt").count() == 2
+    more = page.locator("#by-customer tr.more")
+    assert more.locator("td").first.inner_text() == "2 more customers"
+    browser_session.shot("usage-most-expensive")
+    more.locator("a").click()
+    page.wait_for_url("**customers=all**")
+    assert page.locator("#customer-chart svg rect.pt").count() == 4
+    assert page.locator("#by-customer tr.more").count() == 0
+    browser_session.shot("usage-all-customers")
+    page.get_by_role("link", name="Show the most expensive").click()
+    page.wait_for_function("!location.search.includes('customers=all')")
+    assert page.locator("#customer-chart svg rect.pt").count() == 2
+    assert browser_session.errors == []
+
+
 def test_the_csv_downloads(data, session):
     page = session().open(PAGES["margins"])
     with page.expect_download() as download_info:
