@@ -361,7 +361,9 @@ def usage_page(request):
         more_customers=_more_customers(summary, totals),
         all_customers=all_customers,
         customers_shown=USAGE_CUSTOMERS_SHOWN,
-        range_query=urlencode({"start": start.isoformat(), "end": end.isoformat()}),
+        top_customers_url=f"?{urlencode({'start': start.isoformat(), 'end': end.isoformat()})}#by-customer",
+        all_customers_url=f"?{urlencode({'start': start.isoformat(), 'end': end.isoformat(), 'customers': 'all'})}"
+        "#by-customer",
     )
     return render(request, "margins/usage.html", context)
 
