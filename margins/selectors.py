@@ -11,14 +11,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 
 from accounts.models import Organization
 from billing import invoicing as billing_invoicing
 from billing import selectors as billing_selectors
 from costcalc.money import cents_to_microdollars
 from events import selectors as event_selectors
-from events.models import Customer
 
 from . import calculations
 from .calculations import MonthAmounts, Outlook, Thresholds
@@ -92,21 +91,26 @@ def _days_of(periods: list[str]):
     return start.date(), end.date()
 
 
-def ledger_by_customer(
-    *, organization: Organization, periods: list[str], tag_values
-) -> dict[tuple[str, str], LedgerAmounts]:
-    """(external id, period) → cost, revenue carried on events and event count of the named customers,
-    from the usage rollups (events.selectors.usage_by_customer_month): the cost of a read follows
-    the customers shown, not the size of the ledger."""
+@dataclass(frozen=True)
+class CustomersLedger:
+    amounts: dict[tuple[str, str], LedgerAmounts]  # (external id, period) → the customer's usage
+    names: dict[str, str]  # external id → the usage customer's name, for those that exist
+
+
+def ledger_by_customer(*, organization: Organization, periods: list[str], tag_values) -> CustomersLedger:
+    """Cost, revenue carried on events and event count of the named customers per period, and their
+    names, from the usage rollups (events.selectors.usage_by_customer_month, one statement): the cost
+    of a read follows the customers shown, not the size of the ledger."""
     start, end = _days_of(periods)
-    rows = event_selectors.usage_by_customer_month(
+    read = event_selectors.usage_by_customer_month(
         organization_id=organization.pk, start=start, end=end, external_ids=tag_values
     )
-    period_of = {month: f"{month:%Y-%m}" for month in {month for (_, month) in rows}}  # each month formatted once
-    return {
-        (tag_value, period_of[month]): LedgerAmounts(amounts.cost, amounts.revenue, amounts.events)
-        for (tag_value, month), amounts in rows.items()
+    period_of = {month: f"{month:%Y-%m}" for month in {month for (_, month) in read.amounts}}  # each formatted once
+    amounts = {
+        (tag_value, period_of[month]): LedgerAmounts(usage.cost, usage.revenue, usage.events)
+        for (tag_value, month), usage in read.amounts.items()
     }
+    return CustomersLedger(amounts, read.names)
 
 
 def invoice_revenue_by_customer(*, organization: Organization, periods: list[str]) -> dict[tuple[str, str], int]:
@@ -170,19 +174,15 @@ class MarginTable:
     skipped_currencies: dict[str, int]
 
 
-def _names(*, organization: Organization, stripe_ids, tag_values) -> tuple[dict[str, str], dict[str, str]]:
-    # `__any`: one array parameter for the page's few hundred ids (accounts.fields.AnyOf).
-    stripe_names = dict(
-        StripeCustomer.objects.filter(organization=organization, stripe_id__any=list(stripe_ids))
-        .order_by()
-        .values_list("stripe_id", "name")
+def _active_mappings_named(organization: Organization) -> list[tuple[str, str, str | None]]:
+    """(Stripe customer id, tag value, the Stripe customer's name or None) of the active mappings:
+    one query, the names read beside them."""
+    name = StripeCustomer.objects.filter(
+        organization=OuterRef("organization"), stripe_id=OuterRef("stripe_customer_id")
+    ).values("name")[:1]
+    return list(
+        _active_mapping_rows(organization).order_by().values_list("stripe_customer_id", "tag_value", Subquery(name))
     )
-    usage_names = dict(
-        Customer.objects.filter(organization=organization, external_id__any=list(tag_values))
-        .order_by()
-        .values_list("external_id", "name")
-    )
-    return stripe_names, usage_names
 
 
 def customer_margins(
@@ -193,7 +193,9 @@ def customer_margins(
     for the sparkline."""
     periods = calculations.trailing_periods(period, SPARKLINE_MONTHS)
     thresholds = thresholds_for(organization=organization)
-    mappings = active_mappings(organization=organization)
+    mapped = _active_mappings_named(organization)
+    mappings = {stripe_id: tag_value for stripe_id, tag_value, _ in mapped}
+    stripe_names = {stripe_id: name for stripe_id, _, name in mapped if name is not None}
     stripe_revenue = stripe_revenue_by_customer(organization=organization, periods=periods)
     invoiced = invoice_revenue_by_customer(organization=organization, periods=periods)
     stripe_ids_by_tag: dict[str, list[str]] = defaultdict(list)
@@ -206,13 +208,13 @@ def customer_margins(
             | event_selectors.customers_with_revenue(organization_id=organization.pk, start=start, end=end)
             | {tag for (tag, month), amount in invoiced.items() if month == period and amount > 0}
         )
-    ledger = ledger_by_customer(organization=organization, periods=periods, tag_values=tag_values)
+    read = ledger_by_customer(organization=organization, periods=periods, tag_values=tag_values)
+    ledger, usage_names = read.amounts, read.names
 
     stripe_by_tag: dict[tuple[str, str], int] = defaultdict(int)
     for (stripe_id, month), amount in stripe_revenue.items():
         if stripe_id in mappings:
             stripe_by_tag[(mappings[stripe_id], month)] += amount
-    stripe_names, usage_names = _names(organization=organization, stripe_ids=list(mappings), tag_values=tag_values)
 
     rows = []
     no_usage = LedgerAmounts()
@@ -328,7 +330,7 @@ def unmatched(*, organization: Organization) -> Unmatched:
     stripe_customers = [
         {"stripeCustomerId": c.stripe_id, "customerName": c.name, "customerEmail": c.email,
          "totalRevenueMicrodollars": revenue.get(c.stripe_id, 0)}
-        for c in StripeCustomer.objects.filter(organization=organization).exclude(stripe_id__in=list(mappings))
+        for c in StripeCustomer.objects.filter(organization=organization).exclude(stripe_id__any=list(mappings))
         .order_by("stripe_id")
     ]
     usage = event_selectors.usage_totals_by_customer(

@@ -242,6 +242,46 @@ def test_usage_by_day_and_model_usage_for_the_pages(organization):
     assert model_usage(organization_id=organization.pk, start=january[0], end=january[1], external_id="nobody") == []
 
 
+def test_usage_by_customer_month_buckets_days_at_the_month_edges_and_names_every_customer(organization):
+    from events.selectors import UsageAmounts, usage_by_customer_month
+
+    CustomerFactory(organization=organization, external_id="acme", name="Acme Corp")
+    CustomerFactory(organization=organization, external_id="idle", name="Idle Ltd")  # no usage in the window
+    batch = [
+        draft("acme", "e1", datetime(2026, 1, 1, 0, 30, tzinfo=UTC), cost=1, revenue=10),
+        draft("acme", "e2", datetime(2026, 1, 31, 23, 59, 59, tzinfo=UTC), cost=2),
+        draft("acme", "e3", datetime(2026, 2, 1, 0, 0, tzinfo=UTC), cost=4, event_type="embed"),
+        draft("acme", "e4", datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC), cost=8),
+        draft("acme", "e5", datetime(2026, 4, 1, 0, 0, tzinfo=UTC), cost=16),  # after the window
+        draft("beta", "e6", datetime(2026, 2, 28, 12, 0, tzinfo=UTC), cost=32, revenue=64),
+    ]
+    ingest_events(organization=organization, source=UsageEvent.Source.INTERNAL, items=batch)
+
+    read = usage_by_customer_month(
+        organization_id=organization.pk, start=date(2026, 1, 1), end=date(2026, 4, 1),
+        external_ids=["acme", "beta", "idle", "nobody"],
+    )
+    assert read.names == {"acme": "Acme Corp", "beta": "", "idle": "Idle Ltd"}  # "nobody" does not exist
+    assert read.amounts == {
+        ("acme", date(2026, 1, 1)): UsageAmounts(events=2, cost=3, revenue=10),
+        ("acme", date(2026, 2, 1)): UsageAmounts(events=1, cost=4, revenue=0),  # the two event types summed
+        ("acme", date(2026, 3, 1)): UsageAmounts(events=1, cost=8, revenue=0),
+        ("beta", date(2026, 2, 1)): UsageAmounts(events=1, cost=32, revenue=64),
+    }
+    # A window that starts inside a month counts its days from the start, under that month.
+    late = usage_by_customer_month(
+        organization_id=organization.pk, start=date(2026, 1, 31), end=date(2026, 2, 2), external_ids=["acme"]
+    )
+    assert late.amounts == {
+        ("acme", date(2026, 1, 1)): UsageAmounts(events=1, cost=2, revenue=0),
+        ("acme", date(2026, 2, 1)): UsageAmounts(events=1, cost=4, revenue=0),
+    }
+    nothing = usage_by_customer_month(
+        organization_id=organization.pk, start=date(2026, 1, 1), end=date(2026, 4, 1), external_ids=[]
+    )
+    assert (nothing.names, nothing.amounts) == ({}, {})
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_open_ingests_of_one_organization_do_not_wait_for_each_other(organization):
     """Each connection adds to its own shard of the organization's daily row: a batch of another
