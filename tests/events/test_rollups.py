@@ -264,7 +264,7 @@ def test_usage_by_customer_month_buckets_days_at_the_month_edges_and_names_every
     assert read.names == {"acme": "Acme Corp", "beta": "", "idle": "Idle Ltd"}  # "nobody" does not exist
     assert read.amounts == {
         ("acme", date(2026, 1, 1)): UsageAmounts(events=2, cost=3, revenue=10),
-        ("acme", date(2026, 2, 1)): UsageAmounts(events=1, cost=4, revenue=0),  # the two event types summed
+        ("acme", date(2026, 2, 1)): UsageAmounts(events=1, cost=4, revenue=0),  # 00:00 on the 1st: February
         ("acme", date(2026, 3, 1)): UsageAmounts(events=1, cost=8, revenue=0),
         ("beta", date(2026, 2, 1)): UsageAmounts(events=1, cost=32, revenue=64),
     }
